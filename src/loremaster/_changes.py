@@ -1,0 +1,256 @@
+"""What each kind of change writes: pure plans run inside the storage transaction.
+
+Each function takes the current row and returns the `Mutation` to commit (or None for a
+change that changes nothing), or raises to write nothing at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from ._access import authorize
+from ._records import (
+    ADMIN_FIELDS,
+    PROTECTED_FIELDS,
+    context_from_record,
+    document_of,
+    message_record,
+    record_from_document,
+)
+from .errors import ContextNotFound, Issue, PayloadTooLarge, RevisionConflict, ValidationFailed
+from .models import (
+    Context,
+    ContextState,
+    ContextType,
+    ConversationContext,
+    Message,
+    MessageRole,
+    Permission,
+    count_turns,
+    from_micros,
+)
+from .patch import JsonPatch, apply_changes, escape_pointer, top_level_fields
+from .storage import ContextRecord, EventRecord, MessageRecord, Mutation
+
+__all__ = [
+    "Created",
+    "parse_messages",
+    "plan_append",
+    "plan_create",
+    "plan_set_state",
+    "plan_update",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Created:
+    record: ContextRecord
+    messages: list[MessageRecord]
+    event: EventRecord
+
+
+def _check_size(record: ContextRecord, max_bytes: int) -> None:
+    if record.size_bytes > max_bytes:
+        raise PayloadTooLarge(record.size_bytes, max_bytes)
+
+
+def _event(record: ContextRecord, op: str, changes: JsonPatch, user_id: str | None) -> EventRecord:
+    return EventRecord(
+        context_id=record.context_id,
+        revision=record.revision,
+        op=op,
+        changes=changes,
+        user_id=user_id,
+        created_at=record.last_modified,
+    )
+
+
+def plan_create(context: Context, *, user_id: str | None, now: int, max_bytes: int) -> Created:
+    """The first revision of `context`, owned by `user_id` unless it names an owner.
+
+    ``created_at`` is kept (an import keeps its history's start); the other times are now.
+    """
+    messages = context.messages if isinstance(context, ConversationContext) else []
+    stamped = context.model_copy(
+        update={
+            "owner_id": context.owner_id if context.owner_id is not None else user_id,
+            "last_modified": from_micros(now),
+            "last_accessed": from_micros(now),
+        }
+    )
+    message_records = [message_record(m, seq) for seq, m in enumerate(messages, start=1)]
+    record = record_from_document(
+        stamped,
+        revision=1,
+        message_count=len(messages),
+        turn_count=count_turns(messages),
+        messages_bytes=sum(len(m.body) for m in message_records),
+    )
+    _check_size(record, max_bytes)
+    snapshot = context_from_record(record, messages).model_dump(mode="json")
+    return Created(
+        record,
+        message_records,
+        _event(record, "create", [{"op": "add", "path": "", "value": snapshot}], user_id),
+    )
+
+
+def _readable(current: ContextRecord, user_id: str | None) -> None:
+    authorize(current, user_id, Permission.READ)
+    if current.state == ContextState.DELETED:
+        raise ContextNotFound(current.context_id)
+
+
+def _changed_fields(changes: Mapping[str, Any] | Sequence[Any]) -> set[str]:
+    if isinstance(changes, Mapping):
+        return {str(key) for key in changes}
+    return top_level_fields([dict(op) for op in changes if isinstance(op, Mapping)])
+
+
+def plan_update(
+    current: ContextRecord,
+    *,
+    changes: Mapping[str, Any] | Sequence[Any],
+    user_id: str | None,
+    expected_revision: int | None,
+    now: int,
+    max_bytes: int,
+) -> Mutation | None:
+    _readable(current, user_id)
+    authorize(current, user_id, Permission.WRITE)
+    if expected_revision is not None and expected_revision != current.revision:
+        raise RevisionConflict(current.context_id, expected_revision, current.revision)
+    touched = _changed_fields(changes)
+    protected = sorted(touched & (PROTECTED_FIELDS | {""}))
+    if protected:
+        hint = " (add messages with append_messages)" if "messages" in protected else ""
+        raise ValidationFailed(
+            "read-only fields cannot be changed" + hint,
+            [Issue("/" + escape_pointer(name), "read-only") for name in protected],
+        )
+    if touched & ADMIN_FIELDS:
+        authorize(current, user_id, Permission.ADMIN)
+    document, ops = apply_changes(document_of(current), changes)
+    if not ops:
+        return None
+    try:
+        updated = context_from_record(current, document=document)
+    except ValidationFailed as exc:
+        raise ValidationFailed("the update would make the context invalid", exc.issues) from exc
+    return _commit(
+        current, updated, op="update", ops=ops, user_id=user_id, now=now, max_bytes=max_bytes
+    )
+
+
+def _commit(
+    current: ContextRecord,
+    updated: Context,
+    *,
+    op: str,
+    ops: JsonPatch,
+    user_id: str | None,
+    now: int,
+    max_bytes: int,
+) -> Mutation:
+    record = dataclasses.replace(
+        record_from_document(
+            updated,
+            revision=current.revision + 1,
+            message_count=current.message_count,
+            turn_count=current.turn_count,
+            messages_bytes=current.messages_bytes,
+        ),
+        created_at=current.created_at,
+        last_modified=now,
+        last_accessed=max(now, current.last_accessed),
+    )
+    _check_size(record, max_bytes)
+    return Mutation(record=record, event=_event(record, op, ops, user_id))
+
+
+def plan_set_state(
+    current: ContextRecord, *, state: ContextState, user_id: str | None, now: int, max_bytes: int
+) -> Mutation:
+    """Soft delete (state deleted) or restore (state active) a context; admins only."""
+    authorize(current, user_id, Permission.ADMIN)
+    deleting = state is ContextState.DELETED
+    if (current.state == ContextState.DELETED) == deleting:
+        if deleting:
+            raise ContextNotFound(current.context_id)
+        raise ValidationFailed(
+            "only a deleted context can be restored", [Issue("/state", current.state)]
+        )
+    document = {**document_of(current), "state": state.value}
+    try:
+        updated = context_from_record(current, document=document)
+    except ValidationFailed as exc:  # pragma: no cover - a stored row is valid
+        raise ValidationFailed("stored context is invalid", exc.issues) from exc
+    ops: JsonPatch = [{"op": "replace", "path": "/state", "value": state.value}]
+    op = "delete" if deleting else "restore"
+    return _commit(current, updated, op=op, ops=ops, user_id=user_id, now=now, max_bytes=max_bytes)
+
+
+def parse_messages(messages: Sequence[Message | Mapping[str, Any]]) -> list[Message]:
+    """Messages from models or dicts (the ``{"role", "content"}`` shorthand included)."""
+    parsed: list[Message] = []
+    for index, message in enumerate(messages):
+        if isinstance(message, Message):
+            parsed.append(message)
+            continue
+        try:
+            parsed.append(Message.model_validate(message))
+        except ValidationError as exc:
+            issues = [
+                Issue(f"/{index}/" + "/".join(str(p) for p in error["loc"]), error["msg"])
+                for error in exc.errors()
+            ]
+            raise ValidationFailed("invalid message", issues) from exc
+    return parsed
+
+
+def plan_append(
+    current: ContextRecord,
+    *,
+    messages: Sequence[Message],
+    user_id: str | None,
+    now: int,
+    max_bytes: int,
+) -> Mutation:
+    _readable(current, user_id)
+    authorize(current, user_id, Permission.WRITE)
+    if current.context_type != ContextType.CONVERSATION:
+        raise ValidationFailed(
+            f"only conversation contexts hold messages; this one is {current.context_type}",
+            [Issue("/context_type", current.context_type)],
+        )
+    records = [
+        message_record(message, seq)
+        for seq, message in enumerate(messages, start=current.message_count + 1)
+    ]
+    record = dataclasses.replace(
+        current,
+        revision=current.revision + 1,
+        message_count=current.message_count + len(records),
+        turn_count=current.turn_count + sum(m.role is MessageRole.USER for m in messages),
+        messages_bytes=current.messages_bytes + sum(len(r.body) for r in records),
+        last_modified=now,
+    )
+    _check_size(record, max_bytes)
+    changes: JsonPatch = [
+        {
+            "op": "add",
+            "path": "/messages/-",
+            "value": message.model_dump(mode="json", exclude={"seq"}),
+        }
+        for message in messages
+    ]
+    return Mutation(
+        record=record,
+        event=_event(record, "append_messages", changes, user_id),
+        messages=records,
+        document_changed=False,
+    )

@@ -1,0 +1,262 @@
+"""Models <-> storage records, and queries <-> storage queries. Pure functions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from .errors import Issue, ValidationFailed
+from .models import (
+    Context,
+    ContextEvent,
+    ContextQuery,
+    ContextState,
+    ConversationContext,
+    Message,
+    TextPart,
+    ToolResultPart,
+    context_class,
+    from_micros,
+    to_micros,
+)
+from .storage import ContextRecord, EventRecord, MessageRecord, RecordQuery
+
+__all__ = [
+    "ADMIN_FIELDS",
+    "PROTECTED_FIELDS",
+    "context_from_record",
+    "document_of",
+    "event_from_record",
+    "message_from_record",
+    "message_record",
+    "next_cursor",
+    "record_from_document",
+    "record_query",
+    "validation_failed",
+]
+
+PROTECTED_FIELDS = frozenset(
+    {
+        "context_id",
+        "context_type",
+        "revision",
+        "created_at",
+        "last_modified",
+        "last_accessed",
+        "messages",
+        "message_count",
+        "turn_count",
+    }
+)
+"""Fields no update may set: identity, bookkeeping, and messages (use append_messages)."""
+
+ADMIN_FIELDS = frozenset({"owner_id", "collaborators", "permissions", "state"})
+"""Fields only the owner or an admin may change."""
+
+_COLUMNS = (
+    "title",
+    "description",
+    "data",
+    "metadata",
+    "state",
+    "owner_id",
+    "collaborators",
+    "permissions",
+)
+
+
+def validation_failed(message: str, exc: ValidationError) -> ValidationFailed:
+    """Our error for a pydantic one, one issue per problem with a JSON pointer."""
+    issues = [
+        Issue("/" + "/".join(str(p) for p in error["loc"]), error["msg"]) for error in exc.errors()
+    ]
+    return ValidationFailed(message, issues)
+
+
+def document_of(record: ContextRecord) -> dict[str, Any]:
+    """The part of a context that updates may patch (no protected fields)."""
+    return {
+        "title": record.title,
+        "description": record.description,
+        "data": record.data,
+        "metadata": record.metadata,
+        "state": record.state,
+        "owner_id": record.owner_id,
+        "collaborators": record.collaborators,
+        "permissions": record.permissions,
+        **record.extra,
+    }
+
+
+def _document_bytes(document: Mapping[str, Any]) -> int:
+    return len(orjson.dumps(document))
+
+
+def record_from_document(
+    context: Context, *, revision: int, message_count: int, turn_count: int, messages_bytes: int
+) -> ContextRecord:
+    """The row for a validated context model."""
+    document = context.model_dump(mode="json", exclude=set(PROTECTED_FIELDS))
+    extra = {key: value for key, value in document.items() if key not in _COLUMNS}
+    return ContextRecord(
+        context_id=context.context_id,
+        context_type=context.context_type.value,
+        title=document["title"],
+        description=document["description"],
+        data=document["data"],
+        metadata=document["metadata"],
+        extra=extra,
+        state=document["state"],
+        owner_id=document["owner_id"],
+        collaborators=document["collaborators"],
+        permissions=document["permissions"],
+        revision=revision,
+        message_count=message_count,
+        turn_count=turn_count,
+        doc_bytes=_document_bytes(document),
+        messages_bytes=messages_bytes,
+        created_at=to_micros(context.created_at),
+        last_modified=to_micros(context.last_modified),
+        last_accessed=to_micros(context.last_accessed),
+    )
+
+
+def context_from_record(
+    record: ContextRecord,
+    messages: Iterable[Message] = (),
+    document: Mapping[str, Any] | None = None,
+) -> Context:
+    """The model for a row (with `document` in place of its patchable fields, if given)."""
+    fields: dict[str, Any] = {
+        **(document_of(record) if document is None else document),
+        "context_id": record.context_id,
+        "context_type": record.context_type,
+        "revision": record.revision,
+        "created_at": from_micros(record.created_at),
+        "last_modified": from_micros(record.last_modified),
+        "last_accessed": from_micros(record.last_accessed),
+    }
+    cls = context_class(record.context_type)
+    if issubclass(cls, ConversationContext):
+        fields["messages"] = list(messages)
+        fields["message_count"] = record.message_count
+        fields["turn_count"] = record.turn_count
+    try:
+        return cls.model_validate(fields)
+    except ValidationError as exc:
+        raise validation_failed(f"not a valid {record.context_type} context", exc) from exc
+
+
+def _search_text(message: Message) -> str:
+    texts: list[str] = []
+    for part in message.parts:
+        if isinstance(part, TextPart):
+            texts.append(part.text)
+        elif isinstance(part, ToolResultPart):
+            texts.extend(item.text for item in part.content if isinstance(item, TextPart))
+    return "\n".join(texts)
+
+
+def message_record(message: Message, seq: int) -> MessageRecord:
+    return MessageRecord(
+        seq=seq,
+        message_id=message.id,
+        role=message.role.value,
+        body=message.model_dump_json(exclude={"seq"}).encode(),
+        search_text=_search_text(message),
+        created_at=to_micros(message.created_at),
+    )
+
+
+def message_from_record(record: MessageRecord) -> Message:
+    return Message.model_validate_json(record.body).model_copy(update={"seq": record.seq})
+
+
+def event_from_record(record: EventRecord) -> ContextEvent:
+    return ContextEvent(
+        context_id=record.context_id,
+        revision=record.revision,
+        op=record.op,
+        changes=record.changes,
+        user_id=record.user_id,
+        created_at=from_micros(record.created_at),
+    )
+
+
+def _flatten(
+    match: Mapping[str, Any], prefix: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], Any]]:
+    pairs: list[tuple[tuple[str, ...], Any]] = []
+    for key, value in match.items():
+        if isinstance(value, Mapping) and value:
+            pairs.extend(_flatten(value, (*prefix, key)))
+        else:
+            pairs.append(((*prefix, key), value))
+    return pairs
+
+
+def _micros(value: datetime | None) -> int | None:
+    return None if value is None else to_micros(value)
+
+
+def _order_value(record: ContextRecord, order_by: str) -> Any:
+    return getattr(record, order_by)
+
+
+def next_cursor(query: ContextQuery, last: ContextRecord) -> str:
+    token = {
+        "o": query.order_by,
+        "d": query.descending,
+        "v": _order_value(last, query.order_by),
+        "i": last.context_id,
+    }
+    return base64.urlsafe_b64encode(orjson.dumps(token)).decode().rstrip("=")
+
+
+def _decode_cursor(query: ContextQuery) -> tuple[Any, str] | None:
+    if query.cursor is None:
+        return None
+    try:
+        padded = query.cursor + "=" * (-len(query.cursor) % 4)
+        token = orjson.loads(base64.urlsafe_b64decode(padded))
+        if token["o"] != query.order_by or token["d"] != query.descending:
+            raise ValueError("the cursor belongs to another ordering")
+        value, context_id = token["v"], token["i"]
+        if not isinstance(context_id, str) or not isinstance(value, (int, str)):
+            raise ValueError("malformed cursor")
+    except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValidationFailed("invalid cursor", [Issue("/cursor", str(exc))]) from exc
+    return value, context_id
+
+
+def record_query(query: ContextQuery, reader: str | None) -> RecordQuery:
+    """The storage query for `query` as seen by `reader`, one row more than a page."""
+    states: tuple[str, ...]
+    if query.state is None:
+        states = (ContextState.ACTIVE.value, ContextState.ARCHIVED.value)
+    else:
+        states = (query.state.value,)
+    return RecordQuery(
+        context_type=None if query.context_type is None else query.context_type.value,
+        states=states,
+        owner_id=query.owner_id,
+        collaborator=query.collaborator,
+        title_contains=query.title_contains,
+        metadata_match=tuple(_flatten(query.metadata_match)),
+        created_after=_micros(query.created_after),
+        created_before=_micros(query.created_before),
+        modified_after=_micros(query.modified_after),
+        modified_before=_micros(query.modified_before),
+        order_by=query.order_by,
+        descending=query.descending,
+        limit=query.limit + 1,
+        offset=query.offset,
+        after=_decode_cursor(query),
+        reader=reader,
+    )

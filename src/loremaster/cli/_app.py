@@ -1,0 +1,454 @@
+"""The ``loremaster`` command: a thin face of `ContextManager`.
+
+Each command parses its options, opens a manager, makes one library call and shows the
+result. Library errors become a one-line message and exit code 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+import orjson
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from ..errors import LoremasterError, UnsupportedFormat, ValidationFailed
+from ..manager import ContextManager
+from ..models import Context, ContextQuery, ContextState, ContextType
+from . import _render
+from ._demo import run_demo
+
+__all__ = ["cli"]
+
+T = TypeVar("T")
+
+EXPORT_FORMAT = "loremaster-export"
+EXPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Options:
+    database_url: str | None
+    user_id: str | None
+    as_json: bool
+
+    def run(self, work: Callable[[ContextManager], Awaitable[T]]) -> T:
+        """Open a manager, run `work` with it, close it; library errors end the command."""
+
+        async def session() -> T:
+            async with ContextManager(database_url=self.database_url) as manager:
+                return await work(manager)
+
+        try:
+            return asyncio.run(session())
+        except LoremasterError as exc:
+            raise click.ClickException(exc.message) from exc
+
+
+def _parse_json(value: str, kind: type | None) -> Any:
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})") from exc
+    if kind is not None and not isinstance(parsed, kind):
+        raise click.BadParameter(f"must be a JSON {'object' if kind is dict else 'array'}")
+    return parsed
+
+
+def json_value(kind: type | None = None) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback that parses an option's value as JSON (of type `kind`)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        return None if value is None else _parse_json(value, kind)
+
+    return callback
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise click.ClickException(f"{path} is not valid JSON: {exc}") from exc
+
+
+def common_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """--database-url, --user and --json, shared by every command."""
+
+    @click.option(
+        "--database-url",
+        envvar="CONTEXT_DATABASE_URL",
+        default=None,
+        help="sqlite:///path.db (default ./loremaster.db) or postgresql://...",
+    )
+    @click.option("--user", "user_id", default=None, help="act as this user (default: trusted)")
+    @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
+    @functools.wraps(fn)
+    def wrapper(
+        database_url: str | None, user_id: str | None, as_json: bool, **kwargs: Any
+    ) -> None:
+        fn(Options(database_url, user_id, as_json), **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="loremaster")
+def cli() -> None:
+    """loremaster: durable, versioned, shareable context for LLM applications."""
+
+
+@cli.command()
+@common_options
+@click.option(
+    "--type",
+    "context_type",
+    type=click.Choice([t.value for t in ContextType]),
+    default=ContextType.CONVERSATION.value,
+    show_default=True,
+)
+@click.option("--title", help="the context's title (required unless --file)")
+@click.option("--description", default="")
+@click.option("--data", callback=json_value(dict), default=None, help="JSON object")
+@click.option("--metadata", callback=json_value(dict), default=None, help="JSON object")
+@click.option("--owner", default=None, help="owner (default: --user)")
+@click.option("--collaborator", "collaborators", multiple=True, help="repeat for several")
+@click.option(
+    "--file", "file", type=click.Path(path_type=Path), help="a JSON file holding the context"
+)
+def create(
+    options: Options,
+    context_type: str,
+    title: str | None,
+    description: str,
+    data: dict[str, Any] | None,
+    metadata: dict[str, Any] | None,
+    owner: str | None,
+    collaborators: tuple[str, ...],
+    file: Path | None,
+) -> None:
+    """Create a context and print its id."""
+    if file is not None:
+        fields = _read_json(file)
+        if not isinstance(fields, dict):
+            raise click.ClickException(f"{file} must hold a JSON object")
+    elif title is None:
+        raise click.ClickException("give --title (or --file)")
+    else:
+        fields = {
+            "context_type": context_type,
+            "title": title,
+            "description": description,
+            "data": data or {},
+            "metadata": metadata or {},
+            "owner_id": owner,
+            "collaborators": list(collaborators),
+        }
+    context_id = options.run(lambda cm: cm.create_context(fields, user_id=options.user_id))
+    if options.as_json:
+        _render.print_json({"context_id": context_id})
+    else:
+        _render.console.print(context_id)
+
+
+@cli.command()
+@common_options
+@click.argument("context_id")
+@click.option("--last", default=20, show_default=True, help="messages to show (tables only)")
+def show(options: Options, context_id: str, last: int) -> None:
+    """Show a context (and its latest messages)."""
+
+    async def work(cm: ContextManager) -> Context:
+        if options.as_json:
+            return await cm.get_context(context_id, user_id=options.user_id)
+        context = await cm.get_context(context_id, user_id=options.user_id, include_messages=False)
+        if getattr(context, "message_count", 0) and last > 0:
+            messages = await cm.get_messages(context_id, user_id=options.user_id, limit=last)
+            context = context.model_copy(update={"messages": messages})
+        return context
+
+    context = options.run(work)
+    if options.as_json:
+        _render.print_json(context)
+    else:
+        _render.show_context(context)
+
+
+@cli.command(name="list")
+@common_options
+@click.option("--type", "context_type", type=click.Choice([t.value for t in ContextType]))
+@click.option("--state", type=click.Choice([s.value for s in ContextState]))
+@click.option("--owner", "owner_id")
+@click.option("--collaborator")
+@click.option("--title", "title_contains", help="title contains this text")
+@click.option(
+    "--metadata", "metadata_match", callback=json_value(dict), help="JSON the metadata holds"
+)
+@click.option(
+    "--order-by",
+    type=click.Choice(["created_at", "last_modified", "last_accessed", "title"]),
+    default="last_modified",
+    show_default=True,
+)
+@click.option("--ascending", is_flag=True)
+@click.option("--limit", default=50, show_default=True)
+@click.option("--offset", default=0)
+@click.option("--cursor", help="next_cursor of the previous page")
+def list_(options: Options, ascending: bool, **filters: Any) -> None:
+    """List contexts, newest change first."""
+    given = {key: value for key, value in filters.items() if value is not None}
+    page = options.run(
+        lambda cm: cm.query_contexts(user_id=options.user_id, descending=not ascending, **given)
+    )
+    if options.as_json:
+        _render.print_json(
+            {"items": [c.model_dump(mode="json") for c in page], "next_cursor": page.next_cursor}
+        )
+        return
+    _render.show_contexts(page)
+    if page.next_cursor:
+        _render.console.print(f"more: --cursor {page.next_cursor}")
+
+
+@cli.command()
+@common_options
+@click.argument("text")
+@click.option("--limit", default=20, show_default=True)
+def search(options: Options, text: str, limit: int) -> None:
+    """Full-text search over titles, descriptions and messages."""
+    hits = options.run(lambda cm: cm.search_contexts(text, user_id=options.user_id, limit=limit))
+    if options.as_json:
+        _render.print_json(hits)
+    else:
+        _render.show_hits(hits)
+
+
+@cli.command()
+@common_options
+@click.argument("context_id")
+@click.option("--role", type=click.Choice(["system", "user", "assistant", "tool"]))
+@click.option("--content", help="the message text")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path),
+    help="JSON file: one message or a list of messages",
+)
+def append(
+    options: Options, context_id: str, role: str | None, content: str | None, file: Path | None
+) -> None:
+    """Append messages to a conversation; prints the new revision."""
+    if file is not None:
+        loaded = _read_json(file)
+        messages = loaded if isinstance(loaded, list) else [loaded]
+    elif role and content is not None:
+        messages = [{"role": role, "content": content}]
+    else:
+        raise click.ClickException("give --role and --content, or --file")
+    revision = options.run(
+        lambda cm: cm.append_messages(context_id, messages, user_id=options.user_id)
+    )
+    if options.as_json:
+        _render.print_json({"revision": revision})
+    else:
+        _render.console.print(f"revision {revision}")
+
+
+@cli.command()
+@common_options
+@click.argument("context_id")
+@click.argument("changes", callback=json_value())
+@click.option("--expected-revision", type=int, help="fail unless the context is at this revision")
+def update(options: Options, context_id: str, changes: Any, expected_revision: int | None) -> None:
+    """Change a context: CHANGES is a JSON merge patch (object) or JSON Patch (array)."""
+    if not isinstance(changes, (dict, list)):
+        raise click.ClickException("CHANGES must be a JSON object or array")
+    context = options.run(
+        lambda cm: cm.update_context(
+            context_id, changes, user_id=options.user_id, expected_revision=expected_revision
+        )
+    )
+    if options.as_json:
+        _render.print_json(context)
+    else:
+        _render.show_context(context)
+
+
+@cli.command()
+@common_options
+@click.argument("context_id")
+@click.option("--hard", is_flag=True, help="remove for good, with messages and history")
+def delete(options: Options, context_id: str, hard: bool) -> None:
+    """Delete a context (soft by default: restorable)."""
+    options.run(lambda cm: cm.delete_context(context_id, user_id=options.user_id, hard_delete=hard))
+    if options.as_json:
+        _render.print_json({"deleted": context_id, "hard": hard})
+    else:
+        _render.console.print(f"deleted {context_id}{' for good' if hard else ''}")
+
+
+@cli.command()
+@common_options
+@click.argument("context_id")
+@click.option("--since", "since_revision", default=0, help="only events after this revision")
+@click.option("--limit", type=int, default=None)
+def events(options: Options, context_id: str, since_revision: int, limit: int | None) -> None:
+    """The audit log of a context: one event per committed change."""
+    found = options.run(
+        lambda cm: cm.get_events(
+            context_id, user_id=options.user_id, since_revision=since_revision, limit=limit
+        )
+    )
+    if options.as_json:
+        _render.print_json(found)
+    else:
+        _render.show_events(found)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=_render.error_console,
+        transient=True,
+    )
+
+
+async def _all_contexts(
+    cm: ContextManager, user_id: str | None, include_deleted: bool
+) -> AsyncIterator[Context]:
+    states = [None, ContextState.DELETED] if include_deleted else [None]
+    for state in states:
+        cursor: str | None = None
+        while True:
+            query = ContextQuery(state=state, order_by="created_at", limit=200, cursor=cursor)
+            page = await cm.query_contexts(query, user_id=user_id)
+            for summary in page:
+                yield summary
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+
+
+@cli.command()
+@common_options
+@click.argument("context_ids", nargs=-1)
+@click.option("--output", "-o", type=click.File("w"), default="-", help="file (default stdout)")
+@click.option("--include-deleted", is_flag=True)
+def export(
+    options: Options, context_ids: tuple[str, ...], output: IO[str], include_deleted: bool
+) -> None:
+    """Export contexts with their messages as one JSON document (all if no ids given)."""
+
+    async def work(cm: ContextManager) -> int:
+        ids = list(context_ids)
+        if not ids:
+            ids = [c.context_id async for c in _all_contexts(cm, options.user_id, include_deleted)]
+        header = {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "exported_at": datetime.now(UTC).isoformat(),
+        }
+        output.write(orjson.dumps(header).decode()[:-1] + ', "contexts": [\n')
+        with _progress() as progress:
+            task = progress.add_task("exporting", total=len(ids))
+            for index, context_id in enumerate(ids):
+                context = await cm.get_context(
+                    context_id, user_id=options.user_id, include_deleted=True
+                )
+                separator = ",\n" if index else ""
+                output.write(separator + context.model_dump_json())
+                progress.advance(task)
+        output.write("\n]}\n")
+        return len(ids)
+
+    count = options.run(work)
+    _render.error_console.print(f"exported {count} contexts")
+
+
+def _exported_contexts(document: Any) -> list[dict[str, Any]]:
+    if isinstance(document, dict) and document.get("format") == EXPORT_FORMAT:
+        if document.get("version") != EXPORT_VERSION:
+            raise UnsupportedFormat(f"export version {document.get('version')!r} is not supported")
+        contexts = document.get("contexts")
+    elif isinstance(document, list):
+        contexts = document
+    else:
+        raise UnsupportedFormat("not a loremaster export (nor a JSON list of contexts)")
+    if not isinstance(contexts, list) or not all(isinstance(c, dict) for c in contexts):
+        raise UnsupportedFormat("the export's contexts must be a list of JSON objects")
+    return contexts
+
+
+@cli.command(name="import")
+@common_options
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--skip-existing", is_flag=True, help="skip contexts whose id is already stored")
+def import_(options: Options, file: Path, skip_existing: bool) -> None:
+    """Import contexts from a file written by `loremaster export`."""
+    document = _read_json(file)
+
+    async def work(cm: ContextManager) -> tuple[int, int]:
+        contexts = _exported_contexts(document)
+        created = skipped = 0
+        with _progress() as progress:
+            task = progress.add_task("importing", total=len(contexts))
+            for fields in contexts:
+                try:
+                    await cm.create_context(fields, user_id=options.user_id)
+                    created += 1
+                except ValidationFailed as exc:
+                    if not (skip_existing and "exists" in exc.message):
+                        raise
+                    skipped += 1
+                progress.advance(task)
+        return created, skipped
+
+    created, skipped = options.run(work)
+    if options.as_json:
+        _render.print_json({"imported": created, "skipped": skipped})
+    else:
+        _render.console.print(f"imported {created} contexts, skipped {skipped}")
+
+
+@cli.command()
+@common_options
+def stats(options: Options) -> None:
+    """Storage figures and this process's operation latencies."""
+
+    async def work(cm: ContextManager) -> dict[str, Any]:
+        return {"health": await cm.health_check(), **await cm.get_performance_stats()}
+
+    figures = options.run(work)
+    if options.as_json:
+        _render.print_json(figures)
+    else:
+        _render.show_mapping("loremaster stats", figures)
+
+
+@cli.command()
+@common_options
+def health(options: Options) -> None:
+    """Check that storage answers; exit 1 if it does not."""
+    report = options.run(lambda cm: cm.health_check())
+    if options.as_json:
+        _render.print_json(report)
+    else:
+        _render.show_mapping("loremaster health", report)
+    if report["status"] != "ok":
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@common_options
+def demo(options: Options) -> None:
+    """Create a small D&D campaign (a conversation, a session, a room) and show it."""
+    options.run(lambda cm: run_demo(cm, as_json=options.as_json))

@@ -1,0 +1,170 @@
+"""How the CLI shows things: rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, assert_never
+
+import orjson
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from ..models import (
+    Context,
+    ContextEvent,
+    ConversationContext,
+    DocumentPart,
+    ImagePart,
+    Message,
+    Part,
+    SearchHit,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolResultPart,
+)
+
+__all__ = [
+    "console",
+    "error_console",
+    "print_json",
+    "show_context",
+    "show_contexts",
+    "show_events",
+    "show_hits",
+    "show_mapping",
+    "show_messages",
+]
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Pretty JSON on stdout, bypassing rich markup so scripts can parse it."""
+    text = orjson.dumps(_plain(value), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    console.file.write(text.decode() + "\n")
+
+
+def _row(table: Table, *cells: str) -> None:
+    """Add a row of plain text: brackets in user content are not rich markup."""
+    table.add_row(*(Text(cell) for cell in cells))
+
+
+def _when(context: Context) -> str:
+    return context.last_modified.strftime("%Y-%m-%d %H:%M")
+
+
+def show_contexts(contexts: Iterable[Context], title: str = "Contexts") -> None:
+    table = Table(title=title)
+    table.add_column("id", no_wrap=True)
+    for column in ("type", "title", "state", "owner", "rev", "modified"):
+        table.add_column(column, overflow="fold")
+    for context in contexts:
+        _row(
+            table,
+            context.context_id,
+            context.context_type.value,
+            context.title,
+            context.state.value,
+            context.owner_id or "",
+            str(context.revision),
+            _when(context),
+        )
+    console.print(table)
+
+
+def _compact(value: Any) -> str:
+    text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def show_context(context: Context) -> None:
+    table = Table(title=f"{context.context_type.value}: {context.title}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in context.model_dump(mode="json", exclude={"messages"}).items():
+        if value in ({}, [], "", None):
+            continue
+        _row(table, name, value if isinstance(value, str) else _compact(value))
+    console.print(table)
+    if isinstance(context, ConversationContext) and context.messages:
+        show_messages(context.messages)
+
+
+def _describe_part(part: Part) -> str:
+    if isinstance(part, TextPart):
+        return part.text
+    if isinstance(part, ToolCallPart):
+        return f"[tool call {part.name} {_compact(part.arguments)}]"
+    if isinstance(part, ToolResultPart):
+        body = " ".join(item.text for item in part.content if isinstance(item, TextPart))
+        return f"[tool result {part.call_id}: {body}]"
+    if isinstance(part, ThinkingPart):
+        return "[redacted thinking]" if part.redacted else f"[thinking] {part.text}"
+    if isinstance(part, (ImagePart, DocumentPart)):
+        return f"[{part.kind} {part.url or part.media_type}]"
+    assert_never(part)
+
+
+def show_messages(messages: Sequence[Message]) -> None:
+    table = Table(title="Messages")
+    table.add_column("#", justify="right")
+    table.add_column("role")
+    table.add_column("content", overflow="fold")
+    for message in messages:
+        content = "\n".join(_describe_part(part) for part in message.parts)
+        _row(table, str(message.seq or ""), message.role.value, content)
+    console.print(table)
+
+
+def show_events(events: Sequence[ContextEvent]) -> None:
+    table = Table(title="Events")
+    for column in ("rev", "op", "user", "time", "changes"):
+        table.add_column(column, overflow="fold")
+    for event in events:
+        _row(
+            table,
+            str(event.revision),
+            event.op,
+            event.user_id or "",
+            event.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _compact(event.changes),
+        )
+    console.print(table)
+
+
+def show_hits(hits: Sequence[SearchHit]) -> None:
+    table = Table(title="Search results")
+    table.add_column("id", no_wrap=True)
+    for column in ("type", "title", "matched", "snippet"):
+        table.add_column(column, overflow="fold")
+    for hit in hits:
+        where = hit.matched if hit.message_seq is None else f"message #{hit.message_seq}"
+        _row(table, hit.context_id, hit.context_type.value, hit.title, where, hit.snippet)
+    console.print(table)
+
+
+def _grow(tree: Tree, value: Mapping[str, Any]) -> None:
+    for key, item in value.items():
+        if isinstance(item, Mapping) and item:
+            _grow(tree.add(Text(str(key), style="bold")), item)
+        else:
+            tree.add(Text.assemble((str(key), "bold"), ": ", _compact(item)))
+
+
+def show_mapping(title: str, value: Mapping[str, Any]) -> None:
+    tree = Tree(Text(title, style="bold"))
+    _grow(tree, value)
+    console.print(tree)

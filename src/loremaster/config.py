@@ -1,0 +1,78 @@
+"""Settings: the spec's ``CONTEXT_*`` environment variables, one field each.
+
+Precedence, highest first: constructor arguments of `ContextManager`, environment
+variables, the defaults below.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigurationError
+
+__all__ = ["CompressionAlgorithm", "SerializationFormat", "Settings", "load_settings"]
+
+CompressionAlgorithm = Literal["none", "gzip", "lz4", "zstd", "brotli", "auto"]
+SerializationFormat = Literal["json", "msgpack", "pickle"]
+
+DEFAULT_DATABASE_URL = "sqlite:///loremaster.db"
+
+
+class Settings(BaseSettings):
+    """Every setting of loremaster. Field ``x`` is read from ``CONTEXT_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="CONTEXT_", extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="sqlite:///path (embedded default) or postgresql://user:pass@host/db",
+    )
+    redis_url: str | None = Field(
+        None, description="redis://host:port/db; None keeps the event bus in-process"
+    )
+
+    enable_real_time_sync: bool = Field(True, description="publish events to subscribers")
+    enable_compression: bool = Field(True, description="compress large stored payloads")
+    enable_validation: bool = Field(True, description="validate contexts on every write")
+    enable_versioning: bool = Field(True, description="record versions automatically")
+    enable_translation: bool = Field(True, description="allow provider migration")
+
+    max_size_mb: float = Field(10.0, gt=0, description="largest context, messages included")
+    max_versions: int = Field(100, ge=1, description="versions kept per context")
+    cache_ttl: int = Field(3600, ge=0, description="seconds a cached context stays fresh")
+    sync_timeout: float = Field(30.0, gt=0, description="seconds to wait for the backend")
+
+    compression_algorithm: CompressionAlgorithm = Field("zstd")
+    serialization_format: SerializationFormat = Field("msgpack")
+
+    max_participants: int = Field(50, ge=1, description="participants per collaborative room")
+    lock_timeout: int = Field(300, ge=1, description="seconds an edit lock lasts")
+
+    auto_cleanup: bool = Field(True, description="run the retention task in the background")
+    auto_archive_days: int = Field(90, ge=1, description="archive contexts untouched this long")
+    cleanup_interval: float = Field(24.0, gt=0, description="hours between retention runs")
+
+    cache_size: int = Field(1024, ge=0, description="contexts kept in the per-process cache")
+    access_touch_seconds: float = Field(
+        60.0, ge=0, description="last_accessed is written at most this often per context"
+    )
+
+    @property
+    def max_size_bytes(self) -> int:
+        return int(self.max_size_mb * 1024 * 1024)
+
+
+def load_settings(settings: Settings | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment (or `settings`), with non-None `overrides` on top."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        base = {} if settings is None else settings.model_dump()
+        return Settings(**{**base, **given})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from exc

@@ -1,0 +1,137 @@
+"""Every error loremaster raises on purpose.
+
+Runtime failures a caller can handle derive from `LoremasterError`; the server maps each
+branch to one HTTP status and the CLI to a one-line message with exit code 1::
+
+    LoremasterError
+    ├── ContextNotFound          404  no such context (or it was deleted)
+    ├── PermissionDenied         403  the user may not do this
+    ├── RevisionConflict         409  expected_revision is stale
+    ├── LockHeld                 423  another user holds the edit lock
+    ├── ValidationFailed         422  the input is not a valid context, message or patch
+    ├── PayloadTooLarge          413  the write would exceed CONTEXT_MAX_SIZE_MB
+    ├── UnsupportedFormat        415  a URL scheme, file or blob loremaster cannot read
+    ├── BackendUnavailable       503  the database (or Redis) cannot be reached
+    └── ConfigurationError       --   a setting or constructor argument is invalid
+
+Mistakes of the programmer are kept apart, under `RuntimeError`::
+
+    UsageError
+    └── NotInitialized           a manager used before `initialize()` / `async with`
+
+Errors of the libraries underneath (sqlite3, pydantic, jsonpatch) are translated at the
+boundary with ``raise OurError(...) from exc``; they never leak out of the public API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "BackendUnavailable",
+    "ConfigurationError",
+    "ContextNotFound",
+    "Issue",
+    "LockHeld",
+    "LoremasterError",
+    "NotInitialized",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "RevisionConflict",
+    "UnsupportedFormat",
+    "UsageError",
+    "ValidationFailed",
+]
+
+
+class LoremasterError(Exception):
+    """Base class of every runtime error loremaster raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ContextNotFound(LoremasterError):
+    def __init__(self, context_id: str) -> None:
+        super().__init__(f"context {context_id} not found")
+        self.context_id = context_id
+
+
+class PermissionDenied(LoremasterError):
+    """The user lacks the permission; the message never reveals the context's content."""
+
+    def __init__(self, user_id: str, action: str, context_id: str) -> None:
+        super().__init__(f"user {user_id!r} may not {action} context {context_id}")
+        self.user_id = user_id
+        self.action = action
+        self.context_id = context_id
+
+
+class RevisionConflict(LoremasterError):
+    def __init__(self, context_id: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"context {context_id} is at revision {actual}, not the expected {expected}"
+        )
+        self.context_id = context_id
+        self.expected_revision = expected
+        self.actual_revision = actual
+
+
+class LockHeld(LoremasterError):
+    def __init__(self, context_id: str, holder: str) -> None:
+        super().__init__(f"context {context_id} is locked by {holder!r}")
+        self.context_id = context_id
+        self.holder = holder
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in an input: where (a JSON pointer) and what."""
+
+    path: str
+    message: str
+
+
+class ValidationFailed(LoremasterError):
+    """The input is not valid; `issues` says where and why, one entry per problem."""
+
+    def __init__(self, message: str, issues: Sequence[Issue] = ()) -> None:
+        details = "; ".join(f"{i.path or '/'}: {i.message}" for i in issues[:5])
+        super().__init__(f"{message}: {details}" if details else message)
+        self.issues: tuple[Issue, ...] = tuple(issues)
+
+
+class PayloadTooLarge(LoremasterError):
+    def __init__(self, size_bytes: int, limit_bytes: int) -> None:
+        super().__init__(
+            f"the write would make the context {size_bytes:,} bytes, "
+            f"over the limit of {limit_bytes:,} bytes (CONTEXT_MAX_SIZE_MB)"
+        )
+        self.size_bytes = size_bytes
+        self.limit_bytes = limit_bytes
+
+
+class UnsupportedFormat(LoremasterError):
+    pass
+
+
+class BackendUnavailable(LoremasterError):
+    pass
+
+
+class ConfigurationError(LoremasterError):
+    pass
+
+
+class UsageError(RuntimeError):
+    """A mistake in the calling code, not a condition to handle at run time."""
+
+
+class NotInitialized(UsageError):
+    def __init__(self) -> None:
+        super().__init__(
+            "the ContextManager is not initialized: call `await manager.initialize()` "
+            "or use `async with ContextManager(...) as manager`"
+        )

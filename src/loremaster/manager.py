@@ -1,0 +1,411 @@
+"""`ContextManager`: the one entry point of the library, the server and the CLI.
+
+It checks permissions, runs each operation as one storage transaction and converts between
+models and rows; the rules themselves live in `_changes`, `_access` and `_records`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from pydantic import ValidationError
+
+from ._access import authorize
+from ._cache import RecordCache
+from ._changes import parse_messages, plan_append, plan_create, plan_set_state, plan_update
+from ._metrics import Metrics
+from ._records import (
+    context_from_record,
+    event_from_record,
+    message_from_record,
+    next_cursor,
+    record_query,
+    validation_failed,
+)
+from ._version import __version__
+from .config import Settings, load_settings
+from .errors import ContextNotFound, LoremasterError, NotInitialized, ValidationFailed
+from .models import (
+    Context,
+    ContextEvent,
+    ContextPage,
+    ContextQuery,
+    ContextState,
+    ContextType,
+    Message,
+    Permission,
+    SearchHit,
+    context_class,
+)
+from .storage import ContextRecord, NotModified, Storage, open_storage
+
+__all__ = ["ContextManager"]
+
+MessageInput = Message | Mapping[str, Any]
+Changes = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+
+def _now() -> int:
+    return time.time_ns() // 1000
+
+
+class ContextManager:
+    """Durable, versioned, shareable contexts.
+
+    >>> async with ContextManager("sqlite:///campaign.db") as cm:   # doctest: +SKIP
+    ...     context_id = await cm.create_context(ConversationContext(title="Session 1"))
+
+    With no `database_url` the setting ``CONTEXT_DATABASE_URL`` applies, and without that
+    the embedded SQLite file ``./loremaster.db``. Keyword arguments override any setting.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.settings = load_settings(
+            settings, database_url=database_url, redis_url=redis_url, **overrides
+        )
+        self._storage: Storage = open_storage(
+            self.settings.database_url, write_timeout=self.settings.sync_timeout
+        )
+        self._cache = RecordCache(self.settings.cache_size, self.settings.cache_ttl)
+        self._metrics = Metrics()
+        self._initialized = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        """Connect to storage and apply pending schema migrations. Idempotent."""
+        if not self._initialized:
+            await self._storage.open()
+            self._initialized = True
+
+    async def close(self) -> None:
+        if self._initialized:
+            self._initialized = False
+            await self._storage.close()
+
+    async def __aenter__(self) -> Self:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def storage(self) -> Storage:
+        if not self._initialized:
+            raise NotInitialized()
+        return self._storage
+
+    # -- contexts ------------------------------------------------------------------------
+
+    async def create_context(
+        self, context: Context | Mapping[str, Any], user_id: str | None = None
+    ) -> str:
+        """Store a new context; `user_id` becomes its owner unless it names one.
+
+        Returns the context id.
+        """
+        with self._metrics.measure("create_context"):
+            model = _parse_context(context)
+            created = plan_create(
+                model, user_id=user_id, now=_now(), max_bytes=self.settings.max_size_bytes
+            )
+            await self.storage.insert_context(created.record, created.messages, created.event)
+            self._cache.put(created.record)
+            return created.record.context_id
+
+    async def get_context(
+        self,
+        context_id: str,
+        user_id: str | None = None,
+        *,
+        include_messages: bool = True,
+        include_deleted: bool = False,
+    ) -> Context:
+        """The context as its typed model; a conversation comes with all its messages
+        unless ``include_messages=False`` (then page them with `get_messages`)."""
+        with self._metrics.measure("get_context"):
+            record = await self._readable(context_id, user_id, include_deleted=include_deleted)
+            messages: list[Message] = []
+            if include_messages and record.message_count:
+                rows = await self.storage.load_messages(
+                    context_id, branch="main", limit=None, before_seq=record.message_count + 1
+                )
+                messages = [message_from_record(row) for row in rows]
+            await self._touch(record)
+            return context_from_record(record, messages)
+
+    async def update_context(
+        self,
+        context_id: str,
+        changes: Changes,
+        user_id: str | None = None,
+        expected_revision: int | None = None,
+        sync: bool = True,
+    ) -> Context:
+        """Apply `changes` and return the context as committed (without its messages).
+
+        A dict is an RFC 7396 merge patch over the context's fields (nested objects merge,
+        None removes a key); a list is RFC 6902 JSON Patch operations. With
+        `expected_revision`, a context that has moved on raises `RevisionConflict` and
+        nothing is written. `sync` is reserved for the real-time event bus; today every
+        committed change is recorded in the event log (`get_events`) either way.
+        """
+        with self._metrics.measure("update_context"):
+            plan = functools.partial(
+                plan_update,
+                changes=changes,
+                user_id=user_id,
+                expected_revision=expected_revision,
+                now=_now(),
+                max_bytes=self.settings.max_size_bytes,
+            )
+            record = await self.storage.modify_context(context_id, plan)
+            self._cache.put(record)
+            return context_from_record(record)
+
+    async def delete_context(
+        self, context_id: str, user_id: str | None = None, hard_delete: bool = False
+    ) -> None:
+        """Soft delete (state ``deleted``, restorable, history kept) or, with
+        ``hard_delete=True``, remove the context, its messages and its events for good."""
+        with self._metrics.measure("delete_context"):
+            if hard_delete:
+                await self.storage.delete_context(
+                    context_id, functools.partial(_authorize_admin, user_id=user_id)
+                )
+                self._cache.discard(context_id)
+            else:
+                await self._set_state(context_id, ContextState.DELETED, user_id)
+
+    async def restore_context(self, context_id: str, user_id: str | None = None) -> Context:
+        """Bring a soft-deleted context back (state ``active``)."""
+        with self._metrics.measure("restore_context"):
+            return context_from_record(
+                await self._set_state(context_id, ContextState.ACTIVE, user_id)
+            )
+
+    async def query_contexts(
+        self, query: ContextQuery | None = None, user_id: str | None = None, **filters: Any
+    ) -> ContextPage:
+        """One page of the contexts `user_id` may read that match `query` (or `filters`,
+        the fields of `ContextQuery` as keywords). Messages are not loaded."""
+        with self._metrics.measure("query_contexts"):
+            query = _parse_query(query, filters)
+            records = await self.storage.query_contexts(record_query(query, user_id))
+            page = records[: query.limit]
+            more = len(records) > query.limit
+            return ContextPage(
+                items=[context_from_record(record) for record in page],
+                next_cursor=next_cursor(query, page[-1]) if more else None,
+            )
+
+    async def search_contexts(
+        self, text: str, user_id: str | None = None, limit: int = 20
+    ) -> list[SearchHit]:
+        """Full-text search over titles, descriptions and message text of the contexts
+        `user_id` may read; one hit per context, best first."""
+        with self._metrics.measure("search_contexts"):
+            if not 1 <= limit <= 1000:
+                raise ValidationFailed("limit must be between 1 and 1000")
+            rows = await self.storage.search(text, reader=user_id, limit=limit)
+            best: dict[str, SearchHit] = {}
+            for row in rows:
+                hit = SearchHit(
+                    context_id=row.context_id,
+                    context_type=ContextType(row.context_type),
+                    title=row.title,
+                    score=row.score,
+                    snippet=row.snippet,
+                    matched="context" if row.message_seq is None else "message",
+                    message_seq=row.message_seq,
+                )
+                if row.context_id not in best or hit.score > best[row.context_id].score:
+                    best[row.context_id] = hit
+            return sorted(best.values(), key=lambda hit: -hit.score)[:limit]
+
+    # -- messages and events -------------------------------------------------------------
+
+    async def append_messages(
+        self,
+        context_id: str,
+        messages: Sequence[MessageInput] | MessageInput,
+        user_id: str | None = None,
+    ) -> int:
+        """Append messages to a conversation in one change; returns the new revision.
+
+        Costs the same at message 10 as at message 10,000: messages have a table of their
+        own and the context row is not rewritten.
+        """
+        with self._metrics.measure("append_messages"):
+            batch = [messages] if isinstance(messages, (Message, Mapping)) else list(messages)
+            parsed = parse_messages(batch)
+            if not parsed:
+                raise ValidationFailed("no messages to append")
+            plan = functools.partial(
+                plan_append,
+                messages=parsed,
+                user_id=user_id,
+                now=_now(),
+                max_bytes=self.settings.max_size_bytes,
+            )
+            record = await self.storage.modify_context(context_id, plan)
+            self._cache.put(record)
+            return record.revision
+
+    async def get_messages(
+        self,
+        context_id: str,
+        user_id: str | None = None,
+        limit: int = 50,
+        before_seq: int | None = None,
+    ) -> list[Message]:
+        """The last `limit` messages (before message number `before_seq`), oldest first.
+
+        Each message's ``seq`` is its position; pass the first one's as `before_seq` to
+        page further back.
+        """
+        with self._metrics.measure("get_messages"):
+            if limit < 1:
+                raise ValidationFailed("limit must be at least 1")
+            record = await self._readable(context_id, user_id)
+            ceiling = record.message_count + 1
+            rows = await self.storage.load_messages(
+                context_id,
+                branch="main",
+                limit=limit,
+                before_seq=ceiling if before_seq is None else min(before_seq, ceiling),
+            )
+            return [message_from_record(row) for row in rows]
+
+    async def get_events(
+        self,
+        context_id: str,
+        user_id: str | None = None,
+        since_revision: int = 0,
+        limit: int | None = None,
+    ) -> list[ContextEvent]:
+        """The committed changes after `since_revision`, in revision order: the audit log."""
+        with self._metrics.measure("get_events"):
+            await self._readable(context_id, user_id, include_deleted=True)
+            rows = await self.storage.load_events(
+                context_id, since_revision=since_revision, limit=limit
+            )
+            return [event_from_record(row) for row in rows]
+
+    # -- monitoring ----------------------------------------------------------------------
+
+    async def get_performance_stats(self) -> dict[str, Any]:
+        """Counts and latency percentiles per operation, and the cache's hit rate."""
+        return {
+            "backend": self.storage.backend,
+            **self._metrics.snapshot(),
+            "cache_entries": len(self._cache),
+        }
+
+    async def health_check(self) -> dict[str, Any]:
+        """Whether storage answers, its schema version and sizes. Never raises."""
+        try:
+            storage = await self.storage.health()
+        except (LoremasterError, NotInitialized) as exc:
+            return {"status": "unavailable", "version": __version__, "error": str(exc)}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "storage": {
+                "backend": storage.backend,
+                "reachable": storage.reachable,
+                "schema_version": storage.schema_version,
+                **storage.details,
+            },
+            "event_bus": "in-process",
+        }
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _readable(
+        self, context_id: str, user_id: str | None, *, include_deleted: bool = False
+    ) -> ContextRecord:
+        cached = self._cache.get(context_id)
+        loaded = await self.storage.load_context(
+            context_id, None if cached is None else cached.revision
+        )
+        self._metrics.cache_lookup(isinstance(loaded, NotModified))
+        if isinstance(loaded, NotModified):
+            assert cached is not None
+            record = cached
+        elif loaded is None:
+            self._cache.discard(context_id)
+            raise ContextNotFound(context_id)
+        else:
+            record = loaded
+            self._cache.put(record)
+        authorize(record, user_id, Permission.READ)
+        if record.state == ContextState.DELETED and not include_deleted:
+            raise ContextNotFound(context_id)
+        return record
+
+    async def _touch(self, record: ContextRecord) -> None:
+        now = _now()
+        interval = int(self.settings.access_touch_seconds * 1_000_000)
+        if now - record.last_accessed >= interval:
+            await self.storage.touch(record.context_id, when=now, not_since=now - interval)
+            self._cache.discard(record.context_id)
+
+    async def _set_state(
+        self, context_id: str, state: ContextState, user_id: str | None
+    ) -> ContextRecord:
+        plan = functools.partial(
+            plan_set_state,
+            state=state,
+            user_id=user_id,
+            now=_now(),
+            max_bytes=self.settings.max_size_bytes,
+        )
+        record = await self.storage.modify_context(context_id, plan)
+        self._cache.put(record)
+        return record
+
+
+def _authorize_admin(record: ContextRecord, *, user_id: str | None) -> None:
+    authorize(record, user_id, Permission.ADMIN)
+
+
+def _parse_context(context: Context | Mapping[str, Any]) -> Context:
+    if isinstance(context, Context):
+        return context
+    try:
+        cls = context_class(context.get("context_type", ContextType.GENERIC))
+    except ValueError as exc:
+        raise ValidationFailed(f"unknown context_type {context.get('context_type')!r}") from exc
+    try:
+        return cls.model_validate(dict(context))
+    except ValidationError as exc:
+        raise validation_failed(f"not a valid {cls.kind.value} context", exc) from exc
+
+
+def _parse_query(query: ContextQuery | None, filters: Mapping[str, Any]) -> ContextQuery:
+    if query is not None and filters:
+        raise ValidationFailed("give a ContextQuery or keyword filters, not both")
+    if query is not None:
+        return query
+    try:
+        return ContextQuery.model_validate(filters)
+    except ValidationError as exc:
+        raise validation_failed("invalid query", exc) from exc

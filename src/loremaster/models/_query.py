@@ -1,0 +1,95 @@
+"""Asking for contexts: filters, ordering, pages, search hits and the event log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ._contexts import Context, ContextState, ContextType
+from ._time import UtcDatetime
+
+__all__ = ["ContextEvent", "ContextPage", "ContextQuery", "OrderBy", "SearchHit"]
+
+OrderBy = Literal["created_at", "last_modified", "last_accessed", "title"]
+
+
+class ContextQuery(BaseModel):
+    """Filters for `ContextManager.query_contexts`; every filter given must match.
+
+    Deleted contexts are left out unless ``state="deleted"`` asks for them. Page with
+    ``offset`` or, for stable pages while contexts change, with the ``next_cursor`` of the
+    previous page.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    context_type: ContextType | None = None
+    state: ContextState | None = None
+    owner_id: str | None = None
+    collaborator: str | None = None
+    title_contains: str | None = Field(None, min_length=1)
+    metadata_match: dict[str, Any] = Field(
+        default_factory=dict,
+        description="key -> value that metadata must hold; nested dicts match nested keys",
+    )
+    created_after: UtcDatetime | None = None
+    created_before: UtcDatetime | None = None
+    modified_after: UtcDatetime | None = None
+    modified_before: UtcDatetime | None = None
+    order_by: OrderBy = "last_modified"
+    descending: bool = True
+    limit: int = Field(50, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+    cursor: str | None = None
+
+    @model_validator(mode="after")
+    def _cursor_or_offset(self) -> ContextQuery:
+        if self.cursor is not None and self.offset:
+            raise ValueError("page with either offset or cursor, not both")
+        return self
+
+
+class ContextPage(BaseModel):
+    """One page of contexts; iterate it like a list. ``next_cursor`` is None on the last."""
+
+    items: list[Context]
+    next_cursor: str | None = None
+
+    def __iter__(self) -> Iterator[Context]:  # type: ignore[override]
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Context:
+        return self.items[index]
+
+
+class SearchHit(BaseModel):
+    """A context that matched a full-text search, best first (higher score is better)."""
+
+    context_id: str
+    context_type: ContextType
+    title: str
+    score: float
+    snippet: str
+    matched: Literal["context", "message"]
+    message_seq: int | None = None
+
+
+class ContextEvent(BaseModel):
+    """One committed change: the audit log entry and the unit of synchronization.
+
+    ``changes`` is the RFC 6902 JSON Patch that the change applied to the context.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    context_id: str
+    revision: int
+    op: str
+    changes: list[dict[str, Any]]
+    user_id: str | None
+    created_at: UtcDatetime

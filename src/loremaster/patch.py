@@ -1,0 +1,120 @@
+"""Changes to JSON documents: RFC 7396 merge patches and RFC 6902 JSON Patches.
+
+Every change loremaster commits is recorded as the RFC 6902 JSON Patch it applied (readable
+by the ``jsonpatch`` library); a merge patch is first turned into the equivalent JSON Patch.
+Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jsonpatch
+import jsonpointer
+
+from .errors import Issue, ValidationFailed
+
+__all__ = [
+    "JsonPatch",
+    "apply_changes",
+    "escape_pointer",
+    "merge_patch_to_json_patch",
+    "top_level_fields",
+]
+
+JsonPatch = list[dict[str, Any]]
+
+_OPS = {"add", "remove", "replace", "move", "copy", "test"}
+
+
+def escape_pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def merge_patch_to_json_patch(
+    target: Mapping[str, Any], patch: Mapping[str, Any], prefix: str = ""
+) -> JsonPatch:
+    """The JSON Patch that does what merge patch `patch` does to `target`.
+
+    No-op entries (removing a missing key, setting a value it already has) produce no
+    operation, so an empty result means the merge patch changes nothing.
+    """
+    ops: JsonPatch = []
+    for key, value in patch.items():
+        path = f"{prefix}/{escape_pointer(key)}"
+        present = key in target
+        if value is None:
+            if present:
+                ops.append({"op": "remove", "path": path})
+        elif isinstance(value, Mapping) and present and isinstance(target[key], Mapping):
+            ops.extend(merge_patch_to_json_patch(target[key], value, path))
+        else:
+            new = _without_nulls(value)
+            if not present:
+                ops.append({"op": "add", "path": path, "value": new})
+            elif target[key] != new:
+                ops.append({"op": "replace", "path": path, "value": new})
+    return ops
+
+
+def _check_operations(ops: Sequence[Any]) -> JsonPatch:
+    checked: JsonPatch = []
+    for index, op in enumerate(ops):
+        if not isinstance(op, Mapping) or op.get("op") not in _OPS:
+            raise ValidationFailed(
+                "invalid JSON Patch",
+                [Issue(f"/{index}", f"not an operation with op in {sorted(_OPS)}: {op!r}")],
+            )
+        if not isinstance(op.get("path"), str):
+            raise ValidationFailed("invalid JSON Patch", [Issue(f"/{index}/path", "missing")])
+        checked.append(dict(op))
+    return checked
+
+
+def apply_changes(
+    document: dict[str, Any], changes: Mapping[str, Any] | Sequence[Any]
+) -> tuple[dict[str, Any], JsonPatch]:
+    """Apply a merge patch (a mapping) or a JSON Patch (a list) to a copy of `document`.
+
+    Returns the new document and the JSON Patch that was applied.
+    """
+    if isinstance(changes, Mapping):
+        ops = merge_patch_to_json_patch(document, changes)
+    elif isinstance(changes, Sequence) and not isinstance(changes, (str, bytes)):
+        ops = _check_operations(changes)
+    else:
+        raise ValidationFailed(
+            "changes must be a merge patch (dict) or a JSON Patch (list of operations)"
+        )
+    if not ops:
+        return document, ops
+    try:
+        result = jsonpatch.apply_patch(document, ops, in_place=False)
+    except (
+        jsonpatch.JsonPatchException,
+        jsonpointer.JsonPointerException,
+        TypeError,
+        ValueError,
+    ) as exc:
+        raise ValidationFailed("the patch does not apply", [Issue("", str(exc))]) from exc
+    if not isinstance(result, dict):
+        raise ValidationFailed("the patch must leave an object", [Issue("", "root replaced")])
+    return result, ops
+
+
+def top_level_fields(ops: JsonPatch) -> set[str]:
+    """The top-level keys that a JSON Patch reads from or writes to ("" for the root)."""
+    fields: set[str] = set()
+    for op in ops:
+        for pointer in (op["path"], op.get("from")):
+            if isinstance(pointer, str):
+                first = pointer.split("/", 2)[1] if pointer.startswith("/") else ""
+                fields.add(first.replace("~1", "/").replace("~0", "~"))
+    return fields

@@ -1,0 +1,580 @@
+"""The embedded backend: one SQLite file in WAL mode.
+
+Each manager owns one writer connection and a few reader connections, each served by its
+own thread, so a whole operation (a transaction of several statements) costs one hop off
+the event loop. Writers take the write lock up front (``BEGIN IMMEDIATE``) so that SQLite's
+busy handler, not an error, resolves contention between managers on the same file; a
+write that still finds the file locked is retried until ``sync_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from ..errors import BackendUnavailable, ContextNotFound, Issue, ValidationFailed
+from ._types import (
+    ContextRecord,
+    EventRecord,
+    MessageRecord,
+    NotModified,
+    Plan,
+    RecordQuery,
+    SearchRecord,
+    StorageHealth,
+)
+
+__all__ = ["SQLiteStorage"]
+
+T = TypeVar("T")
+
+_CONTEXT_COLUMNS = (
+    "context_id, context_type, title, description, data, metadata, extra, state, owner_id, "
+    "collaborators, permissions, revision, message_count, turn_count, doc_bytes, "
+    "messages_bytes, created_at, last_modified, last_accessed"
+)
+_ORDER_COLUMNS = {"created_at", "last_modified", "last_accessed", "title"}
+_READERS = 2
+_BUSY_TIMEOUT_MS = 5_000
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _record(row: Sequence[Any]) -> ContextRecord:
+    loads = orjson.loads
+    return ContextRecord(
+        context_id=row[0],
+        context_type=row[1],
+        title=row[2],
+        description=row[3],
+        data=loads(row[4]),
+        metadata=loads(row[5]),
+        extra=loads(row[6]),
+        state=row[7],
+        owner_id=row[8],
+        collaborators=loads(row[9]),
+        permissions=loads(row[10]),
+        revision=row[11],
+        message_count=row[12],
+        turn_count=row[13],
+        doc_bytes=row[14],
+        messages_bytes=row[15],
+        created_at=row[16],
+        last_modified=row[17],
+        last_accessed=row[18],
+    )
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def _fts_query(text: str) -> str | None:
+    """User text as an FTS5 query: every word must occur, the last one as a prefix."""
+    words = re.findall(r"\w+", text)
+    if not words:
+        return None
+    quoted = [f'"{word}"' for word in words]
+    quoted[-1] += "*"
+    return " ".join(quoted)
+
+
+def _reader_clause(alias: str) -> str:
+    return (
+        f"({alias}.owner_id = :reader"
+        f" OR EXISTS (SELECT 1 FROM json_each({alias}.collaborators) WHERE value = :reader)"
+        f" OR EXISTS (SELECT 1 FROM json_each({alias}.permissions)"
+        f" WHERE key = :reader AND json_array_length(value) > 0))"
+    )
+
+
+class _Connection:
+    """One sqlite3 connection and the single thread that uses it."""
+
+    def __init__(self, path: str, name: str) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        await self.call(lambda _: None)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA cache_size = -16000")
+            self._conn = conn
+        return self._conn
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
+        except sqlite3.OperationalError as exc:
+            raise BackendUnavailable(f"SQLite database {self._path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise BackendUnavailable(f"SQLite database {self._path} is unusable: {exc}") from exc
+
+    async def close(self) -> None:
+        def _close(conn: sqlite3.Connection) -> None:
+            conn.close()
+            self._conn = None
+
+        if self._conn is not None:
+            await self.call(_close)
+        self._executor.shutdown(wait=True)
+
+
+def _read(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `fn` in one read transaction, so that it sees one consistent snapshot."""
+    conn.execute("BEGIN")
+    try:
+        return fn(conn)
+    finally:
+        conn.execute("COMMIT")
+
+
+class SQLiteStorage:
+    """`Storage` on one SQLite file, shared safely by several managers and processes."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str, *, write_timeout: float = 30.0) -> None:
+        self.path = path
+        self._write_timeout = write_timeout
+        self._writer = _Connection(path, "loremaster-sqlite-writer")
+        self._readers = [
+            _Connection(path, f"loremaster-sqlite-reader-{i}") for i in range(_READERS)
+        ]
+        self._next_reader = itertools.cycle(self._readers)
+        self._schema_version = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        await self._writer.open()
+        await self._writer.call(lambda conn: conn.execute("PRAGMA journal_mode = WAL"))
+        self._schema_version = await self._write(_migrate)
+        for reader in self._readers:
+            await reader.open()
+
+    async def close(self) -> None:
+        for connection in (self._writer, *self._readers):
+            await connection.close()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._writer.call(lambda conn: self._in_write_transaction(conn, fn))
+
+    def _in_write_transaction(
+        self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]
+    ) -> T:
+        deadline = time.monotonic() + self._write_timeout
+        for attempt in itertools.count():
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.0))
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await next(self._next_reader).call(lambda conn: _read(conn, fn))
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def insert_context(
+        self, record: ContextRecord, messages: Sequence[MessageRecord], event: EventRecord
+    ) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    f"INSERT INTO contexts ({_CONTEXT_COLUMNS}) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _row(record),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise ValidationFailed(
+                    "a context with this id exists", [Issue("/context_id", record.context_id)]
+                ) from exc
+            _insert_messages(conn, record.context_id, messages)
+            _insert_event(conn, event)
+
+        await self._write(insert)
+
+    async def modify_context(self, context_id: str, plan: Plan) -> ContextRecord:
+        def modify(conn: sqlite3.Connection) -> ContextRecord:
+            current = _select_context(conn, context_id)
+            if current is None:
+                raise ContextNotFound(context_id)
+            mutation = plan(current)
+            if mutation is None:
+                return current
+            new = mutation.record
+            if mutation.document_changed:
+                conn.execute(
+                    "UPDATE contexts SET title = ?, description = ?, data = ?, metadata = ?, "
+                    "extra = ?, state = ?, owner_id = ?, collaborators = ?, permissions = ?, "
+                    "revision = ?, message_count = ?, turn_count = ?, doc_bytes = ?, "
+                    "messages_bytes = ?, last_modified = ?, last_accessed = ? "
+                    "WHERE context_id = ? AND revision = ?",
+                    (
+                        *_row(new)[2:16],
+                        new.last_modified,
+                        new.last_accessed,
+                        context_id,
+                        current.revision,
+                    ),
+                )
+            else:
+                conn.execute(
+                    "UPDATE contexts SET revision = ?, message_count = ?, turn_count = ?, "
+                    "messages_bytes = ?, last_modified = ? WHERE context_id = ? AND revision = ?",
+                    (
+                        new.revision,
+                        new.message_count,
+                        new.turn_count,
+                        new.messages_bytes,
+                        new.last_modified,
+                        context_id,
+                        current.revision,
+                    ),
+                )
+            _insert_messages(conn, context_id, mutation.messages)
+            _insert_event(conn, mutation.event)
+            return new
+
+        return await self._write(modify)
+
+    async def delete_context(
+        self, context_id: str, authorize: Callable[[ContextRecord], None]
+    ) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            current = _select_context(conn, context_id)
+            if current is None:
+                raise ContextNotFound(context_id)
+            authorize(current)
+            for table in ("messages", "events", "contexts"):
+                conn.execute(f"DELETE FROM {table} WHERE context_id = ?", (context_id,))
+
+        await self._write(delete)
+
+    async def touch(self, context_id: str, *, when: int, not_since: int) -> None:
+        def touch(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE contexts SET last_accessed = ? WHERE context_id = ? AND last_accessed < ?",
+                (when, context_id, not_since),
+            )
+
+        await self._write(touch)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def load_context(
+        self, context_id: str, known_revision: int | None = None
+    ) -> ContextRecord | NotModified | None:
+        def load(conn: sqlite3.Connection) -> ContextRecord | NotModified | None:
+            if known_revision is not None:
+                row = conn.execute(
+                    "SELECT revision FROM contexts WHERE context_id = ?", (context_id,)
+                ).fetchone()
+                if row is not None and row[0] == known_revision:
+                    return NotModified()
+            return _select_context(conn, context_id)
+
+        return await self._read(load)
+
+    async def load_messages(
+        self, context_id: str, *, branch: str, limit: int | None, before_seq: int | None
+    ) -> list[MessageRecord]:
+        sql = (
+            "SELECT seq, message_id, role, body, search_text, created_at FROM messages "
+            "WHERE context_id = ? AND branch = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+        )
+        params = (context_id, branch, before_seq or 2**62, -1 if limit is None else limit)
+
+        def load(conn: sqlite3.Connection) -> list[MessageRecord]:
+            rows = conn.execute(sql, params).fetchall()
+            return [
+                MessageRecord(row[0], row[1], row[2], row[3].encode(), row[4], row[5])
+                for row in reversed(rows)
+            ]
+
+        return await self._read(load)
+
+    async def load_events(
+        self, context_id: str, *, since_revision: int, limit: int | None
+    ) -> list[EventRecord]:
+        def load(conn: sqlite3.Connection) -> list[EventRecord]:
+            rows = conn.execute(
+                "SELECT revision, op, changes, user_id, created_at FROM events "
+                "WHERE context_id = ? AND revision > ? ORDER BY revision LIMIT ?",
+                (context_id, since_revision, -1 if limit is None else limit),
+            ).fetchall()
+            return [
+                EventRecord(context_id, row[0], row[1], orjson.loads(row[2]), row[3], row[4])
+                for row in rows
+            ]
+
+        return await self._read(load)
+
+    async def query_contexts(self, query: RecordQuery) -> list[ContextRecord]:
+        sql, params = _query_sql(query)
+
+        def load(conn: sqlite3.Connection) -> list[ContextRecord]:
+            return [_record(row) for row in conn.execute(sql, params).fetchall()]
+
+        return await self._read(load)
+
+    async def search(self, text: str, *, reader: str | None, limit: int) -> list[SearchRecord]:
+        match = _fts_query(text)
+        if match is None:
+            return []
+        access = "" if reader is None else f"AND {_reader_clause('c')}"
+        params = {"match": match, "reader": reader, "limit": limit}
+        in_contexts = (
+            "SELECT c.context_id, c.context_type, c.title, -bm25(contexts_fts, 2.0, 1.0), "
+            "snippet(contexts_fts, -1, '[', ']', '…', 12), NULL "
+            "FROM contexts_fts JOIN contexts c ON c.row_id = contexts_fts.rowid "
+            f"WHERE contexts_fts MATCH :match AND c.state != 'deleted' {access} "
+            "ORDER BY bm25(contexts_fts, 2.0, 1.0) LIMIT :limit"
+        )
+        in_messages = (
+            "SELECT c.context_id, c.context_type, c.title, -bm25(messages_fts), "
+            "snippet(messages_fts, 0, '[', ']', '…', 12), m.seq "
+            "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
+            "JOIN contexts c ON c.context_id = m.context_id "
+            f"WHERE messages_fts MATCH :match AND c.state != 'deleted' {access} "
+            "ORDER BY bm25(messages_fts) LIMIT :candidates"
+        )
+
+        def load(conn: sqlite3.Connection) -> list[SearchRecord]:
+            rows = conn.execute(in_contexts, params).fetchall()
+            rows += conn.execute(in_messages, {**params, "candidates": limit * 10}).fetchall()
+            return [SearchRecord(*row) for row in rows]
+
+        return await self._read(load)
+
+    async def health(self) -> StorageHealth:
+        def measure(conn: sqlite3.Connection) -> dict[str, Any]:
+            counts = {
+                table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("contexts", "messages", "events")
+            }
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            return {
+                "path": self.path,
+                "journal_mode": journal,
+                "database_bytes": page_size * pages,
+                "sqlite_version": sqlite3.sqlite_version,
+                **counts,
+            }
+
+        details = await self._read(measure)
+        return StorageHealth("sqlite", True, self._schema_version, details)
+
+
+def _row(record: ContextRecord) -> tuple[Any, ...]:
+    return (
+        record.context_id,
+        record.context_type,
+        record.title,
+        record.description,
+        _dumps(record.data),
+        _dumps(record.metadata),
+        _dumps(record.extra),
+        record.state,
+        record.owner_id,
+        _dumps(record.collaborators),
+        _dumps(record.permissions),
+        record.revision,
+        record.message_count,
+        record.turn_count,
+        record.doc_bytes,
+        record.messages_bytes,
+        record.created_at,
+        record.last_modified,
+        record.last_accessed,
+    )
+
+
+def _select_context(conn: sqlite3.Connection, context_id: str) -> ContextRecord | None:
+    row = conn.execute(
+        f"SELECT {_CONTEXT_COLUMNS} FROM contexts WHERE context_id = ?", (context_id,)
+    ).fetchone()
+    return None if row is None else _record(row)
+
+
+def _insert_messages(
+    conn: sqlite3.Connection, context_id: str, messages: Iterable[MessageRecord]
+) -> None:
+    try:
+        conn.executemany(
+            "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
+            "search_text, created_at) VALUES (?, 'main', ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    context_id,
+                    m.seq,
+                    m.message_id,
+                    m.role,
+                    m.body.decode(),
+                    m.search_text,
+                    m.created_at,
+                )
+                for m in messages
+            ],
+        )
+    except sqlite3.IntegrityError as exc:
+        raise ValidationFailed(
+            "a message id is already used in this context", [Issue("/messages", str(exc))]
+        ) from exc
+
+
+def _insert_event(conn: sqlite3.Connection, event: EventRecord) -> None:
+    conn.execute(
+        "INSERT INTO events (context_id, revision, op, changes, user_id, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            event.context_id,
+            event.revision,
+            event.op,
+            _dumps(event.changes),
+            event.user_id,
+            event.created_at,
+        ),
+    )
+
+
+def _query_sql(query: RecordQuery) -> tuple[str, dict[str, Any]]:
+    if query.order_by not in _ORDER_COLUMNS:
+        raise ValidationFailed("unknown order", [Issue("/order_by", query.order_by)])
+    where: list[str] = []
+    params: dict[str, Any] = {"reader": query.reader, "limit": query.limit, "offset": query.offset}
+
+    def add(condition: str, **values: Any) -> None:
+        where.append(condition)
+        params.update(values)
+
+    states = ", ".join(f":state{i}" for i in range(len(query.states)))
+    add(f"c.state IN ({states})", **{f"state{i}": s for i, s in enumerate(query.states)})
+    if query.reader is not None:
+        add(_reader_clause("c"))
+    if query.context_type is not None:
+        add("c.context_type = :context_type", context_type=query.context_type)
+    if query.owner_id is not None:
+        add("c.owner_id = :owner_id", owner_id=query.owner_id)
+    if query.collaborator is not None:
+        add(
+            "EXISTS (SELECT 1 FROM json_each(c.collaborators) WHERE value = :collaborator)",
+            collaborator=query.collaborator,
+        )
+    if query.title_contains is not None:
+        escaped = re.sub(r"([\\%_])", r"\\\1", query.title_contains)
+        add("c.title LIKE :title ESCAPE '\\'", title=f"%{escaped}%")
+    for index, (path, value) in enumerate(query.metadata_match):
+        json_path = "$" + "".join(f'."{key}"' for key in path)
+        add(
+            f"json_extract(c.metadata, :path{index}) IS json_extract(:value{index}, '$')",
+            **{f"path{index}": json_path, f"value{index}": _dumps(value)},
+        )
+    for column, bound, op in (
+        ("created_at", query.created_after, ">="),
+        ("created_at", query.created_before, "<"),
+        ("last_modified", query.modified_after, ">="),
+        ("last_modified", query.modified_before, "<"),
+    ):
+        if bound is not None:
+            name = f"{column}_{'from' if op == '>=' else 'to'}"
+            add(f"c.{column} {op} :{name}", **{name: bound})
+    direction = "DESC" if query.descending else "ASC"
+    if query.after is not None:
+        compare = "<" if query.descending else ">"
+        add(
+            f"(c.{query.order_by} {compare} :after_value OR "
+            f"(c.{query.order_by} = :after_value AND c.context_id {compare} :after_id))",
+            after_value=query.after[0],
+            after_id=query.after[1],
+        )
+    sql = (
+        f"SELECT {', '.join('c.' + col.strip() for col in _CONTEXT_COLUMNS.split(','))} "
+        f"FROM contexts c WHERE {' AND '.join(where)} "
+        f"ORDER BY c.{query.order_by} {direction}, c.context_id {direction} "
+        "LIMIT :limit OFFSET :offset"
+    )
+    return sql, params
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    folder = resources.files("loremaster.storage.migrations.sqlite")
+    found = []
+    for entry in folder.iterdir():
+        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if match:
+            found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _statements(script: str) -> Iterable[str]:
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
+    leftover = [
+        line for line in buffer.splitlines() if line.strip() and not line.strip().startswith("--")
+    ]
+    if leftover:
+        raise ValueError(f"incomplete SQL statement in migration: {leftover[0]!r}")
+
+
+def _migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations inside the caller's write transaction; the new version."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+    )
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
+    for version, name, script in _migrations():
+        if version in applied:
+            continue
+        for statement in _statements(script):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+            (version, name, time.time_ns() // 1000),
+        )
+        applied.add(version)
+    return max(applied, default=0)
