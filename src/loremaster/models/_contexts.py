@@ -145,7 +145,7 @@ class CollaborativeContext(Context):
     def _room_not_overfull(self) -> CollaborativeContext:
         if len(self.active_participants) > self.max_participants:
             raise ValueError(
-                f"{len(self.active_participants)} active participants, "
+                f"active_participants has {len(self.active_participants)} entries, "
                 f"more than max_participants={self.max_participants}"
             )
         return self

@@ -78,6 +78,15 @@ def _record(row: Sequence[Any]) -> ContextRecord:
     )
 
 
+def _one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """The first row of a query, with its statement finished so COMMIT never waits on it."""
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.fetchone()
+    finally:
+        cursor.close()
+
+
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc)
     return "locked" in text or "busy" in text
@@ -173,7 +182,7 @@ class SQLiteStorage:
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         await self._writer.open()
-        await self._writer.call(lambda conn: conn.execute("PRAGMA journal_mode = WAL"))
+        await self._writer.call(lambda conn: _one(conn, "PRAGMA journal_mode = WAL"))
         self._schema_version = await self._write(_migrate)
         for reader in self._readers:
             await reader.open()
@@ -304,9 +313,9 @@ class SQLiteStorage:
     ) -> ContextRecord | NotModified | None:
         def load(conn: sqlite3.Connection) -> ContextRecord | NotModified | None:
             if known_revision is not None:
-                row = conn.execute(
-                    "SELECT revision FROM contexts WHERE context_id = ?", (context_id,)
-                ).fetchone()
+                row = _one(
+                    conn, "SELECT revision FROM contexts WHERE context_id = ?", (context_id,)
+                )
                 if row is not None and row[0] == known_revision:
                     return NotModified()
             return _select_context(conn, context_id)
@@ -387,12 +396,12 @@ class SQLiteStorage:
     async def health(self) -> StorageHealth:
         def measure(conn: sqlite3.Connection) -> dict[str, Any]:
             counts = {
-                table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                table: _one(conn, f"SELECT count(*) FROM {table}")[0]
                 for table in ("contexts", "messages", "events")
             }
-            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-            pages = conn.execute("PRAGMA page_count").fetchone()[0]
-            journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            page_size = _one(conn, "PRAGMA page_size")[0]
+            pages = _one(conn, "PRAGMA page_count")[0]
+            journal = _one(conn, "PRAGMA journal_mode")[0]
             return {
                 "path": self.path,
                 "journal_mode": journal,
@@ -430,9 +439,7 @@ def _row(record: ContextRecord) -> tuple[Any, ...]:
 
 
 def _select_context(conn: sqlite3.Connection, context_id: str) -> ContextRecord | None:
-    row = conn.execute(
-        f"SELECT {_CONTEXT_COLUMNS} FROM contexts WHERE context_id = ?", (context_id,)
-    ).fetchone()
+    row = _one(conn, f"SELECT {_CONTEXT_COLUMNS} FROM contexts WHERE context_id = ?", (context_id,))
     return None if row is None else _record(row)
 
 
@@ -566,7 +573,7 @@ def _migrate(conn: sqlite3.Connection) -> int:
         "CREATE TABLE IF NOT EXISTS schema_version ("
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
     )
-    applied = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_version").fetchall()}
     for version, name, script in _migrations():
         if version in applied:
             continue

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from typing import Any
+
+import jsonpatch
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from loremaster import ValidationFailed
+from loremaster.patch import apply_changes, merge_patch_to_json_patch, top_level_fields
+
+keys = st.sampled_from(["a", "b", "c", "x/y", "t~1", ""])
+scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=10,
+)
+documents = st.dictionaries(keys, json_values.filter(lambda v: v is not None), max_size=4)
+merge_patches = st.dictionaries(keys, json_values, max_size=4)
+
+
+def rfc7396(target: Any, patch: Any) -> Any:
+    """The merge algorithm exactly as RFC 7396 section 2 writes it."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = rfc7396(result.get(key), value)
+    return result
+
+
+@given(documents, merge_patches)
+def test_merge_patch_and_its_json_patch_agree_with_rfc7396(
+    doc: dict[str, Any], patch: dict[str, Any]
+) -> None:
+    expected = rfc7396(doc, patch)
+    ops = merge_patch_to_json_patch(doc, patch)
+    assert jsonpatch.apply_patch(doc, ops) == expected
+    result, recorded = apply_changes(doc, patch)
+    assert result == expected
+    assert recorded == ops
+
+
+@given(documents, merge_patches)
+def test_recorded_patch_is_empty_exactly_when_nothing_changes(
+    doc: dict[str, Any], patch: dict[str, Any]
+) -> None:
+    ops = merge_patch_to_json_patch(doc, patch)
+    assert (ops == []) == (rfc7396(doc, patch) == doc)
+
+
+def test_merge_patch_keeps_sibling_keys() -> None:
+    doc = {"shared_state": {"quest": "Dragon's Lair", "gold": 10}}
+    result, ops = apply_changes(doc, {"shared_state": {"level": 5, "gold": None}})
+    assert result == {"shared_state": {"quest": "Dragon's Lair", "level": 5}}
+    assert ops == [
+        {"op": "add", "path": "/shared_state/level", "value": 5},
+        {"op": "remove", "path": "/shared_state/gold"},
+    ]
+
+
+def test_json_patch_operations_apply_and_are_recorded_as_given() -> None:
+    ops = [
+        {"op": "test", "path": "/hp", "value": 10},
+        {"op": "replace", "path": "/hp", "value": 7},
+        {"op": "add", "path": "/inventory/-", "value": "rope"},
+    ]
+    result, recorded = apply_changes({"hp": 10, "inventory": []}, ops)
+    assert result == {"hp": 7, "inventory": ["rope"]}
+    assert recorded == ops
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        [{"op": "replace", "path": "/missing/deep", "value": 1}],
+        [{"op": "test", "path": "/hp", "value": 99}],
+        [{"op": "explode", "path": "/hp"}],
+        [{"path": "/hp"}],
+        ["not an op"],
+        [{"op": "add", "value": 1}],
+        "a string",
+        42,
+    ],
+)
+def test_bad_patches_raise_validation_failed_and_leave_the_document(changes: Any) -> None:
+    doc = {"hp": 10}
+    with pytest.raises(ValidationFailed):
+        apply_changes(doc, changes)
+    assert doc == {"hp": 10}
+
+
+def test_top_level_fields_reads_paths_and_from() -> None:
+    ops = [
+        {"op": "move", "from": "/data/a", "path": "/metadata/b"},
+        {"op": "add", "path": "/x~1y/z", "value": 1},
+    ]
+    assert top_level_fields(ops) == {"data", "metadata", "x/y"}
