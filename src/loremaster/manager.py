@@ -86,7 +86,11 @@ class ContextManager:
     async def initialize(self) -> None:
         """Connect to storage and apply pending schema migrations. Idempotent."""
         if not self._initialized:
-            await self._storage.open()
+            try:
+                await self._storage.open()
+            except BaseException:
+                await self._storage.close()
+                raise
             self._initialized = True
 
     async def close(self) -> None:

@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
-        error_console.print(f"Error: {exc.format_message()}", markup=False, highlight=False)
+        error_console.print(
+            f"Error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True
+        )
         return 1
     except click.exceptions.Abort:
         error_console.print("Aborted.", markup=False)

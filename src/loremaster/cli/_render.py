@@ -7,6 +7,7 @@ from typing import Any, assert_never
 
 import orjson
 from pydantic import BaseModel
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -15,6 +16,7 @@ from rich.tree import Tree
 from ..models import (
     Context,
     ContextEvent,
+    ContextState,
     ConversationContext,
     DocumentPart,
     ImagePart,
@@ -62,26 +64,18 @@ def _row(table: Table, *cells: str) -> None:
     table.add_row(*(Text(cell) for cell in cells))
 
 
-def _when(context: Context) -> str:
-    return context.last_modified.strftime("%Y-%m-%d %H:%M")
-
-
 def show_contexts(contexts: Iterable[Context], title: str = "Contexts") -> None:
-    table = Table(title=title)
+    """Narrow enough for an 80-column terminal; `show` has the rest."""
+    table = Table(title=title, box=box.SIMPLE_HEAD)
     table.add_column("id", no_wrap=True)
-    for column in ("type", "title", "state", "owner", "rev", "modified"):
-        table.add_column(column, overflow="fold")
+    table.add_column("type")
+    table.add_column("rev", justify="right")
+    table.add_column("title", overflow="fold", min_width=12)
     for context in contexts:
-        _row(
-            table,
-            context.context_id,
-            context.context_type.value,
-            context.title,
-            context.state.value,
-            context.owner_id or "",
-            str(context.revision),
-            _when(context),
-        )
+        kind = context.context_type.value
+        if context.state is not ContextState.ACTIVE:
+            kind += f" ({context.state.value})"
+        _row(table, context.context_id, kind, str(context.revision), context.title)
     console.print(table)
 
 

@@ -180,7 +180,10 @@ class SQLiteStorage:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def open(self) -> None:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot create the folder of {self.path}: {exc}") from exc
         await self._writer.open()
         await self._writer.call(lambda conn: _one(conn, "PRAGMA journal_mode = WAL"))
         self._schema_version = await self._write(_migrate)
@@ -444,29 +447,29 @@ def _select_context(conn: sqlite3.Connection, context_id: str) -> ContextRecord 
 
 
 def _insert_messages(
-    conn: sqlite3.Connection, context_id: str, messages: Iterable[MessageRecord]
+    conn: sqlite3.Connection, context_id: str, messages: Sequence[MessageRecord]
 ) -> None:
+    rows = [
+        (context_id, m.seq, m.message_id, m.role, m.body.decode(), m.search_text, m.created_at)
+        for m in messages
+    ]
+    if not rows:
+        return
     try:
         conn.executemany(
             "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
             "search_text, created_at) VALUES (?, 'main', ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    context_id,
-                    m.seq,
-                    m.message_id,
-                    m.role,
-                    m.body.decode(),
-                    m.search_text,
-                    m.created_at,
-                )
-                for m in messages
-            ],
+            rows,
         )
     except sqlite3.IntegrityError as exc:
         raise ValidationFailed(
             "a message id is already used in this context", [Issue("/messages", str(exc))]
         ) from exc
+    conn.execute(
+        "INSERT INTO messages_fts (rowid, search_text) SELECT id, search_text FROM messages "
+        "WHERE context_id = ? AND branch = 'main' AND seq BETWEEN ? AND ?",
+        (context_id, rows[0][1], rows[-1][1]),
+    )
 
 
 def _insert_event(conn: sqlite3.Connection, event: EventRecord) -> None:
