@@ -94,6 +94,7 @@ class ContextManager:
             self._initialized = True
 
     async def close(self) -> None:
+        """Close the storage connections. Idempotent."""
         if self._initialized:
             self._initialized = False
             await self._storage.close()
