@@ -4,6 +4,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Timing is noise on a shared 2-core machine: judge properties, not how fast examples come.
+settings.register_profile("loremaster", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("loremaster")
 
 from loremaster import ContextManager
 
