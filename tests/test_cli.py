@@ -14,12 +14,12 @@ MISSING = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
 
 
 class Runner:
-    def __init__(self, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-        self.db_url = db_url
+    def __init__(self, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.sqlite_url = sqlite_url
         self.capsys = capsys
 
     def __call__(self, *args: str, code: int = 0, db: bool = True) -> tuple[str, str]:
-        argv = [*args, "--database-url", self.db_url] if db else list(args)
+        argv = [*args, "--database-url", self.sqlite_url] if db else list(args)
         exit_code = main(argv)
         out, err = self.capsys.readouterr()
         assert exit_code == code, (out, err)
@@ -31,11 +31,11 @@ class Runner:
 
 
 @pytest.fixture
-def run(db_url: str, capsys: pytest.CaptureFixture[str]) -> Runner:
-    return Runner(db_url, capsys)
+def run(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> Runner:
+    return Runner(sqlite_url, capsys)
 
 
-def test_create_show_update_append_events_delete(run: Runner, db_url: str) -> None:
+def test_create_show_update_append_events_delete(run: Runner, sqlite_url: str) -> None:
     created = run.json(
         "create",
         "--type",
@@ -131,8 +131,8 @@ def test_list_filters_and_pages(run: Runner) -> None:
     assert "ctx" not in out
 
 
-async def _seed_export(db_url: str) -> str:
-    async with ContextManager(database_url=db_url) as cm:
+async def _seed_export(sqlite_url: str) -> str:
+    async with ContextManager(database_url=sqlite_url) as cm:
         context_id = await cm.create_context(
             ConversationContext(title="export me", messages=[{"role": "user", "content": "hello"}]),
             user_id="dm",
@@ -143,15 +143,17 @@ async def _seed_export(db_url: str) -> str:
         return context_id
 
 
-async def _load(db_url: str, context_id: str) -> ConversationContext:
-    async with ContextManager(database_url=db_url) as cm:
+async def _load(sqlite_url: str, context_id: str) -> ConversationContext:
+    async with ContextManager(database_url=sqlite_url) as cm:
         context = await cm.get_context(context_id)
         assert isinstance(context, ConversationContext)
         return context
 
 
-def test_export_then_import_into_another_database(run: Runner, db_url: str, tmp_path: Path) -> None:
-    context_id = asyncio.run(_seed_export(db_url))
+def test_export_then_import_into_another_database(
+    run: Runner, sqlite_url: str, tmp_path: Path
+) -> None:
+    context_id = asyncio.run(_seed_export(sqlite_url))
     dump = tmp_path / "dump.json"
     _, err = run("export", "--output", str(dump))
     assert "exported 1 contexts" in err
@@ -234,14 +236,14 @@ BAD_INPUTS: list[tuple[str, ...]] = [
 
 @pytest.mark.parametrize("args", BAD_INPUTS, ids=lambda args: " ".join(args)[:40])
 def test_bad_input_gives_one_line_and_exit_code_1(
-    args: tuple[str, ...], run: Runner, db_url: str, tmp_path: Path
+    args: tuple[str, ...], run: Runner, sqlite_url: str, tmp_path: Path
 ) -> None:
     context_id = run.json("create", "--title", "target")["context_id"]
     not_export = tmp_path / "not-export.json"
     not_export.write_text('{"hello": 1}')
     argv = [a.replace("{id}", context_id).replace("{notexport}", str(not_export)) for a in args]
     if "--database-url" not in argv:
-        argv += ["--database-url", db_url]
+        argv += ["--database-url", sqlite_url]
     _, err = run(*argv, code=1, db=False)
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err

@@ -17,11 +17,11 @@ SECONDS = float(os.environ.get("LOREMASTER_SOAK_SECONDS", "10"))
 
 
 def _write_for_a_while(
-    db_url: str, context_id: str, worker: int, seconds: float, results: Any
+    sqlite_url: str, context_id: str, worker: int, seconds: float, results: Any
 ) -> None:
     async def run() -> dict[str, int]:
         done = {"updates": 0, "appends": 0, "creates": 0, "last": 0}
-        async with ContextManager(database_url=db_url) as cm:
+        async with ContextManager(database_url=sqlite_url) as cm:
             deadline = time.monotonic() + seconds
             step = 0
             while time.monotonic() < deadline:
@@ -47,14 +47,14 @@ def _write_for_a_while(
 
 
 @pytest.mark.slow
-async def test_four_processes_write_one_file_for_ten_seconds(db_url: str) -> None:
-    async with ContextManager(database_url=db_url) as cm:
+async def test_four_processes_write_one_file_for_ten_seconds(sqlite_url: str) -> None:
+    async with ContextManager(database_url=sqlite_url) as cm:
         context_id = await cm.create_context(ConversationContext(title="busy table"), user_id="dm")
 
     spawn = multiprocessing.get_context("spawn")
     results = spawn.Queue()
     processes = [
-        spawn.Process(target=_write_for_a_while, args=(db_url, context_id, w, SECONDS, results))
+        spawn.Process(target=_write_for_a_while, args=(sqlite_url, context_id, w, SECONDS, results))
         for w in range(WORKERS)
     ]
     for process in processes:
@@ -72,7 +72,7 @@ async def test_four_processes_write_one_file_for_ten_seconds(db_url: str) -> Non
     creates = sum(c["creates"] for c in done.values())
     assert updates > WORKERS * 10  # the writers really did contend
 
-    async with ContextManager(database_url=db_url) as cm:
+    async with ContextManager(database_url=sqlite_url) as cm:
         context = await cm.get_context(context_id)
         assert context.revision == 1 + updates + appends
         assert context.data == {f"w{w}": done[w]["last"] for w in range(WORKERS)}

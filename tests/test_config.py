@@ -53,12 +53,12 @@ def test_every_spec_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_constructor_arguments_override_the_environment(
-    monkeypatch: pytest.MonkeyPatch, db_url: str
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str
 ) -> None:
     monkeypatch.setenv("CONTEXT_MAX_SIZE_MB", "3")
     monkeypatch.setenv("CONTEXT_DATABASE_URL", "sqlite:///elsewhere.db")
-    manager = ContextManager(database_url=db_url, max_size_mb=1)
-    assert manager.settings.database_url == db_url
+    manager = ContextManager(database_url=sqlite_url, max_size_mb=1)
+    assert manager.settings.database_url == sqlite_url
     assert manager.settings.max_size_mb == 1
     assert load_settings(Settings(cache_ttl=5), lock_timeout=9).cache_ttl == 5
 

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from conftest import table_counts
 from loremaster import (
     CollaborativeContext,
     Context,
@@ -23,14 +22,6 @@ from loremaster import (
     SessionContext,
     ValidationFailed,
 )
-
-
-def table_counts(db_path: Path) -> dict[str, int]:
-    with sqlite3.connect(db_path) as conn:
-        return {
-            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("contexts", "messages", "events")
-        }
 
 
 async def test_spec_basic_context_creation_example(db_url: str) -> None:
@@ -196,10 +187,10 @@ async def test_read_only_fields_cannot_be_updated(manager: ContextManager, chang
 
 
 async def test_update_making_the_context_invalid_is_refused(
-    manager: ContextManager, db_path: Path
+    manager: ContextManager, db_url: str
 ) -> None:
     context_id = await manager.create_context(CollaborativeContext(title="r", max_participants=2))
-    before = table_counts(db_path)
+    before = await table_counts(db_url)
     with pytest.raises(ValidationFailed, match="active_participants"):
         await manager.update_context(context_id, {"active_participants": ["a", "b", "c"]})
     with pytest.raises(ValidationFailed, match="title"):
@@ -208,7 +199,7 @@ async def test_update_making_the_context_invalid_is_refused(
         await manager.update_context(context_id, {"no_such_field": 1})
     with pytest.raises(ValidationFailed, match="does not apply"):
         await manager.update_context(context_id, [{"op": "remove", "path": "/data/missing"}])
-    assert table_counts(db_path) == before
+    assert await table_counts(db_url) == before
     assert (await manager.get_context(context_id)).revision == 1
 
 
@@ -246,11 +237,11 @@ async def test_append_and_page_through_messages(manager: ContextManager) -> None
 
 
 async def test_append_refuses_bad_messages_and_other_context_types(
-    manager: ContextManager, db_path: Path
+    manager: ContextManager, db_url: str
 ) -> None:
     conversation = await manager.create_context(ConversationContext(title="c"))
     session = await manager.create_context(SessionContext(title="s"))
-    before = table_counts(db_path)
+    before = await table_counts(db_url)
     with pytest.raises(ValidationFailed, match="role"):
         await manager.append_messages(conversation, [{"role": "narrator", "content": "x"}])
     with pytest.raises(ValidationFailed, match="/1/"):
@@ -265,7 +256,7 @@ async def test_append_refuses_bad_messages_and_other_context_types(
     await manager.append_messages(conversation, message)
     with pytest.raises(ValidationFailed, match="message id"):
         await manager.append_messages(conversation, [Message(role="user", content="new"), message])
-    after = table_counts(db_path)
+    after = await table_counts(db_url)
     assert after == {**before, "messages": before["messages"] + 1, "events": before["events"] + 1}
 
 
@@ -295,7 +286,7 @@ async def test_events_are_gapless_one_per_change(manager: ContextManager) -> Non
 
 
 async def test_soft_delete_hides_and_restore_brings_back(
-    manager: ContextManager, db_path: Path
+    manager: ContextManager, db_url: str
 ) -> None:
     context_id = await manager.create_context(ConversationContext(title="lost mine"))
     await manager.append_messages(context_id, {"role": "user", "content": "goblins"})
@@ -312,32 +303,30 @@ async def test_soft_delete_hides_and_restore_brings_back(
     assert len(await manager.query_contexts()) == 0
     assert len(await manager.query_contexts(state="deleted")) == 1
     assert await manager.search_contexts("goblins") == []
-    assert table_counts(db_path) == {"contexts": 1, "messages": 1, "events": 3}
+    assert await table_counts(db_url) == {"contexts": 1, "messages": 1, "events": 3}
 
     restored = await manager.restore_context(context_id)
     assert restored.state is ContextState.ACTIVE
     assert len(await manager.search_contexts("goblins")) == 1
 
 
-async def test_hard_delete_removes_everything(manager: ContextManager, db_path: Path) -> None:
+async def test_hard_delete_removes_everything(manager: ContextManager, db_url: str) -> None:
     keep = await manager.create_context(ConversationContext(title="keep"))
     gone = await manager.create_context(ConversationContext(title="gone"))
     await manager.append_messages(gone, [{"role": "user", "content": "secret plans"}])
     await manager.delete_context(gone, hard_delete=True)
     with pytest.raises(ContextNotFound):
         await manager.get_context(gone, include_deleted=True)
-    assert table_counts(db_path) == {"contexts": 1, "messages": 0, "events": 1}
+    assert await table_counts(db_url) == {"contexts": 1, "messages": 0, "events": 1}
     assert await manager.search_contexts("secret") == []
     assert (await manager.get_context(keep)).title == "keep"
 
 
-async def test_stranger_is_denied_and_learns_nothing(
-    manager: ContextManager, db_path: Path
-) -> None:
+async def test_stranger_is_denied_and_learns_nothing(manager: ContextManager, db_url: str) -> None:
     context_id = await manager.create_context(
         ConversationContext(title="The Secret Villain", collaborators=["p1"]), user_id="dm"
     )
-    before = table_counts(db_path)
+    before = await table_counts(db_url)
     calls = [
         manager.get_context(context_id, user_id="eve"),
         manager.update_context(context_id, {"title": "pwned"}, user_id="eve"),
@@ -352,7 +341,7 @@ async def test_stranger_is_denied_and_learns_nothing(
         with pytest.raises(PermissionDenied) as caught:
             await call
         assert "Secret Villain" not in str(caught.value)
-    assert table_counts(db_path) == before
+    assert await table_counts(db_url) == before
     assert len(await manager.query_contexts(user_id="eve")) == 0
     assert await manager.search_contexts("villain", user_id="eve") == []
 
@@ -531,9 +520,7 @@ async def test_full_text_search(manager: ContextManager) -> None:
     assert {h.context_id for h in await manager.search_contexts("griffon")} == {tavern}
 
 
-async def test_oversized_writes_are_rejected_with_nothing_stored(
-    db_url: str, db_path: Path
-) -> None:
+async def test_oversized_writes_are_rejected_with_nothing_stored(db_url: str) -> None:
     async with ContextManager(database_url=db_url, max_size_mb=0.01) as cm:  # 10 KiB
         big = "x" * 20_000
         with pytest.raises(PayloadTooLarge):
@@ -542,10 +529,10 @@ async def test_oversized_writes_are_rejected_with_nothing_stored(
             await cm.create_context(
                 ConversationContext(title="t", messages=[{"role": "user", "content": big}])
             )
-        assert table_counts(db_path) == {"contexts": 0, "messages": 0, "events": 0}
+        assert await table_counts(db_url) == {"contexts": 0, "messages": 0, "events": 0}
 
         context_id = await cm.create_context(ConversationContext(title="t"))
-        before = table_counts(db_path)
+        before = await table_counts(db_url)
         with pytest.raises(PayloadTooLarge):
             await cm.update_context(context_id, {"data": {"blob": big}})
         with pytest.raises(PayloadTooLarge):
@@ -554,7 +541,7 @@ async def test_oversized_writes_are_rejected_with_nothing_stored(
             await cm.append_messages(context_id, {"role": "user", "content": "y" * 1900})
         with pytest.raises(PayloadTooLarge, match="CONTEXT_MAX_SIZE_MB"):
             await cm.append_messages(context_id, {"role": "user", "content": "y" * 1900})
-        assert table_counts(db_path)["messages"] == before["messages"] + 4
+        assert (await table_counts(db_url))["messages"] == before["messages"] + 4
         assert (await cm.get_context(context_id)).revision == 5
 
 
@@ -582,14 +569,14 @@ async def test_last_accessed_is_touched_at_most_once_per_interval(db_url: str) -
         assert (await cm.get_context(context_id)).last_accessed == third
 
 
-async def test_performance_stats_and_health(manager: ContextManager) -> None:
+async def test_performance_stats_and_health(manager: ContextManager, db_url: str) -> None:
     context_id = await manager.create_context(ConversationContext(title="t"))
     for _ in range(3):
         await manager.append_messages(context_id, {"role": "user", "content": "x"})
     with pytest.raises(ContextNotFound):
         await manager.get_context("6f9619ff-8b86-d011-b42d-00c04fc964ff")
     stats = await manager.get_performance_stats()
-    assert stats["backend"] == "sqlite"
+    assert stats["backend"] == db_url.split(":", maxsplit=1)[0]
     append = stats["operations"]["append_messages"]
     assert append["count"] == 3
     assert append["errors"] == 0
@@ -599,11 +586,24 @@ async def test_performance_stats_and_health(manager: ContextManager) -> None:
 
     health = await manager.health_check()
     assert health["status"] == "ok"
-    assert health["storage"]["schema_version"] == 1
-    assert health["storage"]["journal_mode"] == "wal"
-    assert health["storage"]["contexts"] == 1
-    assert health["storage"]["messages"] == 3
+    assert health["storage"]["schema_version"] == 2
+    assert health["storage"]["backend"] == stats["backend"]
     assert health["storage"]["database_bytes"] > 0
+
+    figures = await manager.refresh_statistics()
+    assert figures["contexts"] == 1
+    assert figures["messages"] == 3
+    assert figures["by_type_and_state"] == [
+        {
+            "context_type": "conversation",
+            "state": "active",
+            "contexts": 1,
+            "bytes": figures["bytes"],
+            "messages": 3,
+            "max_messages": 3,
+        }
+    ]
+    assert (await manager.get_performance_stats())["storage"]["messages_per_context"] == 3
 
 
 async def test_data_survives_reopening_the_file(db_url: str) -> None:
@@ -613,4 +613,4 @@ async def test_data_survives_reopening_the_file(db_url: str) -> None:
     async with ContextManager(database_url=db_url) as cm:
         context = await cm.get_context(context_id)
         assert context.messages[0].text == "remember me"  # type: ignore[attr-defined]
-        assert (await cm.health_check())["storage"]["schema_version"] == 1
+        assert (await cm.health_check())["storage"]["schema_version"] == 2

@@ -34,23 +34,18 @@ from .models import (
     from_micros,
 )
 from .patch import JsonPatch, apply_changes, escape_pointer, top_level_fields
-from .storage import ContextRecord, EventRecord, MessageRecord, Mutation
+from .storage import ContextRecord, EventRecord, Mutation, NewContext
 
 __all__ = [
-    "Created",
+    "check_purgeable",
     "parse_messages",
     "plan_append",
+    "plan_archive",
     "plan_create",
-    "plan_set_state",
+    "plan_delete",
+    "plan_restore",
     "plan_update",
 ]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Created:
-    record: ContextRecord
-    messages: list[MessageRecord]
-    event: EventRecord
 
 
 def _check_size(record: ContextRecord, max_bytes: int) -> None:
@@ -69,7 +64,7 @@ def _event(record: ContextRecord, op: str, changes: JsonPatch, user_id: str | No
     )
 
 
-def plan_create(context: Context, *, user_id: str | None, now: int, max_bytes: int) -> Created:
+def plan_create(context: Context, *, user_id: str | None, now: int, max_bytes: int) -> NewContext:
     """The first revision of `context`, owned by `user_id` unless it names an owner.
 
     ``created_at`` is kept (an import keeps its history's start); the other times are now.
@@ -92,7 +87,7 @@ def plan_create(context: Context, *, user_id: str | None, now: int, max_bytes: i
     )
     _check_size(record, max_bytes)
     snapshot = context_from_record(record, messages).model_dump(mode="json")
-    return Created(
+    return NewContext(
         record,
         message_records,
         _event(record, "create", [{"op": "add", "path": "", "value": snapshot}], user_id),
@@ -172,26 +167,62 @@ def _commit(
     return Mutation(record=record, event=_event(record, op, ops, user_id))
 
 
-def plan_set_state(
-    current: ContextRecord, *, state: ContextState, user_id: str | None, now: int, max_bytes: int
+def _with_state(
+    current: ContextRecord,
+    state: ContextState,
+    *,
+    op: str,
+    user_id: str | None,
+    now: int,
+    max_bytes: int,
 ) -> Mutation:
-    """Soft delete (state deleted) or restore (state active) a context; admins only."""
+    updated = context_from_record(current, document={**document_of(current), "state": state.value})
+    ops: JsonPatch = [{"op": "replace", "path": "/state", "value": state.value}]
+    return _commit(current, updated, op=op, ops=ops, user_id=user_id, now=now, max_bytes=max_bytes)
+
+
+def plan_delete(
+    current: ContextRecord, *, user_id: str | None, now: int, max_bytes: int
+) -> Mutation:
+    """Soft delete: state ``deleted``, restorable; owner and admins only."""
     authorize(current, user_id, Permission.ADMIN)
-    deleting = state is ContextState.DELETED
-    if (current.state == ContextState.DELETED) == deleting:
-        if deleting:
-            raise ContextNotFound(current.context_id)
+    if current.state == ContextState.DELETED:
+        raise ContextNotFound(current.context_id)
+    return _with_state(
+        current, ContextState.DELETED, op="delete", user_id=user_id, now=now, max_bytes=max_bytes
+    )
+
+
+def plan_restore(
+    current: ContextRecord, *, user_id: str | None, now: int, max_bytes: int
+) -> Mutation:
+    """Undo a soft delete: state ``active``; owner and admins only."""
+    authorize(current, user_id, Permission.ADMIN)
+    if current.state != ContextState.DELETED:
         raise ValidationFailed(
             "only a deleted context can be restored", [Issue("/state", current.state)]
         )
-    document = {**document_of(current), "state": state.value}
-    try:
-        updated = context_from_record(current, document=document)
-    except ValidationFailed as exc:  # pragma: no cover - a stored row is valid
-        raise ValidationFailed("stored context is invalid", exc.issues) from exc
-    ops: JsonPatch = [{"op": "replace", "path": "/state", "value": state.value}]
-    op = "delete" if deleting else "restore"
-    return _commit(current, updated, op=op, ops=ops, user_id=user_id, now=now, max_bytes=max_bytes)
+    return _with_state(
+        current, ContextState.ACTIVE, op="restore", user_id=user_id, now=now, max_bytes=max_bytes
+    )
+
+
+def plan_archive(
+    current: ContextRecord, *, idle_before: int, now: int, max_bytes: int
+) -> Mutation | None:
+    """Retention: archive an active context not accessed since `idle_before` (re-checked
+    here, in the transaction, in case it was used since it was picked)."""
+    if current.state != ContextState.ACTIVE or current.last_accessed >= idle_before:
+        return None
+    return _with_state(
+        current, ContextState.ARCHIVED, op="archive", user_id=None, now=now, max_bytes=max_bytes
+    )
+
+
+def check_purgeable(current: ContextRecord, *, deleted_before: int) -> None:
+    """Retention: only a context soft-deleted before `deleted_before` may be purged."""
+    if current.state != ContextState.DELETED or current.last_modified >= deleted_before:
+        raise ValidationFailed("the context is no longer due for purging")
 
 
 def parse_messages(messages: Sequence[Message | Mapping[str, Any]]) -> list[Message]:

@@ -55,6 +55,22 @@ class Settings(BaseSettings):
     auto_archive_days: int = Field(90, ge=1, description="archive contexts untouched this long")
     cleanup_interval: float = Field(24.0, gt=0, description="hours between retention runs")
 
+    deleted_retention_days: float = Field(
+        30, ge=0, description="soft-deleted contexts are removed for good after this long"
+    )
+    event_retention_days: float | None = Field(
+        None, gt=0, description="events older than this are trimmed (None keeps them all)"
+    )
+    statistics_refresh_seconds: float = Field(
+        300, gt=0, description="how often the statistics view is refreshed"
+    )
+    maintenance_poll_seconds: float = Field(
+        60, gt=0, description="how often the background task checks what is due"
+    )
+
+    pool_size: int = Field(10, ge=1, description="PostgreSQL connections kept open")
+    pool_max_overflow: int = Field(10, ge=0, description="extra connections under load")
+
     cache_size: int = Field(1024, ge=0, description="contexts kept in the per-process cache")
     access_touch_seconds: float = Field(
         60.0, ge=0, description="last_accessed is written at most this often per context"

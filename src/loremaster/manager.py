@@ -6,6 +6,8 @@ models and rows; the rules themselves live in `_changes`, `_access` and `_record
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Mapping, Sequence
@@ -16,7 +18,14 @@ from pydantic import ValidationError
 
 from ._access import authorize
 from ._cache import RecordCache
-from ._changes import parse_messages, plan_append, plan_create, plan_set_state, plan_update
+from ._changes import (
+    parse_messages,
+    plan_append,
+    plan_create,
+    plan_delete,
+    plan_restore,
+    plan_update,
+)
 from ._metrics import Metrics
 from ._records import (
     context_from_record,
@@ -26,10 +35,12 @@ from ._records import (
     record_query,
     validation_failed,
 )
+from ._retention import maintenance_loop, new_holder, run_cleanup, run_due_maintenance
 from ._version import __version__
 from .config import Settings, load_settings
 from .errors import ContextNotFound, LoremasterError, NotInitialized, ValidationFailed
 from .models import (
+    CleanupReport,
     Context,
     ContextEvent,
     ContextPage,
@@ -41,7 +52,14 @@ from .models import (
     SearchHit,
     context_class,
 )
-from .storage import ContextRecord, NotModified, Storage, open_storage
+from .storage import (
+    ContextRecord,
+    MigrationStatus,
+    NotModified,
+    Plan,
+    Storage,
+    open_storage,
+)
 
 __all__ = ["ContextManager"]
 
@@ -75,26 +93,45 @@ class ContextManager:
             settings, database_url=database_url, redis_url=redis_url, **overrides
         )
         self._storage: Storage = open_storage(
-            self.settings.database_url, write_timeout=self.settings.sync_timeout
+            self.settings.database_url,
+            deadline=self.settings.sync_timeout,
+            pool_size=self.settings.pool_size,
+            max_overflow=self.settings.pool_max_overflow,
         )
         self._cache = RecordCache(self.settings.cache_size, self.settings.cache_ttl)
         self._metrics = Metrics()
         self._initialized = False
+        self._holder = new_holder()
+        self._maintenance: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def initialize(self) -> None:
-        """Connect to storage and apply pending schema migrations. Idempotent."""
-        if not self._initialized:
-            try:
-                await self._storage.open()
-            except BaseException:
-                await self._storage.close()
-                raise
-            self._initialized = True
+    async def initialize(self, *, migrate: bool = True) -> None:
+        """Connect to storage, apply pending schema migrations (unless ``migrate=False``)
+        and start the background maintenance task. Idempotent."""
+        if self._initialized:
+            return
+        try:
+            await self._storage.open()
+            if migrate:
+                await self._storage.migrate()
+        except BaseException:
+            await self._storage.close()
+            raise
+        self._initialized = True
+        if migrate:
+            self._maintenance = asyncio.create_task(
+                maintenance_loop(self._storage, self.settings, self._holder),
+                name="loremaster-maintenance",
+            )
 
     async def close(self) -> None:
-        """Close the storage connections. Idempotent."""
+        """Stop the background task and close the storage connections. Idempotent."""
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+            self._maintenance = None
         if self._initialized:
             self._initialized = False
             await self._storage.close()
@@ -127,13 +164,33 @@ class ContextManager:
         Returns the context id.
         """
         with self._metrics.measure("create_context"):
-            model = _parse_context(context)
-            created = plan_create(
-                model, user_id=user_id, now=_now(), max_bytes=self.settings.max_size_bytes
+            return (await self._create([context], user_id))[0]
+
+    async def create_contexts(
+        self, contexts: Sequence[Context | Mapping[str, Any]], user_id: str | None = None
+    ) -> list[str]:
+        """Store many new contexts in one transaction (all or none); their ids, in order."""
+        with self._metrics.measure("create_contexts"):
+            return await self._create(contexts, user_id)
+
+    async def _create(
+        self, contexts: Sequence[Context | Mapping[str, Any]], user_id: str | None
+    ) -> list[str]:
+        now = _now()
+        created = [
+            plan_create(
+                _parse_context(context),
+                user_id=user_id,
+                now=now,
+                max_bytes=self.settings.max_size_bytes,
             )
-            await self.storage.insert_context(created.record, created.messages, created.event)
-            self._cache.put(created.record)
-            return created.record.context_id
+            for context in contexts
+        ]
+        if created:
+            await self.storage.insert_contexts(created)
+        for new in created:
+            self._cache.put(new.record)
+        return [new.record.context_id for new in created]
 
     async def get_context(
         self,
@@ -174,16 +231,9 @@ class ContextManager:
         """
         with self._metrics.measure("update_context"):
             plan = functools.partial(
-                plan_update,
-                changes=changes,
-                user_id=user_id,
-                expected_revision=expected_revision,
-                now=_now(),
-                max_bytes=self.settings.max_size_bytes,
+                plan_update, changes=changes, user_id=user_id, expected_revision=expected_revision
             )
-            record = await self.storage.modify_context(context_id, plan)
-            self._cache.put(record)
-            return context_from_record(record)
+            return context_from_record(await self._modify(context_id, plan))
 
     async def delete_context(
         self, context_id: str, user_id: str | None = None, hard_delete: bool = False
@@ -197,14 +247,13 @@ class ContextManager:
                 )
                 self._cache.discard(context_id)
             else:
-                await self._set_state(context_id, ContextState.DELETED, user_id)
+                await self._modify(context_id, functools.partial(plan_delete, user_id=user_id))
 
     async def restore_context(self, context_id: str, user_id: str | None = None) -> Context:
         """Bring a soft-deleted context back (state ``active``)."""
         with self._metrics.measure("restore_context"):
-            return context_from_record(
-                await self._set_state(context_id, ContextState.ACTIVE, user_id)
-            )
+            plan = functools.partial(plan_restore, user_id=user_id)
+            return context_from_record(await self._modify(context_id, plan))
 
     async def query_contexts(
         self, query: ContextQuery | None = None, user_id: str | None = None, **filters: Any
@@ -259,20 +308,33 @@ class ContextManager:
         own and the context row is not rewritten.
         """
         with self._metrics.measure("append_messages"):
+            revisions = await self._append({context_id: messages}, user_id)
+            return revisions[context_id]
+
+    async def append_messages_batch(
+        self,
+        batches: Mapping[str, Sequence[MessageInput] | MessageInput],
+        user_id: str | None = None,
+    ) -> dict[str, int]:
+        """Append to many conversations in one transaction (all or none); returns each
+        conversation's new revision."""
+        with self._metrics.measure("append_messages_batch"):
+            return await self._append(batches, user_id)
+
+    async def _append(
+        self,
+        batches: Mapping[str, Sequence[MessageInput] | MessageInput],
+        user_id: str | None,
+    ) -> dict[str, int]:
+        plans: dict[str, Plan] = {}
+        for context_id, messages in batches.items():
             batch = [messages] if isinstance(messages, (Message, Mapping)) else list(messages)
             parsed = parse_messages(batch)
             if not parsed:
-                raise ValidationFailed("no messages to append")
-            plan = functools.partial(
-                plan_append,
-                messages=parsed,
-                user_id=user_id,
-                now=_now(),
-                max_bytes=self.settings.max_size_bytes,
-            )
-            record = await self.storage.modify_context(context_id, plan)
-            self._cache.put(record)
-            return record.revision
+                raise ValidationFailed(f"no messages to append to {context_id}")
+            plans[context_id] = functools.partial(plan_append, messages=parsed, user_id=user_id)
+        records = await self._modify_many(plans)
+        return {context_id: record.revision for context_id, record in records.items()}
 
     async def get_messages(
         self,
@@ -317,12 +379,38 @@ class ContextManager:
     # -- monitoring ----------------------------------------------------------------------
 
     async def get_performance_stats(self) -> dict[str, Any]:
-        """Counts and latency percentiles per operation, and the cache's hit rate."""
+        """Counts and latency percentiles per operation, the cache's hit rate, and the
+        storage statistics (contexts, sizes and messages by type and state)."""
         return {
             "backend": self.storage.backend,
             **self._metrics.snapshot(),
             "cache_entries": len(self._cache),
+            "storage": await self.storage.statistics(refresh=False),
         }
+
+    async def refresh_statistics(self) -> dict[str, Any]:
+        """Recompute the storage statistics now (PostgreSQL refreshes its materialized
+        view; the background task also does so every CONTEXT_STATISTICS_REFRESH_SECONDS)."""
+        return await self.storage.statistics(refresh=True)
+
+    async def run_cleanup(self, dry_run: bool = False) -> CleanupReport:
+        """One retention pass now: archive contexts idle for CONTEXT_AUTO_ARCHIVE_DAYS,
+        remove soft-deleted ones past CONTEXT_DELETED_RETENTION_DAYS, trim events older
+        than CONTEXT_EVENT_RETENTION_DAYS (each context keeps its latest)."""
+        with self._metrics.measure("run_cleanup"):
+            report = await run_cleanup(self.storage, self.settings, dry_run=dry_run)
+            for context_id in report.purged + report.archived:
+                self._cache.discard(context_id)
+            return report
+
+    async def run_due_maintenance(self) -> list[str]:
+        """What the background task does each poll: refresh statistics and run retention
+        when due, unless another process holds the lease. Returns what it ran."""
+        return await run_due_maintenance(self.storage, self.settings, self._holder)
+
+    async def migration_status(self) -> MigrationStatus:
+        """The schema migrations applied (with when) and pending."""
+        return await self.storage.migration_status()
 
     async def health_check(self) -> dict[str, Any]:
         """Whether storage answers, its schema version and sizes. Never raises."""
@@ -373,19 +461,17 @@ class ContextManager:
             await self.storage.touch(record.context_id, when=now, not_since=now - interval)
             self._cache.discard(record.context_id)
 
-    async def _set_state(
-        self, context_id: str, state: ContextState, user_id: str | None
-    ) -> ContextRecord:
-        plan = functools.partial(
-            plan_set_state,
-            state=state,
-            user_id=user_id,
-            now=_now(),
-            max_bytes=self.settings.max_size_bytes,
-        )
-        record = await self.storage.modify_context(context_id, plan)
-        self._cache.put(record)
-        return record
+    async def _modify(self, context_id: str, plan: Plan) -> ContextRecord:
+        """Commit `plan` (given now and the size limit) on one context; cache the result."""
+        return (await self._modify_many({context_id: plan}))[context_id]
+
+    async def _modify_many(self, plans: Mapping[str, Plan]) -> dict[str, ContextRecord]:
+        limits = {"now": _now(), "max_bytes": self.settings.max_size_bytes}
+        bound = {cid: functools.partial(plan, **limits) for cid, plan in plans.items()}
+        records = await self.storage.modify_contexts(bound)
+        for record in records.values():
+            self._cache.put(record)
+        return records
 
 
 def _authorize_admin(record: ContextRecord, *, user_id: str | None) -> None:

@@ -24,11 +24,12 @@ from ._messages import (
     ToolCallPart,
     ToolResultPart,
 )
-from ._query import ContextEvent, ContextPage, ContextQuery, OrderBy, SearchHit
+from ._query import CleanupReport, ContextEvent, ContextPage, ContextQuery, OrderBy, SearchHit
 from ._time import UtcDatetime, from_micros, to_micros, utc_now
 
 __all__ = [
     "MESSAGE_LIST",
+    "CleanupReport",
     "CollaborativeContext",
     "Context",
     "ContextEvent",

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ._contexts import Context, ContextState, ContextType
 from ._time import UtcDatetime
 
-__all__ = ["ContextEvent", "ContextPage", "ContextQuery", "OrderBy", "SearchHit"]
+__all__ = ["CleanupReport", "ContextEvent", "ContextPage", "ContextQuery", "OrderBy", "SearchHit"]
 
 OrderBy = Literal["created_at", "last_modified", "last_accessed", "title"]
 
@@ -93,3 +93,12 @@ class ContextEvent(BaseModel):
     changes: list[dict[str, Any]]
     user_id: str | None
     created_at: UtcDatetime
+
+
+class CleanupReport(BaseModel):
+    """What a retention run archived, purged and trimmed (or would, with ``dry_run``)."""
+
+    dry_run: bool
+    archived: list[str] = Field(default_factory=list)
+    purged: list[str] = Field(default_factory=list)
+    events_trimmed: int = 0

@@ -5,27 +5,33 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigurationError, UnsupportedFormat
+from ._migrations import MigrationStatus
 from ._protocol import Storage
 from ._types import (
     ContextRecord,
     EventRecord,
     MessageRecord,
     Mutation,
+    NewContext,
     NotModified,
     Plan,
     RecordQuery,
     SearchRecord,
     StorageHealth,
 )
+from .postgres import PostgresStorage
 from .sqlite import SQLiteStorage
 
 __all__ = [
     "ContextRecord",
     "EventRecord",
     "MessageRecord",
+    "MigrationStatus",
     "Mutation",
+    "NewContext",
     "NotModified",
     "Plan",
+    "PostgresStorage",
     "RecordQuery",
     "SQLiteStorage",
     "SearchRecord",
@@ -49,13 +55,21 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-def open_storage(url: str, *, write_timeout: float) -> Storage:
-    """The backend for `url`; not yet connected (call ``open()``)."""
+def open_storage(
+    url: str, *, deadline: float, pool_size: int = 10, max_overflow: int = 10
+) -> Storage:
+    """The backend for `url`; not yet connected (call ``open()``).
+
+    `deadline` is how long an operation may wait for the database before
+    ``BackendUnavailable``; the pool settings apply to PostgreSQL.
+    """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
-        return SQLiteStorage(sqlite_path(url), write_timeout=write_timeout)
+        return SQLiteStorage(sqlite_path(url), write_timeout=deadline)
     if scheme in {"postgresql", "postgres"}:
-        raise UnsupportedFormat(
-            "the PostgreSQL backend is not part of this release yet; use a sqlite:/// URL"
+        return PostgresStorage(
+            url, deadline=deadline, pool_size=pool_size, max_overflow=max_overflow
         )
-    raise UnsupportedFormat(f"unsupported database URL scheme {scheme!r} in {url!r}")
+    raise UnsupportedFormat(
+        f"unsupported database URL scheme {scheme!r} (use sqlite:/// or postgresql://)"
+    )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
+from ._migrations import MigrationStatus
 from ._types import (
     ContextRecord,
     EventRecord,
     MessageRecord,
+    NewContext,
     NotModified,
     Plan,
     RecordQuery,
@@ -22,38 +24,52 @@ __all__ = ["Storage"]
 class Storage(Protocol):
     """Durable contexts, messages and events.
 
-    Every method that writes runs one transaction: the row, its messages and its event
-    commit together or not at all. Revisions of a context are gapless.
+    Every method that writes runs one transaction: rows, messages and events commit
+    together or not at all. Revisions of a context are gapless. Times are microseconds
+    since the epoch.
     """
 
     backend: str
 
+    # -- lifecycle and schema ------------------------------------------------------------
+
     async def open(self) -> None:
-        """Connect and apply pending schema migrations."""
+        """Connect (no schema changes)."""
 
     async def close(self) -> None: ...
 
-    async def insert_context(
-        self, record: ContextRecord, messages: Sequence[MessageRecord], event: EventRecord
-    ) -> None:
-        """Store a new context (``ValidationFailed`` if its id is taken)."""
+    async def migrate(self) -> MigrationStatus:
+        """Apply pending migrations in order; safe when several processes start at once."""
 
-    async def load_context(
-        self, context_id: str, known_revision: int | None = None
-    ) -> ContextRecord | NotModified | None:
-        """The row, `NotModified` if it is still at `known_revision`, None if missing."""
+    async def migration_status(self) -> MigrationStatus: ...
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def insert_contexts(self, contexts: Sequence[NewContext]) -> None:
+        """Store new contexts in one transaction (``ValidationFailed`` if an id is taken)."""
+
+    async def modify_contexts(self, plans: Mapping[str, Plan]) -> dict[str, ContextRecord]:
+        """Run each plan on its current row inside one write transaction and commit the
+        mutations; returns the rows as committed (the current row where a plan returned
+        None). ``ContextNotFound`` if any context is missing; then nothing is written."""
 
     async def modify_context(self, context_id: str, plan: Plan) -> ContextRecord:
-        """Run `plan` on the current row inside a write transaction and commit its mutation.
-
-        Returns the row as committed (the current row when the plan returned None);
-        ``ContextNotFound`` when there is no such row.
-        """
+        """`modify_contexts` for one context."""
 
     async def delete_context(
         self, context_id: str, authorize: Callable[[ContextRecord], None]
     ) -> None:
         """Remove the row, its messages and its events for good, if `authorize` allows."""
+
+    async def touch(self, context_id: str, *, when: int, not_since: int) -> None:
+        """Set last_accessed to `when` unless it is already at or after `not_since`."""
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def load_context(
+        self, context_id: str, known_revision: int | None = None
+    ) -> ContextRecord | NotModified | None:
+        """The row, `NotModified` if it is still at `known_revision`, None if missing."""
 
     async def load_messages(
         self, context_id: str, *, branch: str, limit: int | None, before_seq: int | None
@@ -70,7 +86,22 @@ class Storage(Protocol):
     async def search(self, text: str, *, reader: str | None, limit: int) -> list[SearchRecord]:
         """Full-text search over titles, descriptions and message text, best first."""
 
-    async def touch(self, context_id: str, *, when: int, not_since: int) -> None:
-        """Set last_accessed to `when` unless it is already at or after `not_since`."""
-
     async def health(self) -> StorageHealth: ...
+
+    async def statistics(self, *, refresh: bool) -> dict[str, Any]:
+        """Counts and sizes by type and state, and messages per context."""
+
+    # -- retention -----------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, holder: str, *, ttl: float, every: float) -> bool:
+        """Take the named lease unless another holder has it or it last finished less than
+        `every` seconds ago (database clock). One process at a time runs maintenance."""
+
+    async def release_lease(self, name: str, holder: str, *, finished: bool) -> None: ...
+
+    async def contexts_idle_since(self, before: int, *, state: str, limit: int) -> list[str]:
+        """Ids of contexts in `state` whose last_accessed (deleted: last_modified) is
+        before `before`."""
+
+    async def trim_events(self, before: int, *, dry_run: bool) -> int:
+        """Delete events older than `before`, keeping each context's latest; the count."""

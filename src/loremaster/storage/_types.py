@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,11 +12,14 @@ __all__ = [
     "EventRecord",
     "MessageRecord",
     "Mutation",
+    "NewContext",
     "NotModified",
     "Plan",
     "RecordQuery",
     "SearchRecord",
     "StorageHealth",
+    "search_words",
+    "summarize_statistics",
 ]
 
 
@@ -86,6 +90,15 @@ class Mutation:
     document_changed: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class NewContext:
+    """A context's first revision: its row, its messages and its ``create`` event."""
+
+    record: ContextRecord
+    messages: Sequence[MessageRecord]
+    event: EventRecord
+
+
 Plan = Callable[[ContextRecord], Mutation | None]
 """Decides, inside the write transaction, what to write given the current row.
 
@@ -136,3 +149,36 @@ class StorageHealth:
     reachable: bool
     schema_version: int
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def summarize_statistics(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    """Totals and the per-(type, state) rows of the context_statistics view."""
+    groups = [
+        {
+            "context_type": row[0],
+            "state": row[1],
+            "contexts": int(row[2]),
+            "bytes": int(row[3] or 0),
+            "messages": int(row[4] or 0),
+            "max_messages": int(row[5] or 0),
+        }
+        for row in rows
+    ]
+    contexts = sum(group["contexts"] for group in groups)
+    messages = sum(group["messages"] for group in groups)
+    return {
+        "contexts": contexts,
+        "messages": messages,
+        "bytes": sum(group["bytes"] for group in groups),
+        "messages_per_context": round(messages / contexts, 2) if contexts else 0.0,
+        "max_messages": max((group["max_messages"] for group in groups), default=0),
+        "by_type_and_state": groups,
+    }
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search: every one must occur, the last also as a prefix.
+
+    Only word characters survive, so search syntax in user text is never interpreted.
+    """
+    return re.findall(r"\w+", text)

@@ -15,24 +15,27 @@ import random
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
 from ..errors import BackendUnavailable, ContextNotFound, Issue, ValidationFailed
+from ._migrations import MigrationStatus, migration_status, pending_migrations
 from ._types import (
     ContextRecord,
     EventRecord,
     MessageRecord,
+    NewContext,
     NotModified,
     Plan,
     RecordQuery,
     SearchRecord,
     StorageHealth,
+    search_words,
+    summarize_statistics,
 )
 
 __all__ = ["SQLiteStorage"]
@@ -94,7 +97,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 def _fts_query(text: str) -> str | None:
     """User text as an FTS5 query: every word must occur, the last one as a prefix."""
-    words = re.findall(r"\w+", text)
+    words = search_words(text)
     if not words:
         return None
     quoted = [f'"{word}"' for word in words]
@@ -175,7 +178,6 @@ class SQLiteStorage:
             _Connection(path, f"loremaster-sqlite-reader-{i}") for i in range(_READERS)
         ]
         self._next_reader = itertools.cycle(self._readers)
-        self._schema_version = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -186,9 +188,15 @@ class SQLiteStorage:
             raise BackendUnavailable(f"cannot create the folder of {self.path}: {exc}") from exc
         await self._writer.open()
         await self._writer.call(lambda conn: _one(conn, "PRAGMA journal_mode = WAL"))
-        self._schema_version = await self._write(_migrate)
         for reader in self._readers:
             await reader.open()
+
+    async def migrate(self) -> MigrationStatus:
+        await self._write(_migrate)
+        return await self.migration_status()
+
+    async def migration_status(self) -> MigrationStatus:
+        return migration_status("sqlite", await self._writer.call(_applied_migrations))
 
     async def close(self) -> None:
         for connection in (self._writer, *self._readers):
@@ -224,66 +232,34 @@ class SQLiteStorage:
 
     # -- writes --------------------------------------------------------------------------
 
-    async def insert_context(
-        self, record: ContextRecord, messages: Sequence[MessageRecord], event: EventRecord
-    ) -> None:
+    async def insert_contexts(self, contexts: Sequence[NewContext]) -> None:
         def insert(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute(
-                    f"INSERT INTO contexts ({_CONTEXT_COLUMNS}) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _row(record),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise ValidationFailed(
-                    "a context with this id exists", [Issue("/context_id", record.context_id)]
-                ) from exc
-            _insert_messages(conn, record.context_id, messages)
-            _insert_event(conn, event)
+            for new in contexts:
+                try:
+                    conn.execute(
+                        f"INSERT INTO contexts ({_CONTEXT_COLUMNS}) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        _row(new.record),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise ValidationFailed(
+                        "a context with this id exists",
+                        [Issue("/context_id", new.record.context_id)],
+                    ) from exc
+                _insert_messages(conn, new.record.context_id, new.messages)
+                _insert_event(conn, new.event)
 
         await self._write(insert)
 
     async def modify_context(self, context_id: str, plan: Plan) -> ContextRecord:
-        def modify(conn: sqlite3.Connection) -> ContextRecord:
-            current = _select_context(conn, context_id)
-            if current is None:
-                raise ContextNotFound(context_id)
-            mutation = plan(current)
-            if mutation is None:
-                return current
-            new = mutation.record
-            if mutation.document_changed:
-                conn.execute(
-                    "UPDATE contexts SET title = ?, description = ?, data = ?, metadata = ?, "
-                    "extra = ?, state = ?, owner_id = ?, collaborators = ?, permissions = ?, "
-                    "revision = ?, message_count = ?, turn_count = ?, doc_bytes = ?, "
-                    "messages_bytes = ?, last_modified = ?, last_accessed = ? "
-                    "WHERE context_id = ? AND revision = ?",
-                    (
-                        *_row(new)[2:16],
-                        new.last_modified,
-                        new.last_accessed,
-                        context_id,
-                        current.revision,
-                    ),
-                )
-            else:
-                conn.execute(
-                    "UPDATE contexts SET revision = ?, message_count = ?, turn_count = ?, "
-                    "messages_bytes = ?, last_modified = ? WHERE context_id = ? AND revision = ?",
-                    (
-                        new.revision,
-                        new.message_count,
-                        new.turn_count,
-                        new.messages_bytes,
-                        new.last_modified,
-                        context_id,
-                        current.revision,
-                    ),
-                )
-            _insert_messages(conn, context_id, mutation.messages)
-            _insert_event(conn, mutation.event)
-            return new
+        return (await self.modify_contexts({context_id: plan}))[context_id]
+
+    async def modify_contexts(self, plans: Mapping[str, Plan]) -> dict[str, ContextRecord]:
+        def modify(conn: sqlite3.Connection) -> dict[str, ContextRecord]:
+            return {
+                context_id: _apply_plan(conn, context_id, plan)
+                for context_id, plan in plans.items()
+            }
 
         return await self._write(modify)
 
@@ -414,7 +390,69 @@ class SQLiteStorage:
             }
 
         details = await self._read(measure)
-        return StorageHealth("sqlite", True, self._schema_version, details)
+        status = await self.migration_status()
+        return StorageHealth("sqlite", True, status.version, details)
+
+    async def statistics(self, *, refresh: bool) -> dict[str, Any]:
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT context_type, state, contexts, bytes, messages, max_messages "
+                "FROM context_statistics ORDER BY context_type, state"
+            ).fetchall()
+        )
+        return summarize_statistics(rows)
+
+    # -- retention -----------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, holder: str, *, ttl: float, every: float) -> bool:
+        now = time.time_ns() // 1000
+
+        def acquire(conn: sqlite3.Connection) -> bool:
+            conn.execute("INSERT OR IGNORE INTO maintenance_leases (name) VALUES (?)", (name,))
+            taken = conn.execute(
+                "UPDATE maintenance_leases SET holder = ?, expires_at = ? WHERE name = ? "
+                "AND (holder IS NULL OR expires_at < ?) AND last_finished_at <= ?",
+                (holder, now + int(ttl * 1e6), name, now, now - int(every * 1e6)),
+            )
+            return taken.rowcount == 1
+
+        return await self._write(acquire)
+
+    async def release_lease(self, name: str, holder: str, *, finished: bool) -> None:
+        now = time.time_ns() // 1000
+
+        def release(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE maintenance_leases SET holder = NULL, expires_at = 0, "
+                "last_finished_at = CASE WHEN ? THEN ? ELSE last_finished_at END "
+                "WHERE name = ? AND holder = ?",
+                (finished, now, name, holder),
+            )
+
+        await self._write(release)
+
+    async def contexts_idle_since(self, before: int, *, state: str, limit: int) -> list[str]:
+        column = "last_modified" if state == "deleted" else "last_accessed"
+        sql = (
+            f"SELECT context_id FROM contexts WHERE state = ? AND {column} < ? "
+            f"ORDER BY {column} LIMIT ?"
+        )
+        rows = await self._read(lambda conn: conn.execute(sql, (state, before, limit)).fetchall())
+        return [row[0] for row in rows]
+
+    async def trim_events(self, before: int, *, dry_run: bool) -> int:
+        where = (
+            "WHERE created_at < ? AND revision < "
+            "(SELECT c.revision FROM contexts c WHERE c.context_id = events.context_id)"
+        )
+        if dry_run:
+            row = await self._read(
+                lambda conn: _one(conn, f"SELECT count(*) FROM events {where}", (before,))
+            )
+            return int(row[0])
+        return await self._write(
+            lambda conn: conn.execute(f"DELETE FROM events {where}", (before,)).rowcount
+        )
 
 
 def _row(record: ContextRecord) -> tuple[Any, ...]:
@@ -439,6 +477,48 @@ def _row(record: ContextRecord) -> tuple[Any, ...]:
         record.last_modified,
         record.last_accessed,
     )
+
+
+def _apply_plan(conn: sqlite3.Connection, context_id: str, plan: Plan) -> ContextRecord:
+    current = _select_context(conn, context_id)
+    if current is None:
+        raise ContextNotFound(context_id)
+    mutation = plan(current)
+    if mutation is None:
+        return current
+    new = mutation.record
+    if mutation.document_changed:
+        conn.execute(
+            "UPDATE contexts SET title = ?, description = ?, data = ?, metadata = ?, "
+            "extra = ?, state = ?, owner_id = ?, collaborators = ?, permissions = ?, "
+            "revision = ?, message_count = ?, turn_count = ?, doc_bytes = ?, "
+            "messages_bytes = ?, last_modified = ?, last_accessed = ? "
+            "WHERE context_id = ? AND revision = ?",
+            (
+                *_row(new)[2:16],
+                new.last_modified,
+                new.last_accessed,
+                context_id,
+                current.revision,
+            ),
+        )
+    else:
+        conn.execute(
+            "UPDATE contexts SET revision = ?, message_count = ?, turn_count = ?, "
+            "messages_bytes = ?, last_modified = ? WHERE context_id = ? AND revision = ?",
+            (
+                new.revision,
+                new.message_count,
+                new.turn_count,
+                new.messages_bytes,
+                new.last_modified,
+                context_id,
+                current.revision,
+            ),
+        )
+    _insert_messages(conn, context_id, mutation.messages)
+    _insert_event(conn, mutation.event)
+    return new
 
 
 def _select_context(conn: sqlite3.Connection, context_id: str) -> ContextRecord | None:
@@ -546,16 +626,6 @@ def _query_sql(query: RecordQuery) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def _migrations() -> list[tuple[int, str, str]]:
-    folder = resources.files("loremaster.storage.migrations.sqlite")
-    found = []
-    for entry in folder.iterdir():
-        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
-        if match:
-            found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
 def _statements(script: str) -> Iterable[str]:
     buffer = ""
     for line in script.splitlines(keepends=True):
@@ -570,21 +640,28 @@ def _statements(script: str) -> Iterable[str]:
         raise ValueError(f"incomplete SQL statement in migration: {leftover[0]!r}")
 
 
-def _migrate(conn: sqlite3.Connection) -> int:
-    """Apply pending migrations inside the caller's write transaction; the new version."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version ("
-        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
-    )
-    applied = {row[0] for row in conn.execute("SELECT version FROM schema_version").fetchall()}
-    for version, name, script in _migrations():
-        if version in applied:
-            continue
-        for statement in _statements(script):
+_SCHEMA_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+)
+
+
+def _applied_migrations(conn: sqlite3.Connection) -> list[tuple[int, str, int]]:
+    exists = _one(conn, "SELECT 1 FROM sqlite_master WHERE name = 'schema_version'")
+    if exists is None:
+        return []
+    rows = conn.execute("SELECT version, name, applied_at FROM schema_version").fetchall()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply pending migrations inside the caller's write transaction."""
+    conn.execute(_SCHEMA_VERSION_TABLE)
+    applied = {version for version, _, _ in _applied_migrations(conn)}
+    for migration in pending_migrations("sqlite", applied):
+        for statement in _statements(migration.script):
             conn.execute(statement)
         conn.execute(
             "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
-            (version, name, time.time_ns() // 1000),
+            (migration.version, migration.name, time.time_ns() // 1000),
         )
-        applied.add(version)
-    return max(applied, default=0)

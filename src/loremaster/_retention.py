@@ -1,0 +1,123 @@
+"""Retention: archive idle contexts, purge old soft-deleted ones, trim old events.
+
+Run by `ContextManager.run_cleanup` and by the manager's background task, which holds a
+lease in the database so that one process at a time does it, once per interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+import time
+import uuid
+
+from ._changes import check_purgeable, plan_archive
+from .config import Settings
+from .errors import ContextNotFound, LoremasterError, ValidationFailed
+from .models import CleanupReport, ContextState
+from .storage import Storage
+
+__all__ = ["maintenance_loop", "new_holder", "run_cleanup", "run_due_maintenance"]
+
+log = logging.getLogger("loremaster.retention")
+
+_BATCH = 500
+_DAY = 86_400 * 1_000_000
+RETENTION_LEASE = "retention"
+STATISTICS_LEASE = "statistics"
+
+
+def _now() -> int:
+    return time.time_ns() // 1000
+
+
+async def _archive(storage: Storage, settings: Settings, now: int, dry_run: bool) -> list[str]:
+    idle_before = now - int(settings.auto_archive_days * _DAY)
+    archived: list[str] = []
+    while True:
+        due = await storage.contexts_idle_since(
+            idle_before, state=ContextState.ACTIVE.value, limit=_BATCH
+        )
+        if dry_run or not due:
+            return archived + due
+        plan = functools.partial(
+            plan_archive, idle_before=idle_before, now=now, max_bytes=settings.max_size_bytes
+        )
+        committed = await storage.modify_contexts(dict.fromkeys(due, plan))
+        done = [cid for cid, row in committed.items() if row.state == ContextState.ARCHIVED]
+        archived += done
+        if len(due) < _BATCH or not done:
+            return archived
+
+
+async def _purge(storage: Storage, settings: Settings, now: int, dry_run: bool) -> list[str]:
+    deleted_before = now - int(settings.deleted_retention_days * _DAY)
+    due = await storage.contexts_idle_since(
+        deleted_before, state=ContextState.DELETED.value, limit=10 * _BATCH
+    )
+    if dry_run:
+        return due
+    purged = []
+    check = functools.partial(check_purgeable, deleted_before=deleted_before)
+    for context_id in due:
+        with contextlib.suppress(ContextNotFound, ValidationFailed):
+            await storage.delete_context(context_id, check)
+            purged.append(context_id)
+    return purged
+
+
+async def run_cleanup(storage: Storage, settings: Settings, *, dry_run: bool) -> CleanupReport:
+    """One retention pass; with `dry_run`, what it would do, doing nothing."""
+    now = _now()
+    archived = await _archive(storage, settings, now, dry_run)
+    purged = await _purge(storage, settings, now, dry_run)
+    trimmed = 0
+    if settings.event_retention_days is not None:
+        before = now - int(settings.event_retention_days * _DAY)
+        trimmed = await storage.trim_events(before, dry_run=dry_run)
+    return CleanupReport(dry_run=dry_run, archived=archived, purged=purged, events_trimmed=trimmed)
+
+
+async def run_due_maintenance(storage: Storage, settings: Settings, holder: str) -> list[str]:
+    """Refresh statistics and run retention if due and no other process is at it."""
+    ran: list[str] = []
+    if await storage.acquire_lease(
+        STATISTICS_LEASE, holder, ttl=600, every=settings.statistics_refresh_seconds
+    ):
+        finished = False
+        try:
+            await storage.statistics(refresh=True)
+            finished = True
+            ran.append(STATISTICS_LEASE)
+        finally:
+            await storage.release_lease(STATISTICS_LEASE, holder, finished=finished)
+    if settings.auto_cleanup and await storage.acquire_lease(
+        RETENTION_LEASE, holder, ttl=3600, every=settings.cleanup_interval * 3600
+    ):
+        finished = False
+        try:
+            report = await run_cleanup(storage, settings, dry_run=False)
+            log.info("retention: %s", report.model_dump_json())
+            finished = True
+            ran.append(RETENTION_LEASE)
+        finally:
+            await storage.release_lease(RETENTION_LEASE, holder, finished=finished)
+    return ran
+
+
+def new_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+async def maintenance_loop(storage: Storage, settings: Settings, holder: str) -> None:
+    """Until cancelled: every poll interval, do what is due. Failures are logged, not fatal."""
+    while True:
+        await asyncio.sleep(settings.maintenance_poll_seconds)
+        try:
+            await run_due_maintenance(storage, settings, holder)
+        except LoremasterError:
+            log.exception("maintenance failed; will try again")

@@ -1,0 +1,791 @@
+"""The scale-out backend: PostgreSQL through an asyncpg connection pool.
+
+Every operation runs in one transaction on one pooled connection. A connection lost before
+COMMIT (a restart, ``pg_terminate_backend``, a network blip) is retried with exponential
+backoff and jitter until ``sync_timeout``; a COMMIT cut off midway is resolved by looking
+for the transaction's ``write_id`` in the events table, so a write is never applied twice
+and never reported lost when it landed. asyncpg prepares and caches every statement per
+connection, so the hot queries run as prepared statements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncpg
+import orjson
+
+from ..errors import BackendUnavailable, ContextNotFound, Issue, ValidationFailed
+from ..models import from_micros, to_micros
+from ._migrations import MigrationStatus, migration_status, pending_migrations
+from ._types import (
+    ContextRecord,
+    EventRecord,
+    MessageRecord,
+    NewContext,
+    NotModified,
+    Plan,
+    RecordQuery,
+    SearchRecord,
+    StorageHealth,
+    search_words,
+    summarize_statistics,
+)
+
+__all__ = ["PostgresStorage"]
+
+T = TypeVar("T")
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection = PoolConnectionProxy[asyncpg.Record]
+    Pool = asyncpg.Pool[asyncpg.Record]
+
+_COLUMNS = (
+    "context_id, context_type, title, description, data, metadata, extra, state, owner_id, "
+    "collaborators, permissions, revision, message_count, turn_count, doc_bytes, "
+    "messages_bytes, created_at, last_modified, last_accessed"
+)
+_TIME_COLUMNS = {"created_at", "last_modified", "last_accessed"}
+_MIGRATION_LOCK = 0x6C6F7265  # "lore": the advisory lock that serializes migrations
+_FTS_DOCUMENT = "to_tsvector('english', c.title || ' ' || c.description)"
+_HEADLINE = "'StartSel=[, StopSel=], MaxWords=18, MinWords=6, MaxFragments=1'"
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, asyncpg.exceptions.QueryCanceledError):
+        return False
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "closed" in str(exc)
+    return isinstance(exc, _TRANSIENT)
+
+
+def _uuid(context_id: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(context_id)
+    except ValueError:
+        return None
+
+
+def _time(value: datetime) -> int:
+    return to_micros(value)
+
+
+def _record(row: asyncpg.Record) -> ContextRecord:
+    loads = orjson.loads
+    return ContextRecord(
+        context_id=str(row["context_id"]),
+        context_type=row["context_type"],
+        title=row["title"],
+        description=row["description"],
+        data=loads(row["data"]),
+        metadata=loads(row["metadata"]),
+        extra=loads(row["extra"]),
+        state=row["state"],
+        owner_id=row["owner_id"],
+        collaborators=list(row["collaborators"]),
+        permissions=loads(row["permissions"]),
+        revision=row["revision"],
+        message_count=row["message_count"],
+        turn_count=row["turn_count"],
+        doc_bytes=row["doc_bytes"],
+        messages_bytes=row["messages_bytes"],
+        created_at=_time(row["created_at"]),
+        last_modified=_time(row["last_modified"]),
+        last_accessed=_time(row["last_accessed"]),
+    )
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _row(record: ContextRecord) -> tuple[Any, ...]:
+    return (
+        uuid.UUID(record.context_id),
+        record.context_type,
+        record.title,
+        record.description,
+        _dumps(record.data),
+        _dumps(record.metadata),
+        _dumps(record.extra),
+        record.state,
+        record.owner_id,
+        record.collaborators,
+        _dumps(record.permissions),
+        record.revision,
+        record.message_count,
+        record.turn_count,
+        record.doc_bytes,
+        record.messages_bytes,
+        from_micros(record.created_at),
+        from_micros(record.last_modified),
+        from_micros(record.last_accessed),
+    )
+
+
+_INSERT_CONTEXT = (
+    f"INSERT INTO contexts ({_COLUMNS}) VALUES "
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+)
+_UPDATE_DOCUMENT = (
+    "UPDATE contexts SET title = $3, description = $4, data = $5, metadata = $6, extra = $7, "
+    "state = $8, owner_id = $9, collaborators = $10, permissions = $11, revision = $12, "
+    "message_count = $13, turn_count = $14, doc_bytes = $15, messages_bytes = $16, "
+    "last_modified = $17, last_accessed = $18 "
+    "WHERE context_id = $1 AND context_type = $2 AND revision = $19"
+)
+_UPDATE_COUNTERS = (
+    "UPDATE contexts SET revision = $3, message_count = $4, turn_count = $5, "
+    "messages_bytes = $6, last_modified = $7 "
+    "WHERE context_id = $1 AND context_type = $2 AND revision = $8"
+)
+_INSERT_MESSAGES = (
+    "INSERT INTO messages (context_id, branch, seq, message_id, role, body, search_text, "
+    "created_at) SELECT $1, 'main', m.seq, m.message_id, m.role, m.body::jsonb, "
+    "m.search_text, m.created_at FROM unnest($2::bigint[], $3::text[], $4::text[], "
+    "$5::text[], $6::text[], $7::timestamptz[]) "
+    "AS m(seq, message_id, role, body, search_text, created_at)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, write_id) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+
+
+class _Params:
+    """Positional parameters for a query built piece by piece."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+class PostgresStorage:
+    """`Storage` on PostgreSQL (``postgresql://user:password@host:port/database``)."""
+
+    backend = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        deadline: float = 30.0,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+    ) -> None:
+        self.url = url
+        self._deadline = deadline
+        self._pool_size = pool_size
+        self._max_overflow = max_overflow
+        self._pool: Pool | None = None
+        self._statistics_refreshed_at: int | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        async def connect() -> Pool:
+            return await asyncpg.create_pool(
+                self.url,
+                min_size=min(1, self._pool_size),
+                max_size=self._pool_size + self._max_overflow,
+                max_inactive_connection_lifetime=300,
+                command_timeout=self._deadline,
+            )
+
+        self._pool = await self._retrying("connect to PostgreSQL", connect)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @property
+    def pool(self) -> Pool:
+        if self._pool is None:
+            raise BackendUnavailable("the PostgreSQL pool is closed")
+        return self._pool
+
+    async def migrate(self) -> MigrationStatus:
+        async def migrate(conn: Connection) -> None:
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+            try:
+                await conn.execute(_SCHEMA_VERSION_TABLE)
+                applied = {version for version, _, _ in await _applied(conn)}
+                for migration in pending_migrations("postgres", applied):
+                    async with conn.transaction():
+                        await conn.execute(migration.script)
+                        await conn.execute(
+                            "INSERT INTO schema_version (version, name) VALUES ($1, $2)",
+                            migration.version,
+                            migration.name,
+                        )
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+        await self._with_connection("migrate", migrate)
+        return await self.migration_status()
+
+    async def migration_status(self) -> MigrationStatus:
+        return migration_status("postgres", await self._with_connection("read", _applied))
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        deadline = time.monotonic() + self._deadline
+        for tries in range(1_000_000):
+            try:
+                return await attempt()
+            except Exception as exc:
+                if not _is_transient(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise BackendUnavailable(
+                        f"PostgreSQL unavailable for {self._deadline:g} s ({what}): {exc}"
+                    ) from exc
+                await asyncio.sleep(min(2.0, 0.02 * 2**tries) * random.uniform(0.5, 1.0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _with_connection(self, what: str, work: Callable[[Connection], Awaitable[T]]) -> T:
+        async def attempt() -> T:
+            async with self.pool.acquire() as conn:
+                return await work(conn)
+
+        return await self._retrying(what, attempt)
+
+    async def _write(
+        self,
+        what: str,
+        work: Callable[[Connection, uuid.UUID], Awaitable[T]],
+        landed: Callable[[Connection, uuid.UUID], Awaitable[bool]],
+    ) -> T:
+        """Run `work` in a transaction; retry what did not commit, never what did.
+
+        `landed` tells, after a COMMIT whose answer was lost, whether it took effect.
+        """
+        write_id = uuid.uuid4()
+        outcome: list[T] = []
+
+        async def attempt() -> T:
+            if outcome:
+                async with self.pool.acquire() as conn:
+                    if await landed(conn, write_id):
+                        return outcome[0]
+            outcome.clear()
+            async with self.pool.acquire() as conn:
+                transaction = conn.transaction()
+                await transaction.start()
+                try:
+                    result = await work(conn, write_id)
+                except BaseException:
+                    if not conn.is_closed():
+                        with contextlib.suppress(Exception):
+                            await transaction.rollback()
+                    raise
+                outcome.append(result)
+                await transaction.commit()
+                return result
+
+        return await self._retrying(what, attempt)
+
+    async def _read(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        return await self._with_connection("read", work)
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def insert_contexts(self, contexts: Sequence[NewContext]) -> None:
+        async def insert(conn: Connection, write_id: uuid.UUID) -> None:
+            ids = sorted(new.record.context_id for new in contexts)
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(id, 0)) FROM unnest($1::text[]) id",
+                ids,
+            )
+            taken = await conn.fetch(
+                "SELECT context_id FROM contexts WHERE context_id = ANY($1::uuid[])", ids
+            )
+            if taken or len(set(ids)) != len(ids):
+                found = str(taken[0]["context_id"]) if taken else ids[0]
+                raise ValidationFailed(
+                    "a context with this id exists", [Issue("/context_id", found)]
+                )
+            await conn.executemany(_INSERT_CONTEXT, [_row(new.record) for new in contexts])
+            for new in contexts:
+                await _insert_messages(conn, new.record.context_id, new.messages)
+            await _insert_events(conn, [new.event for new in contexts], write_id)
+
+        first = contexts[0].event if contexts else None
+        await self._write("insert", insert, _event_landed(first))
+
+    async def modify_context(self, context_id: str, plan: Plan) -> ContextRecord:
+        return (await self.modify_contexts({context_id: plan}))[context_id]
+
+    async def modify_contexts(self, plans: Mapping[str, Plan]) -> dict[str, ContextRecord]:
+        events: list[EventRecord] = []
+
+        async def modify(conn: Connection, write_id: uuid.UUID) -> dict[str, ContextRecord]:
+            events.clear()
+            current = await _lock_rows(conn, list(plans))
+            committed: dict[str, ContextRecord] = {}
+            documents: list[tuple[Any, ...]] = []
+            counters: list[tuple[Any, ...]] = []
+            for context_id, plan in plans.items():
+                row = current[context_id]
+                mutation = plan(row)
+                if mutation is None:
+                    committed[context_id] = row
+                    continue
+                new = mutation.record
+                committed[context_id] = new
+                events.append(mutation.event)
+                if mutation.document_changed:
+                    values = _row(new)
+                    documents.append((*values[:16], *values[17:], row.revision))
+                else:
+                    counters.append(
+                        (
+                            uuid.UUID(context_id),
+                            new.context_type,
+                            new.revision,
+                            new.message_count,
+                            new.turn_count,
+                            new.messages_bytes,
+                            from_micros(new.last_modified),
+                            row.revision,
+                        )
+                    )
+                await _insert_messages(conn, context_id, mutation.messages)
+            if documents:
+                await conn.executemany(_UPDATE_DOCUMENT, documents)
+            if counters:
+                await conn.executemany(_UPDATE_COUNTERS, counters)
+            await _insert_events(conn, events, write_id)
+            return committed
+
+        async def landed(conn: Connection, write_id: uuid.UUID) -> bool:
+            return await _event_landed(events[0] if events else None)(conn, write_id)
+
+        return await self._write("modify", modify, landed)
+
+    async def delete_context(
+        self, context_id: str, authorize: Callable[[ContextRecord], None]
+    ) -> None:
+        async def delete(conn: Connection, write_id: uuid.UUID) -> None:
+            row = (await _lock_rows(conn, [context_id]))[context_id]
+            authorize(row)
+            key = uuid.UUID(context_id)
+            for table in ("messages", "events", "contexts"):
+                await conn.execute(f"DELETE FROM {table} WHERE context_id = $1", key)
+
+        async def gone(conn: Connection, write_id: uuid.UUID) -> bool:
+            found = await conn.fetchval(
+                "SELECT 1 FROM contexts WHERE context_id = $1", uuid.UUID(context_id)
+            )
+            return found is None
+
+        await self._write("delete", delete, gone)
+
+    async def touch(self, context_id: str, *, when: int, not_since: int) -> None:
+        key = _uuid(context_id)
+        if key is None:
+            return
+        await self._read(
+            lambda conn: conn.execute(
+                "UPDATE contexts SET last_accessed = $2 WHERE context_id = $1 "
+                "AND last_accessed < $3",
+                key,
+                from_micros(when),
+                from_micros(not_since),
+            )
+        )
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def load_context(
+        self, context_id: str, known_revision: int | None = None
+    ) -> ContextRecord | NotModified | None:
+        key = _uuid(context_id)
+        if key is None:
+            return None
+
+        async def load(conn: Connection) -> ContextRecord | NotModified | None:
+            if known_revision is not None:
+                revision = await conn.fetchval(
+                    "SELECT revision FROM contexts WHERE context_id = $1", key
+                )
+                if revision == known_revision:
+                    return NotModified()
+            row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM contexts WHERE context_id = $1", key)
+            return None if row is None else _record(row)
+
+        return await self._read(load)
+
+    async def load_messages(
+        self, context_id: str, *, branch: str, limit: int | None, before_seq: int | None
+    ) -> list[MessageRecord]:
+        key = _uuid(context_id)
+        if key is None:
+            return []
+        rows = await self._read(
+            lambda conn: conn.fetch(
+                "SELECT seq, message_id, role, body, search_text, created_at FROM messages "
+                "WHERE context_id = $1 AND branch = $2 AND seq < $3 ORDER BY seq DESC LIMIT $4",
+                key,
+                branch,
+                before_seq or 2**62,
+                limit,
+            )
+        )
+        return [
+            MessageRecord(
+                row["seq"],
+                row["message_id"],
+                row["role"],
+                row["body"].encode(),
+                row["search_text"],
+                _time(row["created_at"]),
+            )
+            for row in reversed(rows)
+        ]
+
+    async def load_events(
+        self, context_id: str, *, since_revision: int, limit: int | None
+    ) -> list[EventRecord]:
+        key = _uuid(context_id)
+        if key is None:
+            return []
+        rows = await self._read(
+            lambda conn: conn.fetch(
+                "SELECT revision, op, changes, user_id, created_at FROM events "
+                "WHERE context_id = $1 AND revision > $2 ORDER BY revision LIMIT $3",
+                key,
+                since_revision,
+                limit,
+            )
+        )
+        return [
+            EventRecord(
+                context_id,
+                row["revision"],
+                row["op"],
+                orjson.loads(row["changes"]),
+                row["user_id"],
+                _time(row["created_at"]),
+            )
+            for row in rows
+        ]
+
+    async def query_contexts(self, query: RecordQuery) -> list[ContextRecord]:
+        sql, values = _query_sql(query)
+        rows = await self._read(lambda conn: conn.fetch(sql, *values))
+        return [_record(row) for row in rows]
+
+    async def search(self, text: str, *, reader: str | None, limit: int) -> list[SearchRecord]:
+        words = search_words(text)
+        if not words:
+            return []
+        terms = [f"'{word}'" for word in words]
+        terms[-1] += ":*"
+        tsquery = " & ".join(terms)
+        access = f"AND ($2::text IS NULL OR {_reader_clause('$2::text')})"
+        in_contexts = (
+            "SELECT c.context_id, c.context_type, c.title, "
+            f"2 * ts_rank({_FTS_DOCUMENT}, q) AS score, "
+            f"ts_headline('english', c.title || ' ' || c.description, q, {_HEADLINE}), "
+            "NULL::bigint FROM contexts c, to_tsquery('english', $1) q "
+            f"WHERE {_FTS_DOCUMENT} @@ q AND c.state <> 'deleted' {access} "
+            "ORDER BY score DESC LIMIT $3"
+        )
+        in_messages = (
+            "SELECT hit.context_id, hit.context_type, hit.title, hit.score, "
+            f"ts_headline('english', hit.search_text, q, {_HEADLINE}), hit.seq FROM ("
+            "SELECT m.context_id, c.context_type, c.title, m.search_text, m.seq, "
+            "ts_rank(to_tsvector('english', m.search_text), q) AS score "
+            "FROM messages m JOIN contexts c ON c.context_id = m.context_id, "
+            "to_tsquery('english', $1) q "
+            "WHERE to_tsvector('english', m.search_text) @@ q "
+            f"AND c.state <> 'deleted' {access} ORDER BY score DESC LIMIT $3"
+            ") hit, to_tsquery('english', $1) q"
+        )
+
+        async def search(conn: Connection) -> list[SearchRecord]:
+            found = await conn.fetch(in_contexts, tsquery, reader, limit)
+            found += await conn.fetch(in_messages, tsquery, reader, limit * 10)
+            return [
+                SearchRecord(str(row[0]), row[1], row[2], float(row[3]), row[4], row[5])
+                for row in found
+            ]
+
+        return await self._read(search)
+
+    async def health(self) -> StorageHealth:
+        async def measure(conn: Connection) -> dict[str, Any]:
+            return {
+                "server_version": await conn.fetchval("SHOW server_version"),
+                "database_bytes": await conn.fetchval(
+                    "SELECT pg_database_size(current_database())"
+                ),
+                "in_recovery": await conn.fetchval("SELECT pg_is_in_recovery()"),
+            }
+
+        details = await self._read(measure)
+        pool = self.pool
+        details["pool"] = {
+            "size": pool.get_size(),
+            "idle": pool.get_idle_size(),
+            "in_use": pool.get_size() - pool.get_idle_size(),
+            "max": pool.get_max_size(),
+            "utilization": round((pool.get_size() - pool.get_idle_size()) / pool.get_max_size(), 3),
+        }
+        status = await self.migration_status()
+        return StorageHealth("postgresql", True, status.version, details)
+
+    async def statistics(self, *, refresh: bool) -> dict[str, Any]:
+        async def read(conn: Connection) -> list[Any]:
+            if refresh:
+                await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY context_statistics")
+                self._statistics_refreshed_at = time.time_ns() // 1000
+            return list(
+                await conn.fetch(
+                    "SELECT context_type, state, contexts, bytes, messages, max_messages "
+                    "FROM context_statistics ORDER BY context_type, state"
+                )
+            )
+
+        figures = summarize_statistics(await self._read(read))
+        refreshed = self._statistics_refreshed_at
+        figures["refreshed_at"] = None if refreshed is None else from_micros(refreshed).isoformat()
+        return figures
+
+    # -- retention -----------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, holder: str, *, ttl: float, every: float) -> bool:
+        async def acquire(conn: Connection) -> bool:
+            await conn.execute(
+                "INSERT INTO maintenance_leases (name) VALUES ($1) ON CONFLICT DO NOTHING", name
+            )
+            taken = await conn.fetchval(
+                "UPDATE maintenance_leases SET holder = $2, "
+                "expires_at = now() + make_interval(secs => $3) WHERE name = $1 "
+                "AND (holder IS NULL OR expires_at < now()) "
+                "AND last_finished_at <= now() - make_interval(secs => $4) RETURNING 1",
+                name,
+                holder,
+                ttl,
+                every,
+            )
+            return bool(taken == 1)
+
+        return await self._read(acquire)
+
+    async def release_lease(self, name: str, holder: str, *, finished: bool) -> None:
+        await self._read(
+            lambda conn: conn.execute(
+                "UPDATE maintenance_leases SET holder = NULL, expires_at = '-infinity', "
+                "last_finished_at = CASE WHEN $3 THEN now() ELSE last_finished_at END "
+                "WHERE name = $1 AND holder = $2",
+                name,
+                holder,
+                finished,
+            )
+        )
+
+    async def contexts_idle_since(self, before: int, *, state: str, limit: int) -> list[str]:
+        column = "last_modified" if state == "deleted" else "last_accessed"
+        rows = await self._read(
+            lambda conn: conn.fetch(
+                f"SELECT context_id FROM contexts WHERE state = $1 AND {column} < $2 "
+                f"ORDER BY {column} LIMIT $3",
+                state,
+                from_micros(before),
+                limit,
+            )
+        )
+        return [str(row["context_id"]) for row in rows]
+
+    async def trim_events(self, before: int, *, dry_run: bool) -> int:
+        where = (
+            "FROM events e WHERE e.created_at < $1 AND e.revision < "
+            "(SELECT max(c.revision) FROM contexts c WHERE c.context_id = e.context_id)"
+        )
+        if dry_run:
+            count = await self._read(
+                lambda conn: conn.fetchval(f"SELECT count(*) {where}", from_micros(before))
+            )
+            return int(count)
+        result = await self._read(lambda conn: conn.execute(f"DELETE {where}", from_micros(before)))
+        return int(result.split()[-1])
+
+
+_SCHEMA_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+    "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+)
+
+
+async def _applied(conn: Connection) -> list[tuple[int, str, int]]:
+    exists = await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+    if not exists:
+        return []
+    rows = await conn.fetch("SELECT version, name, applied_at FROM schema_version")
+    return [(row["version"], row["name"], _time(row["applied_at"])) for row in rows]
+
+
+async def _lock_rows(conn: Connection, context_ids: list[str]) -> dict[str, ContextRecord]:
+    keys = [_uuid(context_id) for context_id in context_ids]
+    for context_id, key in zip(context_ids, keys, strict=True):
+        if key is None:
+            raise ContextNotFound(context_id)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM contexts WHERE context_id = ANY($1::uuid[]) "
+        "ORDER BY context_id FOR UPDATE",
+        keys,
+    )
+    found = {str(row["context_id"]): _record(row) for row in rows}
+    for context_id in context_ids:
+        if str(uuid.UUID(context_id)) not in found:
+            raise ContextNotFound(context_id)
+    return {context_id: found[str(uuid.UUID(context_id))] for context_id in context_ids}
+
+
+async def _insert_messages(
+    conn: Connection, context_id: str, messages: Sequence[MessageRecord]
+) -> None:
+    if not messages:
+        return
+    try:
+        await conn.execute(
+            _INSERT_MESSAGES,
+            uuid.UUID(context_id),
+            [m.seq for m in messages],
+            [m.message_id for m in messages],
+            [m.role for m in messages],
+            [m.body.decode() for m in messages],
+            [m.search_text for m in messages],
+            [from_micros(m.created_at) for m in messages],
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise ValidationFailed(
+            "a message id is already used in this context", [Issue("/messages", str(exc))]
+        ) from exc
+
+
+async def _insert_events(
+    conn: Connection, events: Sequence[EventRecord], write_id: uuid.UUID
+) -> None:
+    if events:
+        await conn.executemany(
+            _INSERT_EVENT,
+            [
+                (
+                    uuid.UUID(event.context_id),
+                    event.revision,
+                    event.op,
+                    _dumps(event.changes),
+                    event.user_id,
+                    from_micros(event.created_at),
+                    write_id,
+                )
+                for event in events
+            ],
+        )
+
+
+def _event_landed(
+    event: EventRecord | None,
+) -> Callable[[Connection, uuid.UUID], Awaitable[bool]]:
+    async def landed(conn: Connection, write_id: uuid.UUID) -> bool:
+        if event is None:
+            return True
+        found = await conn.fetchval(
+            "SELECT 1 FROM events WHERE context_id = $1 AND revision = $2 AND write_id = $3",
+            uuid.UUID(event.context_id),
+            event.revision,
+            write_id,
+        )
+        return found is not None
+
+    return landed
+
+
+def _reader_clause(reader: str) -> str:
+    return (
+        f"(c.owner_id = {reader} OR {reader} = ANY(c.collaborators) "
+        f"OR jsonb_array_length(c.permissions -> {reader}) > 0)"
+    )
+
+
+def _nest(pairs: Sequence[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for path, value in pairs:
+        node = nested
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return nested
+
+
+def _query_sql(query: RecordQuery) -> tuple[str, list[Any]]:
+    p = _Params()
+    where = [f"c.state = ANY({p(list(query.states))}::text[])"]
+    if query.reader is not None:
+        where.append(_reader_clause(p(query.reader)))
+    if query.context_type is not None:
+        where.append(f"c.context_type = {p(query.context_type)}")
+    if query.owner_id is not None:
+        where.append(f"c.owner_id = {p(query.owner_id)}")
+    if query.collaborator is not None:
+        where.append(f"c.collaborators @> ARRAY[{p(query.collaborator)}]::text[]")
+    if query.title_contains is not None:
+        escaped = query.title_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(f"c.title ILIKE {p(f'%{escaped}%')}")
+    scalars = [(path, value) for path, value in query.metadata_match if not isinstance(value, list)]
+    if scalars:
+        where.append(f"c.metadata @> {p(_dumps(_nest(scalars)))}::jsonb")
+    for path, value in query.metadata_match:
+        if isinstance(value, list):
+            where.append(f"c.metadata #> {p(list(path))}::text[] = {p(_dumps(value))}::jsonb")
+    for column, bound, op in (
+        ("created_at", query.created_after, ">="),
+        ("created_at", query.created_before, "<"),
+        ("last_modified", query.modified_after, ">="),
+        ("last_modified", query.modified_before, "<"),
+    ):
+        if bound is not None:
+            where.append(f"c.{column} {op} {p(from_micros(bound))}")
+    column = f"c.{query.order_by}"
+    if query.order_by == "title":
+        column += ' COLLATE "C"'
+    direction = "DESC" if query.descending else "ASC"
+    if query.after is not None:
+        value, after_id = query.after
+        if query.order_by in _TIME_COLUMNS:
+            value = from_micros(int(value))
+        compare = "<" if query.descending else ">"
+        key = _uuid(after_id)
+        where.append(f"({column}, c.context_id) {compare} ({p(value)}, {p(key)})")
+    sql = (
+        f"SELECT {_COLUMNS} FROM contexts c WHERE {' AND '.join(where)} "
+        f"ORDER BY {column} {direction}, c.context_id {direction} "
+        f"LIMIT {p(query.limit)} OFFSET {p(query.offset)}"
+    )
+    return sql, p.values
