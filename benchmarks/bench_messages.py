@@ -17,93 +17,21 @@ import asyncio
 import functools
 import random
 import sqlite3
-import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 
 from loremaster import ContextManager, ConversationContext, Message
 
-WORDS = [
-    "the",
-    "party",
-    "enters",
-    "a",
-    "damp",
-    "crypt",
-    "where",
-    "torchlight",
-    "flickers",
-    "across",
-    "carved",
-    "runes",
-    "and",
-    "the",
-    "rogue",
-    "checks",
-    "for",
-    "traps",
-    "while",
-    "the",
-    "cleric",
-    "whispers",
-    "a",
-    "prayer",
-    "to",
-    "keep",
-    "the",
-    "undead",
-    "at",
-    "bay",
-    "a",
-    "distant",
-    "roar",
-    "echoes",
-    "through",
-    "the",
-    "halls",
-    "as",
-    "the",
-    "dragon",
-    "stirs",
-    "beneath",
-    "its",
-    "hoard",
-    "of",
-    "gold",
-]
+from _common import QUICK, median_ms, messages, row, timed
 
-QUICK = "--quick" in sys.argv
 SAMPLES = 100 if QUICK else 400
 LONG = 2_000 if QUICK else 10_000
 BATCH = 1_000
 BATCHED_TOTAL = 20_000 if QUICK else 100_000
-
-
-def prose(rng: random.Random, words: int = 60) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(words))
-
-
-def messages(rng: random.Random, count: int) -> list[Message]:
-    roles = ("user", "assistant")
-    return [Message(role=roles[i % 2], content=prose(rng)) for i in range(count)]
-
-
-async def timed(call: Callable[[], Awaitable[object]], samples: int) -> list[float]:
-    durations = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        await call()
-        durations.append(time.perf_counter() - started)
-    return durations
-
-
-def ms(durations: list[float]) -> float:
-    return statistics.median(durations) * 1000
 
 
 async def _append_next(cm: ContextManager, context_id: str, pending: Iterator[Message]) -> int:
@@ -125,10 +53,10 @@ async def loremaster_figures(folder: Path) -> dict[str, float]:
             context_id = await conversation_of(cm, length, rng)
             pending = iter(messages(rng, SAMPLES))
             append_one = functools.partial(_append_next, cm, context_id, pending)
-            figures[f"append_{length}"] = ms(await timed(append_one, SAMPLES))
+            figures[f"append_{length}"] = median_ms(await timed(append_one, SAMPLES))
             if length == LONG:
                 read = functools.partial(cm.get_messages, context_id, limit=50)
-                figures["get50"] = ms(await timed(read, SAMPLES))
+                figures["get50"] = median_ms(await timed(read, SAMPLES))
 
         # Ten batches per conversation keeps each under CONTEXT_MAX_SIZE_MB (10 MB).
         targets = [
@@ -193,22 +121,15 @@ def naive_figures(folder: Path) -> dict[str, float]:
             started = time.perf_counter()
             store.append(context_id, [item])
             durations.append(time.perf_counter() - started)
-        figures[f"append_{length}"] = ms(durations)
+        figures[f"append_{length}"] = median_ms(durations)
         if length == LONG:
             reads = []
             for _ in range(SAMPLES // 4):
                 started = time.perf_counter()
                 store.last(context_id, 50)
                 reads.append(time.perf_counter() - started)
-            figures["get50"] = ms(reads)
+            figures["get50"] = median_ms(reads)
     return figures
-
-
-def row(label: str, ours: float, naive: float | None, target: str = "", ok: bool = True) -> None:
-    naive_text = "" if naive is None else f"{naive:.3f}" if naive < 1000 else f"{naive:,.0f}"
-    ours_text = f"{ours:.3f}" if ours < 1000 else f"{ours:,.0f}"
-    verdict = "" if not target else ("ok" if ok else "MISSED")
-    print(f"{label:<46}{ours_text:>12}{naive_text:>12}   {target} {verdict}")
 
 
 def main() -> None:
@@ -219,14 +140,15 @@ def main() -> None:
     ratio = ours[long_key] / ours["append_10"]
     naive_ratio = naive[long_key] / naive["append_10"]
     print(f"bench_messages: SQLite, {SAMPLES} samples per figure{' (quick)' if QUICK else ''}")
-    print(f"{'figure':<46}{'loremaster':>12}{'naive JSON':>12}   target")
+    row("figure", "loremaster", "naive JSON", target="target")
     row("append 1 message at length 10, median ms", ours["append_10"], naive["append_10"])
     row(f"append 1 message at length {LONG:,}, median ms", ours[long_key], naive[long_key])
-    row(f"ratio length {LONG:,} / length 10", ratio, naive_ratio, "<= 1.3", ratio <= 1.3)
+    row(f"ratio length {LONG:,} / length 10", ratio, naive_ratio, target="<= 1.3", ok=ratio <= 1.3)
     batched = ours["batched_per_s"]
-    row("batched appends, messages/s", batched, None, ">= 20,000", batched >= 20_000)
+    row("batched appends, messages/s", batched, None, target=">= 20,000", ok=batched >= 20_000)
     get50 = ours["get50"]
-    row(f"get_messages(limit=50) at {LONG:,}, median ms", get50, naive["get50"], "<= 2", get50 <= 2)
+    label = f"get_messages(limit=50) at {LONG:,}, median ms"
+    row(label, get50, naive["get50"], target="<= 2", ok=get50 <= 2)
     slower = naive[long_key] / ours[long_key]
     print(f"the naive append at length {LONG:,} is {slower:.0f}x slower than loremaster's")
 

@@ -73,6 +73,23 @@ def postgres_url(postgres_template: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def empty_postgres_url(postgres_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database with no schema at all."""
+    name = f"lm_{uuid.uuid4().hex[:16]}"
+    asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    yield with_database(POSTGRES_URL, name)
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest) -> str:
+    """A database with no schema yet, once per backend."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "empty_postgres_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "loremaster.db"
 

@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conftest import table_counts
 from loremaster import (
     CollaborativeContext,
     Context,
@@ -22,6 +21,8 @@ from loremaster import (
     SessionContext,
     ValidationFailed,
 )
+
+from conftest import table_counts
 
 
 async def test_spec_basic_context_creation_example(db_url: str) -> None:

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     lock_timeout: int = Field(300, ge=1, description="seconds an edit lock lasts")
 
     auto_cleanup: bool = Field(True, description="run the retention task in the background")
-    auto_archive_days: int = Field(90, ge=1, description="archive contexts untouched this long")
+    auto_archive_days: float = Field(90, gt=0, description="archive contexts untouched this long")
     cleanup_interval: float = Field(24.0, gt=0, description="hours between retention runs")
 
     deleted_retention_days: float = Field(

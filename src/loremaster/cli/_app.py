@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from ..errors import LoremasterError, UnsupportedFormat, ValidationFailed
 from ..manager import ContextManager
 from ..models import Context, ContextQuery, ContextState, ContextType
+from ..storage import MigrationStatus
 from . import _render
 from ._demo import run_demo
 
@@ -38,12 +39,16 @@ class Options:
     user_id: str | None
     as_json: bool
 
-    def run(self, work: Callable[[ContextManager], Awaitable[T]]) -> T:
+    def run(self, work: Callable[[ContextManager], Awaitable[T]], *, migrate: bool = True) -> T:
         """Open a manager, run `work` with it, close it; library errors end the command."""
 
         async def session() -> T:
-            async with ContextManager(database_url=self.database_url) as manager:
+            manager = ContextManager(database_url=self.database_url, auto_cleanup=False)
+            await manager.initialize(migrate=migrate)
+            try:
                 return await work(manager)
+            finally:
+                await manager.close()
 
         try:
             return asyncio.run(session())
@@ -452,3 +457,47 @@ def health(options: Options) -> None:
 def demo(options: Options) -> None:
     """Create a small D&D campaign (a conversation, a session, a room) and show it."""
     options.run(lambda cm: run_demo(cm, as_json=options.as_json))
+
+
+@cli.group()
+def db() -> None:
+    """Database schema: migrate, status."""
+
+
+def _show_migrations(options: Options, status: MigrationStatus) -> None:
+    if options.as_json:
+        _render.print_json(
+            {
+                "version": status.version,
+                "applied": [{"version": v, "name": n} for v, n, _ in status.applied],
+                "pending": [{"version": v, "name": n} for v, n in status.pending],
+            }
+        )
+    else:
+        _render.show_migrations(status)
+
+
+@db.command()
+@common_options
+def migrate(options: Options) -> None:
+    """Apply pending schema migrations (initialize() does this too)."""
+    _show_migrations(options, options.run(lambda cm: cm.migration_status()))
+
+
+@db.command()
+@common_options
+def status(options: Options) -> None:
+    """Show the applied and pending schema migrations; changes nothing."""
+    _show_migrations(options, options.run(lambda cm: cm.migration_status(), migrate=False))
+
+
+@cli.command()
+@common_options
+@click.option("--dry-run", is_flag=True, help="show what would go; change nothing")
+def cleanup(options: Options, dry_run: bool) -> None:
+    """Run retention now: archive idle contexts, purge old deleted ones, trim old events."""
+    report = options.run(lambda cm: cm.run_cleanup(dry_run=dry_run))
+    if options.as_json:
+        _render.print_json(report)
+    else:
+        _render.show_cleanup(report)

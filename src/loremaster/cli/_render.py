@@ -14,6 +14,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ..models import (
+    CleanupReport,
     Context,
     ContextEvent,
     ContextState,
@@ -27,18 +28,22 @@ from ..models import (
     ThinkingPart,
     ToolCallPart,
     ToolResultPart,
+    from_micros,
 )
+from ..storage import MigrationStatus
 
 __all__ = [
     "console",
     "error_console",
     "print_json",
+    "show_cleanup",
     "show_context",
     "show_contexts",
     "show_events",
     "show_hits",
     "show_mapping",
     "show_messages",
+    "show_migrations",
 ]
 
 console = Console()
@@ -162,3 +167,28 @@ def show_mapping(title: str, value: Mapping[str, Any]) -> None:
     tree = Tree(Text(title, style="bold"))
     _grow(tree, value)
     console.print(tree)
+
+
+def show_migrations(status: MigrationStatus) -> None:
+    table = Table(title=f"Schema version {status.version}", box=box.SIMPLE_HEAD)
+    for column in ("version", "name", "state"):
+        table.add_column(column)
+    for version, name, applied_at in status.applied:
+        when = from_micros(applied_at).strftime("%Y-%m-%d %H:%M:%S")
+        _row(table, f"{version:04d}", name, f"applied {when}")
+    for version, name in status.pending:
+        _row(table, f"{version:04d}", name, "pending")
+    console.print(table)
+
+
+def show_cleanup(report: CleanupReport) -> None:
+    verb = "would" if report.dry_run else "did"
+    console.print(
+        Text(
+            f"Retention {verb}: archive {len(report.archived)} contexts, "
+            f"purge {len(report.purged)} deleted contexts, trim {report.events_trimmed} events."
+        )
+    )
+    for label, ids in (("archive", report.archived), ("purge", report.purged)):
+        for context_id in ids:
+            console.print(Text(f"  {label} {context_id}"))

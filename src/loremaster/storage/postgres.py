@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import time
 import uuid
@@ -22,13 +23,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 import orjson
 
-from ..errors import BackendUnavailable, ContextNotFound, Issue, ValidationFailed
+from ..errors import (
+    BackendUnavailable,
+    ContextNotFound,
+    Issue,
+    LoremasterError,
+    ValidationFailed,
+)
 from ..models import from_micros, to_micros
 from ._migrations import MigrationStatus, migration_status, pending_migrations
 from ._types import (
     ContextRecord,
     EventRecord,
     MessageRecord,
+    Mutation,
     NewContext,
     NotModified,
     Plan,
@@ -46,6 +54,7 @@ if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
     Connection = PoolConnectionProxy[asyncpg.Record]
+    RawConnection = asyncpg.Connection[asyncpg.Record]
     Pool = asyncpg.Pool[asyncpg.Record]
 
 _COLUMNS = (
@@ -74,7 +83,21 @@ def _is_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, asyncpg.InterfaceError):
         return "closed" in str(exc)
-    return isinstance(exc, _TRANSIENT)
+    # A connection cut off mid-operation can leave asyncpg's protocol state inconsistent.
+    return isinstance(exc, (*_TRANSIENT, asyncpg.exceptions.InternalClientError))
+
+
+def _discard_if_broken(conn: Connection, exc: BaseException) -> None:
+    """Make sure the pool never hands out a connection that failed mid-operation."""
+    if _is_transient(exc):
+        with contextlib.suppress(asyncpg.InterfaceError):  # already gone from the pool
+            conn.terminate()
+
+
+async def _keep_session(conn: RawConnection) -> None:
+    """Pool release hook. loremaster leaves no session state behind (no SET, LISTEN or
+    session advisory lock outlives its call), so the default reset query, a round trip on
+    every release, is skipped; asyncpg still rolls back any open transaction."""
 
 
 def _uuid(context_id: str) -> uuid.UUID | None:
@@ -141,33 +164,110 @@ def _row(record: ContextRecord) -> tuple[Any, ...]:
     )
 
 
-_INSERT_CONTEXT = (
-    f"INSERT INTO contexts ({_COLUMNS}) VALUES "
-    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-)
-_UPDATE_DOCUMENT = (
-    "UPDATE contexts SET title = $3, description = $4, data = $5, metadata = $6, extra = $7, "
-    "state = $8, owner_id = $9, collaborators = $10, permissions = $11, revision = $12, "
-    "message_count = $13, turn_count = $14, doc_bytes = $15, messages_bytes = $16, "
-    "last_modified = $17, last_accessed = $18 "
-    "WHERE context_id = $1 AND context_type = $2 AND revision = $19"
-)
-_UPDATE_COUNTERS = (
-    "UPDATE contexts SET revision = $3, message_count = $4, turn_count = $5, "
-    "messages_bytes = $6, last_modified = $7 "
-    "WHERE context_id = $1 AND context_type = $2 AND revision = $8"
-)
-_INSERT_MESSAGES = (
-    "INSERT INTO messages (context_id, branch, seq, message_id, role, body, search_text, "
-    "created_at) SELECT $1, 'main', m.seq, m.message_id, m.role, m.body::jsonb, "
-    "m.search_text, m.created_at FROM unnest($2::bigint[], $3::text[], $4::text[], "
-    "$5::text[], $6::text[], $7::timestamptz[]) "
-    "AS m(seq, message_id, role, body, search_text, created_at)"
-)
-_INSERT_EVENT = (
+# Every write is one statement: data-modifying CTEs write the row and the messages, and the
+# event row is inserted from the row write, so one round trip commits a whole change.
+# Parameters $1-$7 are the event's, $8-$13 the messages' (as arrays), the row's follow.
+_EVENT = (
     "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, write_id) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    "SELECT $1, $2, $3, $4, $5, $6, $7 FROM r"
 )
+_MESSAGES = (
+    "m AS (INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
+    "search_text, created_at) SELECT $1, 'main', x.seq, x.message_id, x.role, x.body::json, "
+    "x.search_text, x.created_at FROM unnest($8::bigint[], $9::text[], $10::text[], "
+    "$11::text[], $12::text[], $13::timestamptz[]) "
+    "AS x(seq, message_id, role, body, search_text, created_at))"
+)
+_CREATE = (
+    f"WITH r AS (INSERT INTO contexts ({_COLUMNS}) VALUES ($1, $14, $15, $16, $17, $18, $19, "
+    "$20, $21, $22, $23, $2, $24, $25, $26, $27, $28, $29, $30) RETURNING 1), "
+    f"{_MESSAGES} {_EVENT}"
+)
+_APPEND = (
+    "WITH r AS (UPDATE contexts SET revision = $2, message_count = $15, turn_count = $16, "
+    "messages_bytes = $17, last_modified = $18 "
+    "WHERE context_id = $1 AND context_type = $14 AND revision = $19 RETURNING 1), "
+    f"{_MESSAGES} {_EVENT}"
+)
+_REWRITE = (
+    "WITH r AS (UPDATE contexts SET title = $15, description = $16, data = $17, metadata = $18, "
+    "extra = $19, state = $20, owner_id = $21, collaborators = $22, permissions = $23, "
+    "revision = $2, message_count = $24, turn_count = $25, doc_bytes = $26, "
+    "messages_bytes = $27, last_modified = $28, last_accessed = $29 "
+    "WHERE context_id = $1 AND context_type = $14 AND revision = $30 RETURNING 1), "
+    f"{_MESSAGES} {_EVENT}"
+)
+
+
+def _change_params(
+    event: EventRecord, messages: Sequence[MessageRecord], write_id: uuid.UUID
+) -> tuple[Any, ...]:
+    """$1-$13: the event, then the messages as parallel arrays."""
+    return (
+        uuid.UUID(event.context_id),
+        event.revision,
+        event.op,
+        _dumps(event.changes),
+        event.user_id,
+        from_micros(event.created_at),
+        write_id,
+        [m.seq for m in messages],
+        [m.message_id for m in messages],
+        [m.role for m in messages],
+        [m.body.decode() for m in messages],
+        [m.search_text for m in messages],
+        [from_micros(m.created_at) for m in messages],
+    )
+
+
+def _create_params(new: NewContext, write_id: uuid.UUID) -> tuple[Any, ...]:
+    values = _row(new.record)
+    return (
+        *_change_params(new.event, new.messages, write_id),
+        values[1],
+        *values[2:11],
+        *values[12:],
+    )
+
+
+def _rewrite_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -> tuple[Any, ...]:
+    values = _row(mutation.record)
+    return (
+        *_change_params(mutation.event, mutation.messages, write_id),
+        values[1],
+        *values[2:11],
+        *values[12:16],
+        *values[17:],
+        old_revision,
+    )
+
+
+def _append_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -> tuple[Any, ...]:
+    new = mutation.record
+    return (
+        *_change_params(mutation.event, mutation.messages, write_id),
+        new.context_type,
+        new.message_count,
+        new.turn_count,
+        new.messages_bytes,
+        from_micros(new.last_modified),
+        old_revision,
+    )
+
+
+async def _run_writes(conn: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+    """Run one write statement per row, pipelined in one round trip."""
+    if not rows:
+        return
+    try:
+        if len(rows) == 1:
+            await conn.execute(statement, *rows[0])
+        else:
+            await conn.executemany(statement, rows)
+    except asyncpg.UniqueViolationError as exc:
+        raise ValidationFailed(
+            "a message id is already used in this context", [Issue("/messages", str(exc))]
+        ) from exc
 
 
 class _Params:
@@ -211,6 +311,7 @@ class PostgresStorage:
                 max_size=self._pool_size + self._max_overflow,
                 max_inactive_connection_lifetime=300,
                 command_timeout=self._deadline,
+                reset=_keep_session,
             )
 
         self._pool = await self._retrying("connect to PostgreSQL", connect)
@@ -266,12 +367,16 @@ class PostgresStorage:
                 await asyncio.sleep(min(2.0, 0.02 * 2**tries) * random.uniform(0.5, 1.0))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _with_connection(self, what: str, work: Callable[[Connection], Awaitable[T]]) -> T:
-        async def attempt() -> T:
-            async with self.pool.acquire() as conn:
+    async def _once(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        async with self.pool.acquire() as conn:
+            try:
                 return await work(conn)
+            except Exception as exc:
+                _discard_if_broken(conn, exc)
+                raise
 
-        return await self._retrying(what, attempt)
+    async def _with_connection(self, what: str, work: Callable[[Connection], Awaitable[T]]) -> T:
+        return await self._retrying(what, lambda: self._once(work))
 
     async def _write(
         self,
@@ -286,25 +391,30 @@ class PostgresStorage:
         write_id = uuid.uuid4()
         outcome: list[T] = []
 
+        async def check_landed(conn: Connection) -> bool:
+            return await landed(conn, write_id)
+
         async def attempt() -> T:
             if outcome:
-                async with self.pool.acquire() as conn:
-                    if await landed(conn, write_id):
-                        return outcome[0]
+                landed_before = await self._once(check_landed)
+                if landed_before:
+                    return outcome[0]
             outcome.clear()
             async with self.pool.acquire() as conn:
-                transaction = conn.transaction()
-                await transaction.start()
                 try:
-                    result = await work(conn, write_id)
-                except BaseException:
-                    if not conn.is_closed():
-                        with contextlib.suppress(Exception):
-                            await transaction.rollback()
+                    transaction = conn.transaction()
+                    await transaction.start()
+                    try:
+                        result = await work(conn, write_id)
+                    except LoremasterError:
+                        await transaction.rollback()
+                        raise
+                    outcome.append(result)
+                    await transaction.commit()
+                    return result
+                except Exception as exc:
+                    _discard_if_broken(conn, exc)
                     raise
-                outcome.append(result)
-                await transaction.commit()
-                return result
 
         return await self._retrying(what, attempt)
 
@@ -316,22 +426,20 @@ class PostgresStorage:
     async def insert_contexts(self, contexts: Sequence[NewContext]) -> None:
         async def insert(conn: Connection, write_id: uuid.UUID) -> None:
             ids = sorted(new.record.context_id for new in contexts)
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(id, 0)) FROM unnest($1::text[]) id",
+            taken = await conn.fetchval(
+                "SELECT min(id) FILTER (WHERE EXISTS "
+                "(SELECT 1 FROM contexts c WHERE c.context_id = id::uuid)) FROM "
+                "(SELECT id, pg_advisory_xact_lock(hashtextextended(id, 0)) FROM "
+                "unnest($1::text[]) AS id) AS locked",
                 ids,
             )
-            taken = await conn.fetch(
-                "SELECT context_id FROM contexts WHERE context_id = ANY($1::uuid[])", ids
-            )
-            if taken or len(set(ids)) != len(ids):
-                found = str(taken[0]["context_id"]) if taken else ids[0]
+            duplicate = next((a for a, b in itertools.pairwise(ids) if a == b), None)
+            clash = taken or duplicate
+            if clash:
                 raise ValidationFailed(
-                    "a context with this id exists", [Issue("/context_id", found)]
+                    "a context with this id exists", [Issue("/context_id", str(clash))]
                 )
-            await conn.executemany(_INSERT_CONTEXT, [_row(new.record) for new in contexts])
-            for new in contexts:
-                await _insert_messages(conn, new.record.context_id, new.messages)
-            await _insert_events(conn, [new.event for new in contexts], write_id)
+            await _run_writes(conn, _CREATE, [_create_params(new, write_id) for new in contexts])
 
         first = contexts[0].event if contexts else None
         await self._write("insert", insert, _event_landed(first))
@@ -346,39 +454,21 @@ class PostgresStorage:
             events.clear()
             current = await _lock_rows(conn, list(plans))
             committed: dict[str, ContextRecord] = {}
-            documents: list[tuple[Any, ...]] = []
-            counters: list[tuple[Any, ...]] = []
+            rewrites: list[tuple[Any, ...]] = []
+            appends: list[tuple[Any, ...]] = []
             for context_id, plan in plans.items():
                 row = current[context_id]
                 mutation = plan(row)
+                committed[context_id] = row if mutation is None else mutation.record
                 if mutation is None:
-                    committed[context_id] = row
                     continue
-                new = mutation.record
-                committed[context_id] = new
                 events.append(mutation.event)
                 if mutation.document_changed:
-                    values = _row(new)
-                    documents.append((*values[:16], *values[17:], row.revision))
+                    rewrites.append(_rewrite_params(mutation, row.revision, write_id))
                 else:
-                    counters.append(
-                        (
-                            uuid.UUID(context_id),
-                            new.context_type,
-                            new.revision,
-                            new.message_count,
-                            new.turn_count,
-                            new.messages_bytes,
-                            from_micros(new.last_modified),
-                            row.revision,
-                        )
-                    )
-                await _insert_messages(conn, context_id, mutation.messages)
-            if documents:
-                await conn.executemany(_UPDATE_DOCUMENT, documents)
-            if counters:
-                await conn.executemany(_UPDATE_COUNTERS, counters)
-            await _insert_events(conn, events, write_id)
+                    appends.append(_append_params(mutation, row.revision, write_id))
+            await _run_writes(conn, _REWRITE, rewrites)
+            await _run_writes(conn, _APPEND, appends)
             return committed
 
         async def landed(conn: Connection, write_id: uuid.UUID) -> bool:
@@ -665,49 +755,6 @@ async def _lock_rows(conn: Connection, context_ids: list[str]) -> dict[str, Cont
         if str(uuid.UUID(context_id)) not in found:
             raise ContextNotFound(context_id)
     return {context_id: found[str(uuid.UUID(context_id))] for context_id in context_ids}
-
-
-async def _insert_messages(
-    conn: Connection, context_id: str, messages: Sequence[MessageRecord]
-) -> None:
-    if not messages:
-        return
-    try:
-        await conn.execute(
-            _INSERT_MESSAGES,
-            uuid.UUID(context_id),
-            [m.seq for m in messages],
-            [m.message_id for m in messages],
-            [m.role for m in messages],
-            [m.body.decode() for m in messages],
-            [m.search_text for m in messages],
-            [from_micros(m.created_at) for m in messages],
-        )
-    except asyncpg.UniqueViolationError as exc:
-        raise ValidationFailed(
-            "a message id is already used in this context", [Issue("/messages", str(exc))]
-        ) from exc
-
-
-async def _insert_events(
-    conn: Connection, events: Sequence[EventRecord], write_id: uuid.UUID
-) -> None:
-    if events:
-        await conn.executemany(
-            _INSERT_EVENT,
-            [
-                (
-                    uuid.UUID(event.context_id),
-                    event.revision,
-                    event.op,
-                    _dumps(event.changes),
-                    event.user_id,
-                    from_micros(event.created_at),
-                    write_id,
-                )
-                for event in events
-            ],
-        )
 
 
 def _event_landed(

@@ -187,7 +187,7 @@ class SQLiteStorage:
         except OSError as exc:
             raise BackendUnavailable(f"cannot create the folder of {self.path}: {exc}") from exc
         await self._writer.open()
-        await self._writer.call(lambda conn: _one(conn, "PRAGMA journal_mode = WAL"))
+        await self._writer.call(lambda conn: self._when_unlocked(conn, "PRAGMA journal_mode = WAL"))
         for reader in self._readers:
             await reader.open()
 
@@ -207,18 +207,22 @@ class SQLiteStorage:
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._writer.call(lambda conn: self._in_write_transaction(conn, fn))
 
-    def _in_write_transaction(
-        self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]
-    ) -> T:
+    def _when_unlocked(self, conn: sqlite3.Connection, statement: str) -> None:
+        """Run `statement`, retrying with backoff while another connection holds the lock."""
         deadline = time.monotonic() + self._write_timeout
         for attempt in itertools.count():
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                break
+                _one(conn, statement)
+                return
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() >= deadline:
                     raise
                 time.sleep(min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.0))
+
+    def _in_write_transaction(
+        self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]
+    ) -> T:
+        self._when_unlocked(conn, "BEGIN IMMEDIATE")
         try:
             result = fn(conn)
         except BaseException:

@@ -48,7 +48,7 @@ CREATE TABLE messages (
     seq         BIGINT NOT NULL,
     message_id  TEXT NOT NULL,
     role        VARCHAR(20) NOT NULL,
-    body        JSONB NOT NULL,
+    body        JSON NOT NULL,
     search_text TEXT NOT NULL,
     created_at  TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (context_id, branch, seq)
@@ -58,13 +58,15 @@ CREATE UNIQUE INDEX ux_messages_message_id ON messages (context_id, message_id);
 CREATE INDEX idx_messages_text_search ON messages
     USING GIN (to_tsvector('english', search_text));
 
+-- Message bodies and event changes are JSON, not JSONB: stored as written (cheaper to
+-- insert and to hand back), never queried inside.
 -- One row per committed change, in the change's transaction: audit log and sync feed.
 -- write_id lets a writer whose COMMIT was cut off learn whether it landed.
 CREATE TABLE events (
     context_id  UUID NOT NULL,
     revision    BIGINT NOT NULL,
     op          VARCHAR(40) NOT NULL,
-    changes     JSONB NOT NULL,
+    changes     JSON NOT NULL,
     user_id     TEXT,
     created_at  TIMESTAMPTZ NOT NULL,
     write_id    UUID,
