@@ -35,7 +35,7 @@ def test_spec_defaults() -> None:
     assert settings.max_versions == 100
     assert settings.cache_ttl == 3600
     assert settings.sync_timeout == 30
-    assert settings.compression_algorithm == "zstd"
+    assert settings.compression_algorithm == "auto"
     assert settings.serialization_format == "msgpack"
     assert settings.max_participants == 50
     assert settings.lock_timeout == 300

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
@@ -45,8 +45,13 @@ class Settings(BaseSettings):
     cache_ttl: int = Field(3600, ge=0, description="seconds a cached context stays fresh")
     sync_timeout: float = Field(30.0, gt=0, description="seconds to wait for the backend")
 
-    compression_algorithm: CompressionAlgorithm = Field("zstd")
+    compression_algorithm: CompressionAlgorithm = Field(
+        "auto", description="auto picks per payload: raw when small or incompressible, else zstd"
+    )
     serialization_format: SerializationFormat = Field("msgpack")
+    codec_secret: SecretStr | None = Field(
+        None, description="HMAC key that signs pickled payloads; without it pickle is refused"
+    )
 
     max_participants: int = Field(50, ge=1, description="participants per collaborative room")
     lock_timeout: int = Field(300, ge=1, description="seconds an edit lock lasts")

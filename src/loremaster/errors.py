@@ -11,6 +11,8 @@ branch to one HTTP status and the CLI to a one-line message with exit code 1::
     ├── ValidationFailed         422  the input is not a valid context, message or patch
     ├── PayloadTooLarge          413  the write would exceed CONTEXT_MAX_SIZE_MB
     ├── UnsupportedFormat        415  a URL scheme, file or blob loremaster cannot read
+    │   └── UntrustedPayload          a pickle without a valid signature: never loaded
+    ├── DataCorrupted            422  stored bytes fail their checksum or do not decode
     ├── BackendUnavailable       503  the database (or Redis) cannot be reached
     └── ConfigurationError       --   a setting or constructor argument is invalid
 
@@ -32,6 +34,7 @@ __all__ = [
     "BackendUnavailable",
     "ConfigurationError",
     "ContextNotFound",
+    "DataCorrupted",
     "Issue",
     "LockHeld",
     "LoremasterError",
@@ -40,6 +43,7 @@ __all__ = [
     "PermissionDenied",
     "RevisionConflict",
     "UnsupportedFormat",
+    "UntrustedPayload",
     "UsageError",
     "ValidationFailed",
 ]
@@ -114,6 +118,14 @@ class PayloadTooLarge(LoremasterError):
 
 
 class UnsupportedFormat(LoremasterError):
+    pass
+
+
+class UntrustedPayload(UnsupportedFormat):
+    pass
+
+
+class DataCorrupted(LoremasterError):
     pass
 
 
