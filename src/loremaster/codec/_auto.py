@@ -6,9 +6,11 @@ The rule, and the measurements behind it (benchmarks/bench_codec.py, docs/codec.
   16 KiB slices from its start, middle and end); if that saves less than 12.5% — already
   compressed images, random ids, encrypted data — the payload is stored raw (ZFS uses the
   same 12.5% bar);
-- everything else goes to zstd level 3 (with the context type's trained dictionary, when
-  there is one, for payloads up to 64 KiB). On chat JSON zstd-3 gives the best size of every
-  algorithm and level that keeps above 100 MB/s, and lz4 saves only about half as much.
+- everything else goes to zstd level 3. On chat JSON zstd-3 gives the best size of every
+  algorithm and level that keeps above 100 MB/s, and lz4 saves only about half as much;
+- with a trained dictionary for the payload's kind, payloads from 32 bytes to 64 KiB are
+  tried with it (a dictionary is what makes small payloads compress) and use it when that
+  saves 12.5%.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ._envelope import Compression
 __all__ = ["RAW_BELOW", "choose", "worth_compressing"]
 
 RAW_BELOW = 256
+DICTIONARY_FROM = 32
 DICTIONARY_UP_TO = 64 * 1024
 _SLICE = 16 * 1024
 _MIN_SAVING = 0.125
@@ -37,11 +40,21 @@ def worth_compressing(data: bytes) -> bool:
     if len(data) < RAW_BELOW:
         return False
     sample = _sample(data)
-    return len(_PROBE.compress(sample)) <= (1 - _MIN_SAVING) * len(sample)
+    return _saves_enough(len(sample), len(_PROBE.compress(sample)))
 
 
-def choose(data: bytes, *, has_dictionary: bool) -> tuple[Compression, int, bool]:
+def _saves_enough(original: int, compressed: int) -> bool:
+    return compressed <= (1 - _MIN_SAVING) * original
+
+
+def choose(
+    data: bytes, dictionary: zstandard.ZstdCompressionDict | None = None
+) -> tuple[Compression, int, bool]:
     """(algorithm, level, use the dictionary) for `data`."""
+    if dictionary is not None and DICTIONARY_FROM <= len(data) <= DICTIONARY_UP_TO:
+        trial = zstandard.ZstdCompressor(level=3, dict_data=dictionary).compress(data)
+        if _saves_enough(len(data), len(trial)):
+            return Compression.ZSTD, 3, True
     if not worth_compressing(data):
         return Compression.NONE, 0, False
-    return Compression.ZSTD, 3, has_dictionary and len(data) <= DICTIONARY_UP_TO
+    return Compression.ZSTD, 3, False

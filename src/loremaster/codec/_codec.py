@@ -150,26 +150,23 @@ class Codec:
         algorithm = self.compression if compression is None else _compression(compression)
         if dictionary_id is None and kind is not None:
             dictionary_id = self.dictionary_for.get(kind)
-        use_dictionary = dictionary_id is not None
+        dictionary = None if dictionary_id is None else self._dictionary(dictionary_id)
         if algorithm is None:
-            algorithm, auto_level, use_dictionary = choose(
-                payload, has_dictionary=dictionary_id is not None
-            )
+            algorithm, auto_level, use_dictionary = choose(payload, dictionary)
             level = auto_level if level is None else level
+            if not use_dictionary:
+                dictionary = None
         if level is None:
             level = DEFAULT_LEVELS[algorithm]
-        dictionary = None
-        if use_dictionary and algorithm is Compression.ZSTD and dictionary_id is not None:
-            dictionary = self._dictionary(dictionary_id)
-        else:
-            dictionary_id = 0
+        if algorithm is not Compression.ZSTD:
+            dictionary = None
         body = compress(payload, algorithm, level, dictionary)
         blob = seal(
             body,
             fmt=fmt,
             compression=algorithm,
             serialized_size=len(payload),
-            dictionary_id=dictionary_id or 0,
+            dictionary_id=dictionary_id if dictionary is not None and dictionary_id else 0,
             checksum=self.checksum,
             secret=self.secret if fmt is Format.PICKLE else None,
         )
