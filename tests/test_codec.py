@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
 import struct
@@ -222,10 +223,8 @@ def test_decompression_bombs_are_refused() -> None:
 def test_fuzzed_blobs_give_only_typed_errors(data: bytes) -> None:
     codec = Codec(secret=SECRET)
     for blob in (data, b"\x89LMC\x01" + data):
-        try:
+        with contextlib.suppress(LoremasterError):
             codec.decode(blob)
-        except LoremasterError:
-            pass
 
 
 @settings(max_examples=300)
@@ -238,10 +237,8 @@ def test_mutated_blobs_give_only_typed_errors(position: int, value: int, cut: in
         )
         blob[position % len(blob)] = value
         for candidate in (bytes(blob), bytes(blob[: cut % len(blob)])):
-            try:
+            with contextlib.suppress(LoremasterError):
                 codec.decode(candidate)
-            except LoremasterError:
-                pass
 
 
 def _dictionary() -> bytes:
