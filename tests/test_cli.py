@@ -191,6 +191,30 @@ def test_stats_health_and_demo(run: Runner) -> None:
     assert "loremaster stats" in out
 
 
+def test_codec_inspect_and_train_dictionary(run: Runner, tmp_path: Path) -> None:
+    from loremaster.codec import Codec
+
+    blob_file = tmp_path / "blob.bin"
+    blob_file.write_bytes(Codec().encode({"quest": "Dragon's Lair" * 50}))
+    out, _ = run("codec", "inspect", str(blob_file), "--json", db=False)
+    header = orjson.loads(out)
+    assert header["format"] == "msgpack"
+    assert header["compression"] == "zstd"
+    out, _ = run("codec", "inspect", str(blob_file), db=False)
+    assert "compression" in out
+
+    context_id = run.json("create", "--title", "tavern")["context_id"]
+    batch = tmp_path / "batch.json"
+    batch.write_bytes(
+        orjson.dumps(
+            [{"role": "assistant", "content": f"Verse {n} of the bard's song."} for n in range(100)]
+        )
+    )
+    run("append", context_id, "--file", str(batch))
+    trained = run.json("codec", "train-dictionary", "--samples", "100", "--size", "1024")
+    assert trained["dictionary_id"] == 1
+
+
 def test_help_and_version(run: Runner) -> None:
     out, _ = run("--help", db=False)
     assert "create" in out
@@ -231,6 +255,12 @@ BAD_INPUTS: list[tuple[str, ...]] = [
     ("demo", "--database-url", "redis://localhost"),
     ("list", "--user", "eve", "--state", "nonsense"),
     ("no-such-command",),
+    ("codec", "inspect", "/nonexistent/blob.bin"),
+    ("codec", "inspect", "{notexport}"),
+    ("codec", "train-dictionary", "--type", "session"),
+    ("codec", "train-dictionary"),
+    ("cleanup", "--database-url", "mysql://x"),
+    ("db", "status", "--database-url", "mysql://x"),
 ]
 
 

@@ -21,8 +21,11 @@ from loremaster import (
     SessionContext,
     ValidationFailed,
 )
+from loremaster.storage._migrations import available_migrations
 
 from conftest import table_counts
+
+LATEST_SCHEMA = available_migrations("sqlite")[-1].version
 
 
 async def test_spec_basic_context_creation_example(db_url: str) -> None:
@@ -587,7 +590,7 @@ async def test_performance_stats_and_health(manager: ContextManager, db_url: str
 
     health = await manager.health_check()
     assert health["status"] == "ok"
-    assert health["storage"]["schema_version"] == 2
+    assert health["storage"]["schema_version"] == LATEST_SCHEMA
     assert health["storage"]["backend"] == stats["backend"]
     assert health["storage"]["database_bytes"] > 0
 
@@ -614,4 +617,4 @@ async def test_data_survives_reopening_the_file(db_url: str) -> None:
     async with ContextManager(database_url=db_url) as cm:
         context = await cm.get_context(context_id)
         assert context.messages[0].text == "remember me"  # type: ignore[attr-defined]
-        assert (await cm.health_check())["storage"]["schema_version"] == 2
+        assert (await cm.health_check())["storage"]["schema_version"] == LATEST_SCHEMA

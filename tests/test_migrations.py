@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from typing import Any
+
+import pytest
 
 from loremaster import ContextManager, ConversationContext
 from loremaster.cli import main
@@ -44,53 +48,92 @@ async def test_managers_starting_at_once_migrate_once(empty_db_url: str) -> None
         await manager.close()
 
 
-async def test_upgrading_keeps_the_data(empty_db_url: str) -> None:
-    storage = open_storage(empty_db_url, deadline=10)
+OLD_CONTEXT = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+OLD_MESSAGE = '{"id": "m1", "role": "user", "parts": [{"kind": "text", "text": "hi"}]}'
+
+
+async def _bring_to_version(url: str, version: int) -> None:
+    """Apply migrations 1..version only and write rows the way that release did."""
+    backend = "postgres" if url.startswith("postgres") else "sqlite"
+    old = [m for m in available_migrations(backend) if m.version <= version]
+    storage = open_storage(url, deadline=10)
     await storage.open()
-    first = available_migrations("postgres" if empty_db_url.startswith("postgres") else "sqlite")[0]
-    assert first.version == 1
-    # Bring the database to version 1 only, the way an older release left it.
-    if storage.backend == "sqlite":
+    if backend == "sqlite":
         from loremaster.storage.sqlite import _statements
 
-        await storage._writer.call(  # type: ignore[attr-defined]
-            lambda conn: [conn.execute(s) for s in _statements(first.script)]
-        )
-        await storage._writer.call(  # type: ignore[attr-defined]
-            lambda conn: [
+        def apply(conn: Any) -> None:
+            conn.execute(
+                "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+            )
+            for migration in old:
+                for statement in _statements(migration.script):
+                    conn.execute(statement)
                 conn.execute(
-                    "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                    "applied_at INTEGER NOT NULL)"
-                ),
-                conn.execute("INSERT INTO schema_version VALUES (1, 'initial', 0)"),
-            ]
-        )
+                    "INSERT INTO schema_version VALUES (?, ?, 0)",
+                    (migration.version, migration.name),
+                )
+            conn.execute(
+                "INSERT INTO contexts (context_id, context_type, title, data, metadata, extra, "
+                "state, collaborators, permissions, revision, message_count, turn_count, "
+                "doc_bytes, created_at, last_modified, last_accessed) VALUES (?, "
+                "'conversation', 'from the old schema', '{}', '{}', '{}', 'active', '[]', '{}', "
+                "2, 1, 1, 10, 0, 0, 0)",
+                (OLD_CONTEXT,),
+            )
+            conn.execute(
+                "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
+                "search_text, created_at) VALUES (?, 'main', 1, 'm1', 'user', ?, 'hi', 0)",
+                (OLD_CONTEXT, OLD_MESSAGE),
+            )
+
+        await storage._writer.call(apply)  # type: ignore[attr-defined]
     else:
         async with storage.pool.acquire() as conn:  # type: ignore[attr-defined]
-            await conn.execute(first.script)
             await conn.execute(
                 "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                "applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); "
-                "INSERT INTO schema_version (version, name) VALUES (1, 'initial')"
+                "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            for migration in old:
+                await conn.execute(migration.script)
+                await conn.execute(
+                    "INSERT INTO schema_version (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+            await conn.execute(
+                "INSERT INTO contexts (context_id, context_type, title, data, metadata, extra, "
+                "state, revision, message_count, turn_count, doc_bytes, created_at, "
+                "last_modified, last_accessed) VALUES ($1, 'conversation', "
+                "'from the old schema', '{}', '{}', '{}', 'active', 2, 1, 1, 10, now(), now(), "
+                "now())",
+                uuid.UUID(OLD_CONTEXT),
+            )
+            await conn.execute(
+                "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
+                "search_text, created_at) VALUES ($1, 'main', 1, 'm1', 'user', $2, 'hi', now())",
+                uuid.UUID(OLD_CONTEXT),
+                OLD_MESSAGE,
             )
     await storage.close()
 
+
+@pytest.mark.parametrize("version", range(1, LATEST))
+async def test_upgrading_keeps_the_data(empty_db_url: str, version: int) -> None:
+    await _bring_to_version(empty_db_url, version)
     old = ContextManager(database_url=empty_db_url)
     await old.initialize(migrate=False)
-    assert [v for v, _ in (await old.migration_status()).pending] == list(range(2, LATEST + 1))
-    context_id = await old.create_context(
-        ConversationContext(
-            title="from the old schema", messages=[{"role": "user", "content": "hi"}]
-        )
-    )
+    pending = [v for v, _ in (await old.migration_status()).pending]
+    assert pending == list(range(version + 1, LATEST + 1))
     await old.close()
 
     async with ContextManager(database_url=empty_db_url) as new:
         assert (await new.migration_status()).version == LATEST
-        context = await new.get_context(context_id)
+        context = await new.get_context(OLD_CONTEXT)
         assert context.title == "from the old schema"
         assert [m.text for m in context.messages] == ["hi"]  # type: ignore[attr-defined]
-        assert (await new.refresh_statistics())["contexts"] == 1
+        await new.append_messages(OLD_CONTEXT, {"role": "assistant", "content": "hello again"})
+        assert (await new.get_context(OLD_CONTEXT)).message_count == 2  # type: ignore[attr-defined]
 
 
 def test_db_status_and_migrate_commands(empty_db_url: str, capsys: object) -> None:

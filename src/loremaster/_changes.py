@@ -16,6 +16,7 @@ from ._access import authorize
 from ._records import (
     ADMIN_FIELDS,
     PROTECTED_FIELDS,
+    MessageBodies,
     context_from_record,
     document_of,
     message_record,
@@ -64,7 +65,9 @@ def _event(record: ContextRecord, op: str, changes: JsonPatch, user_id: str | No
     )
 
 
-def plan_create(context: Context, *, user_id: str | None, now: int, max_bytes: int) -> NewContext:
+def plan_create(
+    context: Context, *, user_id: str | None, now: int, max_bytes: int, bodies: MessageBodies
+) -> NewContext:
     """The first revision of `context`, owned by `user_id` unless it names an owner.
 
     ``created_at`` is kept (an import keeps its history's start); the other times are now.
@@ -77,13 +80,14 @@ def plan_create(context: Context, *, user_id: str | None, now: int, max_bytes: i
             "last_accessed": from_micros(now),
         }
     )
-    message_records = [message_record(m, seq) for seq, m in enumerate(messages, start=1)]
+    packed = [message_record(m, seq, bodies) for seq, m in enumerate(messages, start=1)]
+    message_records = [record for record, _ in packed]
     record = record_from_document(
         stamped,
         revision=1,
         message_count=len(messages),
         turn_count=count_turns(messages),
-        messages_bytes=sum(len(m.body) for m in message_records),
+        messages_bytes=sum(size for _, size in packed),
     )
     _check_size(record, max_bytes)
     snapshot = context_from_record(record, messages).model_dump(mode="json")
@@ -250,6 +254,7 @@ def plan_append(
     user_id: str | None,
     now: int,
     max_bytes: int,
+    bodies: MessageBodies,
 ) -> Mutation:
     _readable(current, user_id)
     authorize(current, user_id, Permission.WRITE)
@@ -258,16 +263,17 @@ def plan_append(
             f"only conversation contexts hold messages; this one is {current.context_type}",
             [Issue("/context_type", current.context_type)],
         )
-    records = [
-        message_record(message, seq)
+    packed = [
+        message_record(message, seq, bodies)
         for seq, message in enumerate(messages, start=current.message_count + 1)
     ]
+    records = [record for record, _ in packed]
     record = dataclasses.replace(
         current,
         revision=current.revision + 1,
         message_count=current.message_count + len(records),
         turn_count=current.turn_count + sum(m.role is MessageRole.USER for m in messages),
-        messages_bytes=current.messages_bytes + sum(len(r.body) for r in records),
+        messages_bytes=current.messages_bytes + sum(size for _, size in packed),
         last_modified=now,
     )
     _check_size(record, max_bytes)

@@ -5,18 +5,21 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from .errors import Issue, ValidationFailed
+from .codec import Codec
+from .errors import DataCorrupted, Issue, ValidationFailed
 from .models import (
     Context,
     ContextEvent,
     ContextQuery,
     ContextState,
+    ContextType,
     ConversationContext,
     Message,
     TextPart,
@@ -30,6 +33,7 @@ from .storage import ContextRecord, EventRecord, MessageRecord, RecordQuery
 __all__ = [
     "ADMIN_FIELDS",
     "PROTECTED_FIELDS",
+    "MessageBodies",
     "context_from_record",
     "document_of",
     "event_from_record",
@@ -163,19 +167,47 @@ def _search_text(message: Message) -> str:
     return "\n".join(texts)
 
 
-def message_record(message: Message, seq: int) -> MessageRecord:
-    return MessageRecord(
+@dataclass(frozen=True, slots=True)
+class MessageBodies:
+    """How message bodies are stored: as JSON, or, when larger than `threshold` bytes,
+    through the codec (compressed, with the conversation dictionary when one is trained)."""
+
+    codec: Codec
+    threshold: int
+
+    def pack(self, body: bytes) -> tuple[bytes, bytes | None]:
+        if len(body) <= self.threshold:
+            return body, None
+        return b"", self.codec.encode(body, format="raw", kind=ContextType.CONVERSATION.value)
+
+    def unpack(self, record: MessageRecord) -> bytes:
+        if record.blob is None:
+            return record.body
+        body = self.codec.decode(record.blob)
+        if not isinstance(body, bytes):
+            raise DataCorrupted(f"message {record.seq} is stored as {type(body).__name__}")
+        return body
+
+
+def message_record(message: Message, seq: int, bodies: MessageBodies) -> tuple[MessageRecord, int]:
+    """The row for `message` at position `seq`, and the size of its JSON."""
+    body = message.model_dump_json(exclude={"seq"}).encode()
+    stored, blob = bodies.pack(body)
+    record = MessageRecord(
         seq=seq,
         message_id=message.id,
         role=message.role.value,
-        body=message.model_dump_json(exclude={"seq"}).encode(),
+        body=stored,
+        blob=blob,
         search_text=_search_text(message),
         created_at=to_micros(message.created_at),
     )
+    return record, len(body)
 
 
-def message_from_record(record: MessageRecord) -> Message:
-    return Message.model_validate_json(record.body).model_copy(update={"seq": record.seq})
+def message_from_record(record: MessageRecord, bodies: MessageBodies) -> Message:
+    message = Message.model_validate_json(bodies.unpack(record))
+    return message.model_copy(update={"seq": record.seq})
 
 
 def event_from_record(record: EventRecord) -> ContextEvent:

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
         "auto", description="auto picks per payload: raw when small or incompressible, else zstd"
     )
     serialization_format: SerializationFormat = Field("msgpack")
+    codec_threshold_bytes: int = Field(
+        4096, ge=0, description="message bodies larger than this are stored through the codec"
+    )
     codec_secret: SecretStr | None = Field(
         None, description="HMAC key that signs pickled payloads; without it pickle is refused"
     )

@@ -28,6 +28,7 @@ from ._changes import (
 )
 from ._metrics import Metrics
 from ._records import (
+    MessageBodies,
     context_from_record,
     event_from_record,
     message_from_record,
@@ -37,8 +38,16 @@ from ._records import (
 )
 from ._retention import maintenance_loop, new_holder, run_cleanup, run_due_maintenance
 from ._version import __version__
+from .codec import Codec, train_dictionary
 from .config import Settings, load_settings
-from .errors import ContextNotFound, LoremasterError, NotInitialized, ValidationFailed
+from .errors import (
+    ContextNotFound,
+    Issue,
+    LoremasterError,
+    NotInitialized,
+    UnsupportedFormat,
+    ValidationFailed,
+)
 from .models import (
     CleanupReport,
     Context,
@@ -54,6 +63,7 @@ from .models import (
 )
 from .storage import (
     ContextRecord,
+    MessageRecord,
     MigrationStatus,
     NotModified,
     Plan,
@@ -98,6 +108,8 @@ class ContextManager:
             pool_size=self.settings.pool_size,
             max_overflow=self.settings.pool_max_overflow,
         )
+        self.codec = Codec.from_settings(self.settings)
+        self._bodies = MessageBodies(self.codec, self.settings.codec_threshold_bytes)
         self._cache = RecordCache(self.settings.cache_size, self.settings.cache_ttl)
         self._metrics = Metrics()
         self._initialized = False
@@ -115,6 +127,7 @@ class ContextManager:
             await self._storage.open()
             if migrate:
                 await self._storage.migrate()
+                await self._load_dictionaries()
         except BaseException:
             await self._storage.close()
             raise
@@ -183,6 +196,7 @@ class ContextManager:
                 user_id=user_id,
                 now=now,
                 max_bytes=self.settings.max_size_bytes,
+                bodies=self._bodies,
             )
             for context in contexts
         ]
@@ -209,7 +223,7 @@ class ContextManager:
                 rows = await self.storage.load_messages(
                     context_id, branch="main", limit=None, before_seq=record.message_count + 1
                 )
-                messages = [message_from_record(row) for row in rows]
+                messages = await self._messages(rows)
             await self._touch(record)
             return context_from_record(record, messages)
 
@@ -332,7 +346,9 @@ class ContextManager:
             parsed = parse_messages(batch)
             if not parsed:
                 raise ValidationFailed(f"no messages to append to {context_id}")
-            plans[context_id] = functools.partial(plan_append, messages=parsed, user_id=user_id)
+            plans[context_id] = functools.partial(
+                plan_append, messages=parsed, user_id=user_id, bodies=self._bodies
+            )
         records = await self._modify_many(plans)
         return {context_id: record.revision for context_id, record in records.items()}
 
@@ -359,7 +375,7 @@ class ContextManager:
                 limit=limit,
                 before_seq=ceiling if before_seq is None else min(before_seq, ceiling),
             )
-            return [message_from_record(row) for row in rows]
+            return await self._messages(rows)
 
     async def get_events(
         self,
@@ -385,6 +401,7 @@ class ContextManager:
             "backend": self.storage.backend,
             **self._metrics.snapshot(),
             "cache_entries": len(self._cache),
+            "codec": self.codec.stats(),
             "storage": await self.storage.statistics(refresh=False),
         }
 
@@ -407,6 +424,28 @@ class ContextManager:
         """What the background task does each poll: refresh statistics and run retention
         when due, unless another process holds the lease. Returns what it ran."""
         return await run_due_maintenance(self.storage, self.settings, self._holder)
+
+    async def train_dictionary(
+        self, context_type: str = "conversation", samples: int = 2000, size: int = 16 * 1024
+    ) -> int:
+        """Train a zstd dictionary on up to `samples` stored message bodies, store it and
+        use it from now on for bodies stored through the codec; returns its id. Blobs keep
+        naming the dictionary they were made with, so older ones stay readable."""
+        with self._metrics.measure("train_dictionary"):
+            if context_type != ContextType.CONVERSATION.value:
+                raise ValidationFailed(
+                    "dictionaries are trained on message bodies, which only conversations hold",
+                    [Issue("/context_type", context_type)],
+                )
+            rows = await self.storage.sample_messages(samples)
+            bodies = [self._bodies.unpack(row) for row in rows]
+            data = train_dictionary(bodies, size)
+            dictionary_id = await self.storage.save_dictionary(
+                context_type, data, sample_count=len(bodies)
+            )
+            self.codec.add_dictionary(dictionary_id, data)
+            self.codec.dictionary_for[context_type] = dictionary_id
+            return dictionary_id
 
     async def migration_status(self) -> MigrationStatus:
         """The schema migrations applied (with when) and pending."""
@@ -460,6 +499,19 @@ class ContextManager:
         if now - record.last_accessed >= interval:
             await self.storage.touch(record.context_id, when=now, not_since=now - interval)
             self._cache.discard(record.context_id)
+
+    async def _messages(self, rows: list[MessageRecord]) -> list[Message]:
+        try:
+            return [message_from_record(row, self._bodies) for row in rows]
+        except UnsupportedFormat:
+            # Perhaps a dictionary another process trained since this one started.
+            await self._load_dictionaries()
+            return [message_from_record(row, self._bodies) for row in rows]
+
+    async def _load_dictionaries(self) -> None:
+        for dictionary_id, context_type, data in await self._storage.load_dictionaries():
+            self.codec.add_dictionary(dictionary_id, data)
+            self.codec.dictionary_for[context_type] = dictionary_id
 
     async def _modify(self, context_id: str, plan: Plan) -> ContextRecord:
         """Commit `plan` (given now and the size limit) on one context; cache the result."""

@@ -18,6 +18,7 @@ import click
 import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from ..codec import inspect_blob
 from ..errors import LoremasterError, UnsupportedFormat, ValidationFailed
 from ..manager import ContextManager
 from ..models import Context, ContextQuery, ContextState, ContextType
@@ -501,3 +502,41 @@ def cleanup(options: Options, dry_run: bool) -> None:
         _render.print_json(report)
     else:
         _render.show_cleanup(report)
+
+
+@cli.group()
+def codec() -> None:
+    """Stored blobs: inspect a header, train a compression dictionary."""
+
+
+@codec.command()
+@click.argument("blob_file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def inspect(blob_file: Path, as_json: bool) -> None:
+    """Show the envelope header of a blob file (format, compression, sizes, checksum)."""
+    try:
+        blob = blob_file.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {blob_file}: {exc.strerror}") from exc
+    try:
+        header = inspect_blob(blob).describe()
+    except LoremasterError as exc:
+        raise click.ClickException(exc.message) from exc
+    if as_json:
+        _render.print_json(header)
+    else:
+        _render.show_mapping(f"blob {blob_file.name}", header)
+
+
+@codec.command(name="train-dictionary")
+@common_options
+@click.option("--type", "context_type", default="conversation", show_default=True)
+@click.option("--samples", default=2000, show_default=True, help="stored messages to learn from")
+@click.option("--size", default=16 * 1024, show_default=True, help="dictionary size in bytes")
+def train_dictionary_command(options: Options, context_type: str, samples: int, size: int) -> None:
+    """Train a zstd dictionary on stored message bodies and use it from now on."""
+    dictionary_id = options.run(lambda cm: cm.train_dictionary(context_type, samples, size))
+    if options.as_json:
+        _render.print_json({"dictionary_id": dictionary_id})
+    else:
+        _render.console.print(f"dictionary {dictionary_id} trained and stored")

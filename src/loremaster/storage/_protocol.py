@@ -105,3 +105,14 @@ class Storage(Protocol):
 
     async def trim_events(self, before: int, *, dry_run: bool) -> int:
         """Delete events older than `before`, keeping each context's latest; the count."""
+
+    # -- codec dictionaries --------------------------------------------------------------
+
+    async def load_dictionaries(self) -> list[tuple[int, str, bytes]]:
+        """Every trained zstd dictionary: (id, context type, data), oldest first."""
+
+    async def save_dictionary(self, context_type: str, data: bytes, *, sample_count: int) -> int:
+        """Store a trained dictionary; its new id."""
+
+    async def sample_messages(self, limit: int) -> list[MessageRecord]:
+        """Up to `limit` stored messages picked at random, for training a dictionary."""

@@ -54,12 +54,14 @@ class ContextRecord:
 
 @dataclass(frozen=True, slots=True)
 class MessageRecord:
-    """One stored message; ``body`` is the message's JSON (without ``seq``)."""
+    """One stored message: its JSON (without ``seq``) in ``body``, or, for a large one,
+    ``body`` empty and a codec blob of the JSON in ``blob``."""
 
     seq: int
     message_id: str
     role: str
     body: bytes
+    blob: bytes | None
     search_text: str
     created_at: int
 

@@ -136,6 +136,18 @@ def _record(row: asyncpg.Record) -> ContextRecord:
     )
 
 
+def _message(row: asyncpg.Record) -> MessageRecord:
+    return MessageRecord(
+        row["seq"],
+        row["message_id"],
+        row["role"],
+        (row["body"] or "").encode(),
+        row["body_blob"],
+        row["search_text"],
+        _time(row["created_at"]),
+    )
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -166,35 +178,35 @@ def _row(record: ContextRecord) -> tuple[Any, ...]:
 
 # Every write is one statement: data-modifying CTEs write the row and the messages, and the
 # event row is inserted from the row write, so one round trip commits a whole change.
-# Parameters $1-$7 are the event's, $8-$13 the messages' (as arrays), the row's follow.
+# Parameters $1-$7 are the event's, $8-$14 the messages' (as arrays), the row's follow.
 _EVENT = (
     "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, write_id) "
     "SELECT $1, $2, $3, $4, $5, $6, $7 FROM r"
 )
 _MESSAGES = (
-    "m AS (INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
-    "search_text, created_at) SELECT $1, 'main', x.seq, x.message_id, x.role, x.body::json, "
-    "x.search_text, x.created_at FROM unnest($8::bigint[], $9::text[], $10::text[], "
-    "$11::text[], $12::text[], $13::timestamptz[]) "
-    "AS x(seq, message_id, role, body, search_text, created_at))"
+    "m AS (INSERT INTO messages (context_id, branch, seq, message_id, role, body, body_blob, "
+    "search_text, created_at) SELECT $1, 'main', x.seq, x.message_id, x.role, "
+    "NULLIF(x.body, '')::json, x.body_blob, x.search_text, x.created_at FROM "
+    "unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[], "
+    "$14::timestamptz[]) AS x(seq, message_id, role, body, body_blob, search_text, created_at))"
 )
 _CREATE = (
-    f"WITH r AS (INSERT INTO contexts ({_COLUMNS}) VALUES ($1, $14, $15, $16, $17, $18, $19, "
-    "$20, $21, $22, $23, $2, $24, $25, $26, $27, $28, $29, $30) RETURNING 1), "
+    f"WITH r AS (INSERT INTO contexts ({_COLUMNS}) VALUES ($1, $15, $16, $17, $18, $19, $20, "
+    "$21, $22, $23, $24, $2, $25, $26, $27, $28, $29, $30, $31) RETURNING 1), "
     f"{_MESSAGES} {_EVENT}"
 )
 _APPEND = (
-    "WITH r AS (UPDATE contexts SET revision = $2, message_count = $15, turn_count = $16, "
-    "messages_bytes = $17, last_modified = $18 "
-    "WHERE context_id = $1 AND context_type = $14 AND revision = $19 RETURNING 1), "
+    "WITH r AS (UPDATE contexts SET revision = $2, message_count = $16, turn_count = $17, "
+    "messages_bytes = $18, last_modified = $19 "
+    "WHERE context_id = $1 AND context_type = $15 AND revision = $20 RETURNING 1), "
     f"{_MESSAGES} {_EVENT}"
 )
 _REWRITE = (
-    "WITH r AS (UPDATE contexts SET title = $15, description = $16, data = $17, metadata = $18, "
-    "extra = $19, state = $20, owner_id = $21, collaborators = $22, permissions = $23, "
-    "revision = $2, message_count = $24, turn_count = $25, doc_bytes = $26, "
-    "messages_bytes = $27, last_modified = $28, last_accessed = $29 "
-    "WHERE context_id = $1 AND context_type = $14 AND revision = $30 RETURNING 1), "
+    "WITH r AS (UPDATE contexts SET title = $16, description = $17, data = $18, metadata = $19, "
+    "extra = $20, state = $21, owner_id = $22, collaborators = $23, permissions = $24, "
+    "revision = $2, message_count = $25, turn_count = $26, doc_bytes = $27, "
+    "messages_bytes = $28, last_modified = $29, last_accessed = $30 "
+    "WHERE context_id = $1 AND context_type = $15 AND revision = $31 RETURNING 1), "
     f"{_MESSAGES} {_EVENT}"
 )
 
@@ -202,7 +214,7 @@ _REWRITE = (
 def _change_params(
     event: EventRecord, messages: Sequence[MessageRecord], write_id: uuid.UUID
 ) -> tuple[Any, ...]:
-    """$1-$13: the event, then the messages as parallel arrays."""
+    """$1-$14: the event, then the messages as parallel arrays."""
     return (
         uuid.UUID(event.context_id),
         event.revision,
@@ -215,6 +227,7 @@ def _change_params(
         [m.message_id for m in messages],
         [m.role for m in messages],
         [m.body.decode() for m in messages],
+        [m.blob for m in messages],
         [m.search_text for m in messages],
         [from_micros(m.created_at) for m in messages],
     )
@@ -537,25 +550,16 @@ class PostgresStorage:
             return []
         rows = await self._read(
             lambda conn: conn.fetch(
-                "SELECT seq, message_id, role, body, search_text, created_at FROM messages "
-                "WHERE context_id = $1 AND branch = $2 AND seq < $3 ORDER BY seq DESC LIMIT $4",
+                "SELECT seq, message_id, role, body, body_blob, search_text, created_at "
+                "FROM messages WHERE context_id = $1 AND branch = $2 AND seq < $3 "
+                "ORDER BY seq DESC LIMIT $4",
                 key,
                 branch,
                 before_seq or 2**62,
                 limit,
             )
         )
-        return [
-            MessageRecord(
-                row["seq"],
-                row["message_id"],
-                row["role"],
-                row["body"].encode(),
-                row["search_text"],
-                _time(row["created_at"]),
-            )
-            for row in reversed(rows)
-        ]
+        return [_message(row) for row in reversed(rows)]
 
     async def load_events(
         self, context_id: str, *, since_revision: int, limit: int | None
@@ -724,6 +728,43 @@ class PostgresStorage:
             return int(count)
         result = await self._read(lambda conn: conn.execute(f"DELETE {where}", from_micros(before)))
         return int(result.split()[-1])
+
+    # -- codec dictionaries --------------------------------------------------------------
+
+    async def load_dictionaries(self) -> list[tuple[int, str, bytes]]:
+        rows = await self._read(
+            lambda conn: conn.fetch(
+                "SELECT dictionary_id, context_type, data FROM codec_dictionaries "
+                "ORDER BY dictionary_id"
+            )
+        )
+        return [(row[0], row[1], bytes(row[2])) for row in rows]
+
+    async def save_dictionary(self, context_type: str, data: bytes, *, sample_count: int) -> int:
+        async def save(conn: Connection, write_id: uuid.UUID) -> int:
+            dictionary_id = await conn.fetchval(
+                "INSERT INTO codec_dictionaries (context_type, sample_count, data) "
+                "VALUES ($1, $2, $3) RETURNING dictionary_id",
+                context_type,
+                sample_count,
+                data,
+            )
+            return int(dictionary_id)
+
+        async def landed(conn: Connection, write_id: uuid.UUID) -> bool:
+            return False  # a second copy of a dictionary is harmless
+
+        return await self._write("save dictionary", save, landed)
+
+    async def sample_messages(self, limit: int) -> list[MessageRecord]:
+        rows = await self._read(
+            lambda conn: conn.fetch(
+                "SELECT seq, message_id, role, body, body_blob, search_text, created_at "
+                "FROM messages ORDER BY random() LIMIT $1",
+                limit,
+            )
+        )
+        return [_message(row) for row in rows]
 
 
 _SCHEMA_VERSION_TABLE = (

@@ -309,17 +309,15 @@ class SQLiteStorage:
         self, context_id: str, *, branch: str, limit: int | None, before_seq: int | None
     ) -> list[MessageRecord]:
         sql = (
-            "SELECT seq, message_id, role, body, search_text, created_at FROM messages "
-            "WHERE context_id = ? AND branch = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+            "SELECT seq, message_id, role, body, body_blob, search_text, created_at "
+            "FROM messages WHERE context_id = ? AND branch = ? AND seq < ? "
+            "ORDER BY seq DESC LIMIT ?"
         )
         params = (context_id, branch, before_seq or 2**62, -1 if limit is None else limit)
 
         def load(conn: sqlite3.Connection) -> list[MessageRecord]:
             rows = conn.execute(sql, params).fetchall()
-            return [
-                MessageRecord(row[0], row[1], row[2], row[3].encode(), row[4], row[5])
-                for row in reversed(rows)
-            ]
+            return [_message(row) for row in reversed(rows)]
 
         return await self._read(load)
 
@@ -458,6 +456,38 @@ class SQLiteStorage:
             lambda conn: conn.execute(f"DELETE FROM events {where}", (before,)).rowcount
         )
 
+    # -- codec dictionaries --------------------------------------------------------------
+
+    async def load_dictionaries(self) -> list[tuple[int, str, bytes]]:
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT dictionary_id, context_type, data FROM codec_dictionaries "
+                "ORDER BY dictionary_id"
+            ).fetchall()
+        )
+        return [(row[0], row[1], bytes(row[2])) for row in rows]
+
+    async def save_dictionary(self, context_type: str, data: bytes, *, sample_count: int) -> int:
+        def save(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "INSERT INTO codec_dictionaries (context_type, sample_count, created_at, data) "
+                "VALUES (?, ?, ?, ?)",
+                (context_type, sample_count, time.time_ns() // 1000, data),
+            )
+            return int(cursor.lastrowid or 0)
+
+        return await self._write(save)
+
+    async def sample_messages(self, limit: int) -> list[MessageRecord]:
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT seq, message_id, role, body, body_blob, search_text, created_at "
+                "FROM messages ORDER BY random() LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [_message(row) for row in rows]
+
 
 def _row(record: ContextRecord) -> tuple[Any, ...]:
     return (
@@ -525,6 +555,10 @@ def _apply_plan(conn: sqlite3.Connection, context_id: str, plan: Plan) -> Contex
     return new
 
 
+def _message(row: Sequence[Any]) -> MessageRecord:
+    return MessageRecord(row[0], row[1], row[2], row[3].encode(), row[4], row[5], row[6])
+
+
 def _select_context(conn: sqlite3.Connection, context_id: str) -> ContextRecord | None:
     row = _one(conn, f"SELECT {_CONTEXT_COLUMNS} FROM contexts WHERE context_id = ?", (context_id,))
     return None if row is None else _record(row)
@@ -534,7 +568,16 @@ def _insert_messages(
     conn: sqlite3.Connection, context_id: str, messages: Sequence[MessageRecord]
 ) -> None:
     rows = [
-        (context_id, m.seq, m.message_id, m.role, m.body.decode(), m.search_text, m.created_at)
+        (
+            context_id,
+            m.seq,
+            m.message_id,
+            m.role,
+            m.body.decode(),
+            m.blob,
+            m.search_text,
+            m.created_at,
+        )
         for m in messages
     ]
     if not rows:
@@ -542,7 +585,7 @@ def _insert_messages(
     try:
         conn.executemany(
             "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
-            "search_text, created_at) VALUES (?, 'main', ?, ?, ?, ?, ?, ?)",
+            "body_blob, search_text, created_at) VALUES (?, 'main', ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
     except sqlite3.IntegrityError as exc:
