@@ -147,7 +147,11 @@ class Codec:
         payload = serialize(value, fmt)
         if len(payload) > self.max_size:
             raise PayloadTooLarge(len(payload), self.max_size)
-        algorithm = self.compression if compression is None else _compression(compression)
+        if compression is None:
+            algorithm = self.compression
+            level = self.level if level is None else level
+        else:
+            algorithm = _compression(compression)
         if dictionary_id is None and kind is not None:
             dictionary_id = self.dictionary_for.get(kind)
         dictionary = None if dictionary_id is None else self._dictionary(dictionary_id)

@@ -7,8 +7,10 @@ larger than that is refused before the memory is spent.
 from __future__ import annotations
 
 import io
+import threading
 import zlib
 from collections.abc import Callable
+from typing import TypeVar
 
 import brotli
 import lz4.frame
@@ -35,6 +37,43 @@ DEFAULT_LEVELS: dict[Compression, int] = {
 }
 
 
+T = TypeVar("T")
+_local = threading.local()
+
+
+def _cached(kind: str, key: tuple[int, ...], dictionary: object, make: Callable[[], T]) -> T:
+    """One zstd (de)compressor per thread and settings: making one costs more than
+    compressing a small payload, and they must not be shared between threads. The cache
+    holds the dictionary too, so its id cannot be reused by another while cached."""
+    cache: dict[tuple[int, ...], tuple[object, T]] = _local.__dict__.setdefault(kind, {})
+    entry = cache.get(key)
+    if entry is None or entry[0] is not dictionary:
+        entry = cache[key] = (dictionary, make())
+    return entry[1]
+
+
+def _zstd_compressor(
+    level: int, dictionary: zstandard.ZstdCompressionDict | None
+) -> zstandard.ZstdCompressor:
+    return _cached(
+        "compressors",
+        (level, id(dictionary)),
+        dictionary,
+        lambda: zstandard.ZstdCompressor(level=level, dict_data=dictionary),
+    )
+
+
+def _zstd_decompressor(
+    dictionary: zstandard.ZstdCompressionDict | None,
+) -> zstandard.ZstdDecompressor:
+    return _cached(
+        "decompressors",
+        (id(dictionary),),
+        dictionary,
+        lambda: zstandard.ZstdDecompressor(dict_data=dictionary),
+    )
+
+
 def compress(
     data: bytes,
     algorithm: Compression,
@@ -57,7 +96,7 @@ def compress(
         packed: bytes = lz4.frame.compress(data, compression_level=level)
         return packed
     if algorithm is Compression.ZSTD:
-        return zstandard.ZstdCompressor(level=level, dict_data=dictionary).compress(data)
+        return _zstd_compressor(level, dictionary).compress(data)
     if algorithm is Compression.BROTLI:
         packed = brotli.compress(data, quality=level)
         return packed
@@ -99,7 +138,7 @@ def decompress(
         cap = expected_size
         try:
             if algorithm is Compression.ZSTD:
-                reader = zstandard.ZstdDecompressor(dict_data=dictionary).stream_reader(
+                reader = _zstd_decompressor(dictionary).stream_reader(
                     io.BytesIO(body), read_across_frames=False
                 )
                 out = reader.read(cap + 1)
