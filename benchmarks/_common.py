@@ -9,13 +9,13 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from loremaster import Message
+from loremaster import ContextManager, ConversationContext, Message
 
 WORDS = [
     "the",
@@ -79,6 +79,21 @@ def prose(rng: random.Random, words: int = 60) -> str:
 def messages(rng: random.Random, count: int) -> list[Message]:
     roles = ("user", "assistant")
     return [Message(role=roles[i % 2], content=prose(rng)) for i in range(count)]
+
+
+async def append_next(cm: ContextManager, context_id: str, pending: Iterator[Message]) -> int:
+    """Append the next of `pending` to the conversation (one message: the timed unit)."""
+    return await cm.append_messages(context_id, next(pending))
+
+
+async def conversation_of(
+    cm: ContextManager, length: int, rng: random.Random, batch: int = 1_000
+) -> str:
+    """A new conversation already `length` messages long."""
+    context_id = await cm.create_context(ConversationContext(title=f"length {length}"))
+    for start in range(0, length, batch):
+        await cm.append_messages(context_id, messages(rng, min(batch, length - start)))
+    return context_id
 
 
 async def timed(call: Callable[[], Awaitable[object]], samples: int) -> list[float]:

@@ -19,30 +19,18 @@ import random
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 
 from loremaster import ContextManager, ConversationContext, Message
 
-from _common import QUICK, median_ms, messages, row, timed
+from _common import QUICK, append_next, conversation_of, median_ms, messages, row, timed
 
 SAMPLES = 100 if QUICK else 400
 LONG = 2_000 if QUICK else 10_000
 BATCH = 1_000
 BATCHED_TOTAL = 20_000 if QUICK else 100_000
-
-
-async def _append_next(cm: ContextManager, context_id: str, pending: Iterator[Message]) -> int:
-    return await cm.append_messages(context_id, next(pending))
-
-
-async def conversation_of(cm: ContextManager, length: int, rng: random.Random) -> str:
-    context_id = await cm.create_context(ConversationContext(title=f"length {length}"))
-    for start in range(0, length, BATCH):
-        await cm.append_messages(context_id, messages(rng, min(BATCH, length - start)))
-    return context_id
 
 
 async def loremaster_figures(folder: Path) -> dict[str, float]:
@@ -52,7 +40,7 @@ async def loremaster_figures(folder: Path) -> dict[str, float]:
         for length in (10, LONG):
             context_id = await conversation_of(cm, length, rng)
             pending = iter(messages(rng, SAMPLES))
-            append_one = functools.partial(_append_next, cm, context_id, pending)
+            append_one = functools.partial(append_next, cm, context_id, pending)
             figures[f"append_{length}"] = median_ms(await timed(append_one, SAMPLES))
             if length == LONG:
                 read = functools.partial(cm.get_messages, context_id, limit=50)

@@ -19,7 +19,6 @@ import functools
 import random
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -27,7 +26,17 @@ import orjson
 
 from loremaster import Context, ContextManager, ConversationContext, Message
 
-from _common import QUICK, median_ms, messages, postgres_database, row, run, timed
+from _common import (
+    QUICK,
+    append_next,
+    conversation_of,
+    median_ms,
+    messages,
+    postgres_database,
+    row,
+    run,
+    timed,
+)
 
 SAMPLES = 100 if QUICK else 300
 LONG = 2_000 if QUICK else 10_000
@@ -58,17 +67,6 @@ SYLLABLES = [
 ]
 
 
-async def _append_next(cm: ContextManager, context_id: str, pending: Iterator[Message]) -> int:
-    return await cm.append_messages(context_id, next(pending))
-
-
-async def conversation_of(cm: ContextManager, length: int, rng: random.Random) -> str:
-    context_id = await cm.create_context(ConversationContext(title=f"length {length}"))
-    for start in range(0, length, BATCH):
-        await cm.append_messages(context_id, messages(rng, min(BATCH, length - start)))
-    return context_id
-
-
 async def library_figures(url: str) -> dict[str, float]:
     rng = random.Random(11)
     figures: dict[str, float] = {}
@@ -76,7 +74,7 @@ async def library_figures(url: str) -> dict[str, float]:
         for length in (10, LONG):
             context_id = await conversation_of(cm, length, rng)
             pending = iter(messages(rng, SAMPLES))
-            append = functools.partial(_append_next, cm, context_id, pending)
+            append = functools.partial(append_next, cm, context_id, pending)
             figures[f"append_{length}"] = median_ms(await timed(append, SAMPLES))
 
         targets = [

@@ -40,6 +40,13 @@ class Options:
     user_id: str | None
     as_json: bool
 
+    def show(self, value: T, render: Callable[[T], None]) -> None:
+        """JSON with --json, else the human rendering."""
+        if self.as_json:
+            _render.print_json(value)
+        else:
+            render(value)
+
     def run(self, work: Callable[[ContextManager], Awaitable[T]], *, migrate: bool = True) -> T:
         """Open a manager, run `work` with it, close it; library errors end the command."""
 
@@ -181,10 +188,7 @@ def show(options: Options, context_id: str, last: int) -> None:
         return context
 
     context = options.run(work)
-    if options.as_json:
-        _render.print_json(context)
-    else:
-        _render.show_context(context)
+    options.show(context, _render.show_context)
 
 
 @cli.command(name="list")
@@ -230,10 +234,7 @@ def list_(options: Options, ascending: bool, **filters: Any) -> None:
 def search(options: Options, text: str, limit: int) -> None:
     """Full-text search over titles, descriptions and messages."""
     hits = options.run(lambda cm: cm.search_contexts(text, user_id=options.user_id, limit=limit))
-    if options.as_json:
-        _render.print_json(hits)
-    else:
-        _render.show_hits(hits)
+    options.show(hits, _render.show_hits)
 
 
 @cli.command()
@@ -281,10 +282,7 @@ def update(options: Options, context_id: str, changes: Any, expected_revision: i
             context_id, changes, user_id=options.user_id, expected_revision=expected_revision
         )
     )
-    if options.as_json:
-        _render.print_json(context)
-    else:
-        _render.show_context(context)
+    options.show(context, _render.show_context)
 
 
 @cli.command()
@@ -312,10 +310,7 @@ def events(options: Options, context_id: str, since_revision: int, limit: int | 
             context_id, user_id=options.user_id, since_revision=since_revision, limit=limit
         )
     )
-    if options.as_json:
-        _render.print_json(found)
-    else:
-        _render.show_events(found)
+    options.show(found, _render.show_events)
 
 
 def _progress() -> Progress:
@@ -498,10 +493,7 @@ def status(options: Options) -> None:
 def cleanup(options: Options, dry_run: bool) -> None:
     """Run retention now: archive idle contexts, purge old deleted ones, trim old events."""
     report = options.run(lambda cm: cm.run_cleanup(dry_run=dry_run))
-    if options.as_json:
-        _render.print_json(report)
-    else:
-        _render.show_cleanup(report)
+    options.show(report, _render.show_cleanup)
 
 
 @cli.group()
