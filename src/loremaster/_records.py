@@ -22,24 +22,28 @@ from .models import (
     ContextType,
     ConversationContext,
     Message,
+    SearchHit,
     TextPart,
     ToolResultPart,
     context_class,
     from_micros,
     to_micros,
 )
-from .storage import ContextRecord, EventRecord, MessageRecord, RecordQuery
+from .storage import ContextRecord, EventRecord, MessageRecord, RecordQuery, SearchRecord
 
 __all__ = [
     "ADMIN_FIELDS",
     "PROTECTED_FIELDS",
     "MessageBodies",
+    "best_hits",
     "context_from_record",
     "document_of",
     "event_from_record",
     "message_from_record",
     "message_record",
     "next_cursor",
+    "parse_context",
+    "parse_query",
     "record_from_document",
     "record_query",
     "validation_failed",
@@ -292,3 +296,47 @@ def record_query(query: ContextQuery, reader: str | None) -> RecordQuery:
         after=_decode_cursor(query),
         reader=reader,
     )
+
+
+def best_hits(rows: Iterable[SearchRecord], limit: int) -> list[SearchHit]:
+    """One hit per context (its best-scoring match), best first."""
+    best: dict[str, SearchHit] = {}
+    for row in rows:
+        hit = SearchHit(
+            context_id=row.context_id,
+            context_type=ContextType(row.context_type),
+            title=row.title,
+            score=row.score,
+            snippet=row.snippet,
+            matched="context" if row.message_seq is None else "message",
+            message_seq=row.message_seq,
+        )
+        if row.context_id not in best or hit.score > best[row.context_id].score:
+            best[row.context_id] = hit
+    return sorted(best.values(), key=lambda hit: -hit.score)[:limit]
+
+
+def parse_context(context: Context | Mapping[str, Any]) -> Context:
+    """A context model from a model or a dict (its class chosen by ``context_type``)."""
+    if isinstance(context, Context):
+        return context
+    try:
+        cls = context_class(context.get("context_type", ContextType.GENERIC))
+    except ValueError as exc:
+        raise ValidationFailed(f"unknown context_type {context.get('context_type')!r}") from exc
+    try:
+        return cls.model_validate(dict(context))
+    except ValidationError as exc:
+        raise validation_failed(f"not a valid {cls.kind.value} context", exc) from exc
+
+
+def parse_query(query: ContextQuery | None, filters: Mapping[str, Any]) -> ContextQuery:
+    """The query from a `ContextQuery` or from its fields given as keyword filters."""
+    if query is not None and filters:
+        raise ValidationFailed("give a ContextQuery or keyword filters, not both")
+    if query is not None:
+        return query
+    try:
+        return ContextQuery.model_validate(filters)
+    except ValidationError as exc:
+        raise validation_failed("invalid query", exc) from exc

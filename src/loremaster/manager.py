@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from pydantic import ValidationError
-
 from ._access import authorize
 from ._cache import RecordCache
 from ._changes import (
@@ -29,12 +27,14 @@ from ._changes import (
 from ._metrics import Metrics
 from ._records import (
     MessageBodies,
+    best_hits,
     context_from_record,
     event_from_record,
     message_from_record,
     next_cursor,
+    parse_context,
+    parse_query,
     record_query,
-    validation_failed,
 )
 from ._retention import maintenance_loop, new_holder, run_cleanup, run_due_maintenance
 from ._version import __version__
@@ -59,7 +59,6 @@ from .models import (
     Message,
     Permission,
     SearchHit,
-    context_class,
 )
 from .storage import (
     ContextRecord,
@@ -192,7 +191,7 @@ class ContextManager:
         now = _now()
         created = [
             plan_create(
-                _parse_context(context),
+                parse_context(context),
                 user_id=user_id,
                 now=now,
                 max_bytes=self.settings.max_size_bytes,
@@ -275,7 +274,7 @@ class ContextManager:
         """One page of the contexts `user_id` may read that match `query` (or `filters`,
         the fields of `ContextQuery` as keywords). Messages are not loaded."""
         with self._metrics.measure("query_contexts"):
-            query = _parse_query(query, filters)
+            query = parse_query(query, filters)
             records = await self.storage.query_contexts(record_query(query, user_id))
             page = records[: query.limit]
             more = len(records) > query.limit
@@ -293,20 +292,7 @@ class ContextManager:
             if not 1 <= limit <= 1000:
                 raise ValidationFailed("limit must be between 1 and 1000")
             rows = await self.storage.search(text, reader=user_id, limit=limit)
-            best: dict[str, SearchHit] = {}
-            for row in rows:
-                hit = SearchHit(
-                    context_id=row.context_id,
-                    context_type=ContextType(row.context_type),
-                    title=row.title,
-                    score=row.score,
-                    snippet=row.snippet,
-                    matched="context" if row.message_seq is None else "message",
-                    message_seq=row.message_seq,
-                )
-                if row.context_id not in best or hit.score > best[row.context_id].score:
-                    best[row.context_id] = hit
-            return sorted(best.values(), key=lambda hit: -hit.score)[:limit]
+            return best_hits(rows, limit)
 
     # -- messages and events -------------------------------------------------------------
 
@@ -528,27 +514,3 @@ class ContextManager:
 
 def _authorize_admin(record: ContextRecord, *, user_id: str | None) -> None:
     authorize(record, user_id, Permission.ADMIN)
-
-
-def _parse_context(context: Context | Mapping[str, Any]) -> Context:
-    if isinstance(context, Context):
-        return context
-    try:
-        cls = context_class(context.get("context_type", ContextType.GENERIC))
-    except ValueError as exc:
-        raise ValidationFailed(f"unknown context_type {context.get('context_type')!r}") from exc
-    try:
-        return cls.model_validate(dict(context))
-    except ValidationError as exc:
-        raise validation_failed(f"not a valid {cls.kind.value} context", exc) from exc
-
-
-def _parse_query(query: ContextQuery | None, filters: Mapping[str, Any]) -> ContextQuery:
-    if query is not None and filters:
-        raise ValidationFailed("give a ContextQuery or keyword filters, not both")
-    if query is not None:
-        return query
-    try:
-        return ContextQuery.model_validate(filters)
-    except ValidationError as exc:
-        raise validation_failed("invalid query", exc) from exc
