@@ -90,7 +90,10 @@ def plan_create(
         messages_bytes=sum(size for _, size in packed),
     )
     _check_size(record, max_bytes)
-    snapshot = context_from_record(record, messages).model_dump(mode="json")
+    snapshot = stamped.model_dump(mode="json")
+    snapshot["revision"] = record.revision
+    if isinstance(stamped, ConversationContext):
+        snapshot |= {"message_count": record.message_count, "turn_count": record.turn_count}
     return NewContext(
         record,
         message_records,
