@@ -68,12 +68,13 @@ async def test_manager_must_be_initialized(db_url: str) -> None:
 
 
 async def test_every_context_type_round_trips_through_storage(manager: ContextManager) -> None:
+    chat = await manager.create_context(ConversationContext(title="chat", collaborators=["alice"]))
     originals: list[Context] = [
         Context(title="notes", data={"npc": {"name": "Sildar"}}, metadata={"campaign": "lmop"}),
         SessionContext(
             title="alice's session",
             user_id="alice",
-            active_conversations=["c1"],
+            active_conversations=[chat],
             preferences={"theme": "dark"},
             ui_state={"panel": "map"},
             activity_metrics={"messages": 3},

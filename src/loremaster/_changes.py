@@ -7,7 +7,7 @@ change that changes nothing), or raises to write nothing at all.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +21,7 @@ from ._records import (
     document_of,
     message_record,
     record_from_document,
+    with_owner,
 )
 from .errors import ContextNotFound, Issue, PayloadTooLarge, RevisionConflict, ValidationFailed
 from .models import (
@@ -73,12 +74,8 @@ def plan_create(
     ``created_at`` is kept (an import keeps its history's start); the other times are now.
     """
     messages = context.messages if isinstance(context, ConversationContext) else []
-    stamped = context.model_copy(
-        update={
-            "owner_id": context.owner_id if context.owner_id is not None else user_id,
-            "last_modified": from_micros(now),
-            "last_accessed": from_micros(now),
-        }
+    stamped = with_owner(context, user_id).model_copy(
+        update={"last_modified": from_micros(now), "last_accessed": from_micros(now)}
     )
     packed = [message_record(m, seq, bodies) for seq, m in enumerate(messages, start=1)]
     message_records = [record for record, _ in packed]
@@ -121,7 +118,9 @@ def plan_update(
     expected_revision: int | None,
     now: int,
     max_bytes: int,
+    check: Callable[[Context], None] | None = None,
 ) -> Mutation | None:
+    """An update; `check` (the validator's, when validation is on) may refuse the result."""
     _readable(current, user_id)
     authorize(current, user_id, Permission.WRITE)
     if expected_revision is not None and expected_revision != current.revision:
@@ -143,6 +142,8 @@ def plan_update(
         updated = context_from_record(current, document=document)
     except ValidationFailed as exc:
         raise ValidationFailed("the update would make the context invalid", exc.issues) from exc
+    if check is not None:
+        check(updated)
     return _commit(
         current, updated, op="update", ops=ops, user_id=user_id, now=now, max_bytes=max_bytes
     )

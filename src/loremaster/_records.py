@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +38,7 @@ __all__ = [
     "PROTECTED_FIELDS",
     "MessageBodies",
     "best_hits",
+    "content_checksum",
     "context_from_record",
     "document_of",
     "event_from_record",
@@ -47,6 +50,8 @@ __all__ = [
     "record_from_document",
     "record_query",
     "validation_failed",
+    "verify_checksum",
+    "with_owner",
 ]
 
 PROTECTED_FIELDS = frozenset(
@@ -106,13 +111,45 @@ def _document_bytes(document: Mapping[str, Any]) -> int:
     return len(orjson.dumps(document))
 
 
+def _canonical(value: Any) -> Any:
+    """The same value whichever way a backend stored it (PostgreSQL's JSONB turns 1e20
+    into 100000000000000000000): integral floats as ints, keys sorted at dump time."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    return value
+
+
+def content_checksum(record: ContextRecord) -> str:
+    """SHA-256 of a context's identity and content (not of its counters and times)."""
+    content = {
+        "context_id": record.context_id,
+        "context_type": record.context_type,
+        "document": document_of(record),
+    }
+    canonical = orjson.dumps(_canonical(content), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def verify_checksum(record: ContextRecord) -> ContextRecord:
+    """`record`, if its content matches its checksum; else `DataCorrupted`."""
+    if record.checksum is not None and content_checksum(record) != record.checksum:
+        raise DataCorrupted(
+            f"context {record.context_id} fails its checksum: the stored data is damaged"
+        )
+    return record
+
+
 def record_from_document(
     context: Context, *, revision: int, message_count: int, turn_count: int, messages_bytes: int
 ) -> ContextRecord:
     """The row for a validated context model."""
     document = context.model_dump(mode="json", exclude=set(PROTECTED_FIELDS))
     extra = {key: value for key, value in document.items() if key not in _COLUMNS}
-    return ContextRecord(
+    record = ContextRecord(
         context_id=context.context_id,
         context_type=context.context_type.value,
         title=document["title"],
@@ -133,6 +170,7 @@ def record_from_document(
         last_modified=to_micros(context.last_modified),
         last_accessed=to_micros(context.last_accessed),
     )
+    return dataclasses.replace(record, checksum=content_checksum(record))
 
 
 def context_from_record(
@@ -328,6 +366,13 @@ def parse_context(context: Context | Mapping[str, Any]) -> Context:
         return cls.model_validate(dict(context))
     except ValidationError as exc:
         raise validation_failed(f"not a valid {cls.kind.value} context", exc) from exc
+
+
+def with_owner(context: Context, user_id: str | None) -> Context:
+    """`context`, owned by `user_id` unless it names its owner."""
+    if context.owner_id is not None or user_id is None:
+        return context
+    return context.model_copy(update={"owner_id": user_id})
 
 
 def parse_query(query: ContextQuery | None, filters: Mapping[str, Any]) -> ContextQuery:

@@ -92,10 +92,12 @@ class LockHeld(LoremasterError):
 
 @dataclass(frozen=True)
 class Issue:
-    """One problem found in an input: where (a JSON pointer) and what."""
+    """One problem found in an input: where (a JSON pointer), what, and its stable code
+    when validation found it (see docs/validation.md)."""
 
     path: str
     message: str
+    code: str = ""
 
 
 class ValidationFailed(LoremasterError):

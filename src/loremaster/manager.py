@@ -35,6 +35,8 @@ from ._records import (
     parse_context,
     parse_query,
     record_query,
+    verify_checksum,
+    with_owner,
 )
 from ._retention import maintenance_loop, new_holder, run_cleanup, run_due_maintenance
 from ._version import __version__
@@ -69,6 +71,7 @@ from .storage import (
     Storage,
     open_storage,
 )
+from .validation import ContextValidator, ValidationResult
 
 __all__ = ["ContextManager"]
 
@@ -108,6 +111,9 @@ class ContextManager:
             max_overflow=self.settings.pool_max_overflow,
         )
         self.codec = Codec.from_settings(self.settings)
+        self.validator = ContextValidator(
+            enable_auto_correction=False, settings=self.settings, check_size=False
+        )
         self._bodies = MessageBodies(self.codec, self.settings.codec_threshold_bytes)
         self._cache = RecordCache(self.settings.cache_size, self.settings.cache_ttl)
         self._metrics = Metrics()
@@ -189,15 +195,19 @@ class ContextManager:
         self, contexts: Sequence[Context | Mapping[str, Any]], user_id: str | None
     ) -> list[str]:
         now = _now()
+        models = [with_owner(parse_context(context), user_id) for context in contexts]
+        if self.settings.enable_validation:
+            for model in models:
+                _refuse_invalid(await self.validator.validate_context(model, manager=self))
         created = [
             plan_create(
-                parse_context(context),
+                model,
                 user_id=user_id,
                 now=now,
                 max_bytes=self.settings.max_size_bytes,
                 bodies=self._bodies,
             )
-            for context in contexts
+            for model in models
         ]
         if created:
             await self.storage.insert_contexts(created)
@@ -243,8 +253,13 @@ class ContextManager:
         committed change is recorded in the event log (`get_events`) either way.
         """
         with self._metrics.measure("update_context"):
+            check = self._check_update if self.settings.enable_validation else None
             plan = functools.partial(
-                plan_update, changes=changes, user_id=user_id, expected_revision=expected_revision
+                plan_update,
+                changes=changes,
+                user_id=user_id,
+                expected_revision=expected_revision,
+                check=check,
             )
             return context_from_record(await self._modify(context_id, plan))
 
@@ -275,7 +290,10 @@ class ContextManager:
         the fields of `ContextQuery` as keywords). Messages are not loaded."""
         with self._metrics.measure("query_contexts"):
             query = parse_query(query, filters)
-            records = await self.storage.query_contexts(record_query(query, user_id))
+            records = [
+                self._verified(record)
+                for record in await self.storage.query_contexts(record_query(query, user_id))
+            ]
             page = records[: query.limit]
             more = len(records) > query.limit
             return ContextPage(
@@ -472,7 +490,7 @@ class ContextManager:
             self._cache.discard(context_id)
             raise ContextNotFound(context_id)
         else:
-            record = loaded
+            record = self._verified(loaded)
             self._cache.put(record)
         authorize(record, user_id, Permission.READ)
         if record.state == ContextState.DELETED and not include_deleted:
@@ -485,6 +503,12 @@ class ContextManager:
         if now - record.last_accessed >= interval:
             await self.storage.touch(record.context_id, when=now, not_since=now - interval)
             self._cache.discard(record.context_id)
+
+    def _check_update(self, updated: Context) -> None:
+        _refuse_invalid(self.validator.check(updated))
+
+    def _verified(self, record: ContextRecord) -> ContextRecord:
+        return verify_checksum(record) if self.settings.enable_validation else record
 
     async def _messages(self, rows: list[MessageRecord]) -> list[Message]:
         try:
@@ -510,6 +534,14 @@ class ContextManager:
         for record in records.values():
             self._cache.put(record)
         return records
+
+
+def _refuse_invalid(result: ValidationResult) -> None:
+    if not result.is_valid:
+        raise ValidationFailed(
+            "the context is not valid",
+            [Issue(i.path, f"{i.code}: {i.message}", i.code) for i in result.errors],
+        )
 
 
 def _authorize_admin(record: ContextRecord, *, user_id: str | None) -> None:

@@ -46,6 +46,7 @@ class ContextRecord:
     created_at: int
     last_modified: int
     last_accessed: int
+    checksum: str | None = None
 
     @property
     def size_bytes(self) -> int:

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 _COLUMNS = (
     "context_id, context_type, title, description, data, metadata, extra, state, owner_id, "
     "collaborators, permissions, revision, message_count, turn_count, doc_bytes, "
-    "messages_bytes, created_at, last_modified, last_accessed"
+    "messages_bytes, created_at, last_modified, last_accessed, checksum"
 )
 _TIME_COLUMNS = {"created_at", "last_modified", "last_accessed"}
 _MIGRATION_LOCK = 0x6C6F7265  # "lore": the advisory lock that serializes migrations
@@ -133,6 +133,7 @@ def _record(row: asyncpg.Record) -> ContextRecord:
         created_at=_time(row["created_at"]),
         last_modified=_time(row["last_modified"]),
         last_accessed=_time(row["last_accessed"]),
+        checksum=row["checksum"],
     )
 
 
@@ -173,6 +174,7 @@ def _row(record: ContextRecord) -> tuple[Any, ...]:
         from_micros(record.created_at),
         from_micros(record.last_modified),
         from_micros(record.last_accessed),
+        record.checksum,
     )
 
 
@@ -192,7 +194,7 @@ _MESSAGES = (
 )
 _CREATE = (
     f"WITH r AS (INSERT INTO contexts ({_COLUMNS}) VALUES ($1, $15, $16, $17, $18, $19, $20, "
-    "$21, $22, $23, $24, $2, $25, $26, $27, $28, $29, $30, $31) RETURNING 1), "
+    "$21, $22, $23, $24, $2, $25, $26, $27, $28, $29, $30, $31, $32) RETURNING 1), "
     f"{_MESSAGES} {_EVENT}"
 )
 _APPEND = (
@@ -205,8 +207,8 @@ _REWRITE = (
     "WITH r AS (UPDATE contexts SET title = $16, description = $17, data = $18, metadata = $19, "
     "extra = $20, state = $21, owner_id = $22, collaborators = $23, permissions = $24, "
     "revision = $2, message_count = $25, turn_count = $26, doc_bytes = $27, "
-    "messages_bytes = $28, last_modified = $29, last_accessed = $30 "
-    "WHERE context_id = $1 AND context_type = $15 AND revision = $31 RETURNING 1), "
+    "messages_bytes = $28, last_modified = $29, last_accessed = $30, checksum = $31 "
+    "WHERE context_id = $1 AND context_type = $15 AND revision = $32 RETURNING 1), "
     f"{_MESSAGES} {_EVENT}"
 )
 

@@ -45,7 +45,7 @@ T = TypeVar("T")
 _CONTEXT_COLUMNS = (
     "context_id, context_type, title, description, data, metadata, extra, state, owner_id, "
     "collaborators, permissions, revision, message_count, turn_count, doc_bytes, "
-    "messages_bytes, created_at, last_modified, last_accessed"
+    "messages_bytes, created_at, last_modified, last_accessed, checksum"
 )
 _ORDER_COLUMNS = {"created_at", "last_modified", "last_accessed", "title"}
 _READERS = 2
@@ -78,6 +78,7 @@ def _record(row: Sequence[Any]) -> ContextRecord:
         created_at=row[16],
         last_modified=row[17],
         last_accessed=row[18],
+        checksum=row[19],
     )
 
 
@@ -242,7 +243,7 @@ class SQLiteStorage:
                 try:
                     conn.execute(
                         f"INSERT INTO contexts ({_CONTEXT_COLUMNS}) VALUES "
-                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         _row(new.record),
                     )
                 except sqlite3.IntegrityError as exc:
@@ -510,6 +511,7 @@ def _row(record: ContextRecord) -> tuple[Any, ...]:
         record.created_at,
         record.last_modified,
         record.last_accessed,
+        record.checksum,
     )
 
 
@@ -526,12 +528,13 @@ def _apply_plan(conn: sqlite3.Connection, context_id: str, plan: Plan) -> Contex
             "UPDATE contexts SET title = ?, description = ?, data = ?, metadata = ?, "
             "extra = ?, state = ?, owner_id = ?, collaborators = ?, permissions = ?, "
             "revision = ?, message_count = ?, turn_count = ?, doc_bytes = ?, "
-            "messages_bytes = ?, last_modified = ?, last_accessed = ? "
+            "messages_bytes = ?, last_modified = ?, last_accessed = ?, checksum = ? "
             "WHERE context_id = ? AND revision = ?",
             (
                 *_row(new)[2:16],
                 new.last_modified,
                 new.last_accessed,
+                new.checksum,
                 context_id,
                 current.revision,
             ),
