@@ -215,6 +215,44 @@ def test_codec_inspect_and_train_dictionary(run: Runner, tmp_path: Path) -> None
     assert trained["dictionary_id"] == 1
 
 
+def test_validate_and_schema_export(run: Runner, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(
+        orjson.dumps(
+            {
+                "context_type": "conversation",
+                "title": "t",
+                "messages": [
+                    {
+                        "role": "tool",
+                        "parts": [{"kind": "tool_result", "call_id": "x", "content": "1"}],
+                    },
+                    {"role": "user", "content": "hello"},
+                ],
+            }
+        )
+    )
+    fixed = tmp_path / "fixed.json"
+    out, _ = run("validate", str(broken), "--fix", str(fixed), code=1, db=False)
+    assert "conversation.orphan_tool_result" in out
+    assert "remove the tool result" in out
+    report = orjson.loads(run("validate", str(broken), "--json", code=1, db=False)[0])
+    assert report["is_valid"] is False
+    out, _ = run("validate", str(fixed), db=False)
+    assert "valid: no issues" in out
+
+    schema = orjson.loads(run("schema", "export", "--type", "session", db=False)[0])
+    assert schema["$id"] == "urn:loremaster:schema:session"
+    folder = tmp_path / "schemas"
+    run("schema", "export", "-o", str(folder), db=False)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "collaborative.json",
+        "conversation.json",
+        "generic.json",
+        "session.json",
+    ]
+
+
 def test_help_and_version(run: Runner) -> None:
     out, _ = run("--help", db=False)
     assert "create" in out
@@ -261,6 +299,9 @@ BAD_INPUTS: list[tuple[str, ...]] = [
     ("codec", "train-dictionary"),
     ("cleanup", "--database-url", "mysql://x"),
     ("db", "status", "--database-url", "mysql://x"),
+    ("validate", "/nonexistent/context.json"),
+    ("validate", "{notexport}", "--type", "spaceship"),
+    ("schema", "export", "-o", "/proc/no/such/folder"),
 ]
 
 

@@ -21,8 +21,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from ..codec import inspect_blob
 from ..errors import LoremasterError, UnsupportedFormat, ValidationFailed
 from ..manager import ContextManager
-from ..models import Context, ContextQuery, ContextState, ContextType
+from ..models import Context, ContextQuery, ContextState, ContextType, ProviderType
 from ..storage import MigrationStatus
+from ..validation import ContextValidator, ValidationResult, export_schemas
 from . import _render
 from ._demo import run_demo
 
@@ -532,3 +533,72 @@ def train_dictionary_command(options: Options, context_type: str, samples: int, 
         _render.print_json({"dictionary_id": dictionary_id})
     else:
         _render.console.print(f"dictionary {dictionary_id} trained and stored")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--type", "context_type", type=click.Choice([t.value for t in ContextType]))
+@click.option("--provider", type=click.Choice([p.value for p in ProviderType]))
+@click.option(
+    "--fix",
+    "fixed_output",
+    type=click.Path(path_type=Path),
+    help="write the corrected context here",
+)
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def validate(
+    file: Path,
+    context_type: str | None,
+    provider: str | None,
+    fixed_output: Path | None,
+    as_json: bool,
+) -> None:
+    """Check a context file: schema, consistency, custom rules. Exit 1 on errors."""
+    context = _read_json(file)
+
+    async def check() -> ValidationResult:
+        return await ContextValidator().validate_context(
+            context, context_type=context_type, provider=provider
+        )
+
+    result = asyncio.run(check())
+    if as_json:
+        _render.print_json(result.model_dump(mode="json"))
+    else:
+        _render.show_issues(result)
+    if fixed_output is not None and result.corrected_data is not None:
+        fixed_output.write_bytes(orjson.dumps(result.corrected_data, option=orjson.OPT_INDENT_2))
+    if not result.is_valid:
+        raise click.exceptions.Exit(1)
+
+
+@cli.group()
+def schema() -> None:
+    """The JSON Schemas of the context types."""
+
+
+@schema.command(name="export")
+@click.option("--type", "context_type", type=click.Choice([t.value for t in ContextType]))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="a folder: one <type>.json per type (default: print JSON)",
+)
+def export_schema(context_type: str | None, output: Path | None) -> None:
+    """Print (or write) the JSON Schema of each context type (or of one)."""
+    schemas = export_schemas()
+    if context_type is not None:
+        schemas = {context_type: schemas[context_type]}
+    if output is None:
+        _render.print_json(schemas if context_type is None else schemas[context_type])
+        return
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        for name, document in schemas.items():
+            (output / f"{name}.json").write_bytes(
+                orjson.dumps(document, option=orjson.OPT_INDENT_2)
+            )
+    except OSError as exc:
+        raise click.ClickException(f"cannot write to {output}: {exc.strerror}") from exc
+    _render.error_console.print(f"wrote {len(schemas)} schemas to {output}")

@@ -31,6 +31,7 @@ from ..models import (
     from_micros,
 )
 from ..storage import MigrationStatus
+from ..validation import ValidationResult
 
 __all__ = [
     "console",
@@ -41,6 +42,7 @@ __all__ = [
     "show_contexts",
     "show_events",
     "show_hits",
+    "show_issues",
     "show_mapping",
     "show_messages",
     "show_migrations",
@@ -192,3 +194,29 @@ def show_cleanup(report: CleanupReport) -> None:
     for label, ids in (("archive", report.archived), ("purge", report.purged)):
         for context_id in ids:
             console.print(Text(f"  {label} {context_id}"))
+
+
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+def show_issues(result: ValidationResult) -> None:
+    """One block per issue: severity, code and place; the message; the suggested fix."""
+    if not result.issues:
+        console.print(Text("valid: no issues", style="green"))
+        return
+    rank = {"error": 0, "warning": 1, "info": 2}
+    for issue in sorted(result.issues, key=lambda i: rank[i.severity.value]):
+        severity = issue.severity.value
+        console.print(
+            Text.assemble(
+                (f"{severity:<8}", _SEVERITY_STYLE[severity]),
+                (issue.code, "bold"),
+                f"  at {issue.path or '/'}",
+            ),
+            soft_wrap=True,
+        )
+        console.print(Text(f"        {issue.message}"), soft_wrap=True)
+        if issue.suggested_fix:
+            console.print(Text(f"        fix: {issue.suggested_fix}"), soft_wrap=True)
+    verdict = "valid" if result.is_valid else "not valid"
+    console.print(Text(f"{verdict}: {len(result.issues)} issues", style="bold"))

@@ -54,7 +54,7 @@ def _schema(context_type: ContextType) -> dict[str, Any]:
         definitions["Message"] = {"anyOf": [definitions["Message"], _SHORTHAND]}
     return {
         "$schema": SCHEMA_DIALECT,
-        "$id": f"https://loremaster.dev/schemas/{context_type.value}.json",
+        "$id": f"urn:loremaster:schema:{context_type.value}",
         **schema,
     }
 

@@ -146,9 +146,8 @@ class ContextValidator:
                 "/context_type",
             )
             return None
-        self._note_missing_defaults(context, findings)
         try:
-            return context_class(kind).model_validate({**context, "context_type": kind})
+            model = context_class(kind).model_validate({**context, "context_type": kind})
         except ValidationError as exc:
             issues = schema_issues(dict(context), kind) or [
                 ValidationIssue(
@@ -161,6 +160,8 @@ class ContextValidator:
             ]
             findings.issues.extend(issues)
             return None
+        self._note_missing_defaults(context, findings)
+        return model
 
     def _note_missing_defaults(self, context: Mapping[str, Any], findings: Findings) -> None:
         messages = context.get("messages")
