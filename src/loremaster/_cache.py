@@ -11,8 +11,9 @@ __all__ = ["RecordCache"]
 
 
 class RecordCache:
-    """Rows by context id. A reader asks storage whether the cached revision is current,
-    so the cache can never serve a stale row, even with other processes writing."""
+    """Rows by context id. A reader asks storage whether the cached (revision,
+    last_modified) is current, so the cache can never serve a stale row, even with other
+    processes writing, or a context deleted and created again under the same id."""
 
     def __init__(self, size: int, ttl_seconds: float) -> None:
         self._size = size

@@ -215,15 +215,14 @@ def plan_restore(
     )
 
 
-def plan_archive(
-    current: ContextRecord, *, idle_before: int, now: int, max_bytes: int
-) -> Mutation | None:
+def plan_archive(current: ContextRecord, *, idle_before: int, now: int) -> Mutation | None:
     """Retention: archive an active context not accessed since `idle_before` (re-checked
-    here, in the transaction, in case it was used since it was picked)."""
+    here, in the transaction, in case it was used since it was picked). No size limit: a
+    context that grew past a since-lowered CONTEXT_MAX_SIZE_MB is still archived."""
     if current.state != ContextState.ACTIVE or current.last_accessed >= idle_before:
         return None
     return _with_state(
-        current, ContextState.ARCHIVED, op="archive", user_id=None, now=now, max_bytes=max_bytes
+        current, ContextState.ARCHIVED, op="archive", user_id=None, now=now, max_bytes=2**62
     )
 
 

@@ -6,10 +6,12 @@ import base64
 import binascii
 import dataclasses
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 from pydantic import ValidationError
@@ -38,6 +40,7 @@ __all__ = [
     "PROTECTED_FIELDS",
     "MessageBodies",
     "best_hits",
+    "canonical_id",
     "content_checksum",
     "context_from_record",
     "document_of",
@@ -107,8 +110,22 @@ def document_of(record: ContextRecord) -> dict[str, Any]:
     }
 
 
+# A JSON \u0000 escape not itself escaped (preceded by an even number of backslashes).
+_NUL = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000")
+
+
+def refuse_nul(serialized: bytes, path: str) -> None:
+    """PostgreSQL cannot store NUL characters in text, so no backend accepts them."""
+    if _NUL.search(serialized):
+        raise ValidationFailed(
+            "NUL characters (\\u0000) cannot be stored", [Issue(path, "contains NUL")]
+        )
+
+
 def _document_bytes(document: Mapping[str, Any]) -> int:
-    return len(orjson.dumps(document))
+    serialized = orjson.dumps(document)
+    refuse_nul(serialized, "")
+    return len(serialized)
 
 
 def _canonical(value: Any) -> Any:
@@ -234,6 +251,7 @@ class MessageBodies:
 def message_record(message: Message, seq: int, bodies: MessageBodies) -> tuple[MessageRecord, int]:
     """The row for `message` at position `seq`, and the size of its JSON."""
     body = message.model_dump_json(exclude={"seq"}).encode()
+    refuse_nul(body, f"/messages/{seq - 1}")
     stored, blob = bodies.pack(body)
     record = MessageRecord(
         seq=seq,
@@ -366,6 +384,14 @@ def parse_context(context: Context | Mapping[str, Any]) -> Context:
         return cls.model_validate(dict(context))
     except ValidationError as exc:
         raise validation_failed(f"not a valid {cls.kind.value} context", exc) from exc
+
+
+def canonical_id(context_id: str) -> str:
+    """The one spelling of an id (lowercase UUID), so every backend finds the same row."""
+    try:
+        return str(UUID(str(context_id)))
+    except ValueError:
+        return str(context_id)  # not a UUID: no context has it, and lookups say so
 
 
 def with_owner(context: Context, user_id: str | None) -> Context:

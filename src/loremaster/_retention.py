@@ -19,7 +19,7 @@ from ._changes import check_purgeable, plan_archive
 from .config import Settings
 from .errors import ContextNotFound, LoremasterError, ValidationFailed
 from .models import CleanupReport, ContextState
-from .storage import Storage
+from .storage import ContextRecord, Plan, Storage
 
 __all__ = ["maintenance_loop", "new_holder", "run_cleanup", "run_due_maintenance"]
 
@@ -44,14 +44,28 @@ async def _archive(storage: Storage, settings: Settings, now: int, dry_run: bool
         )
         if dry_run or not due:
             return archived + due
-        plan = functools.partial(
-            plan_archive, idle_before=idle_before, now=now, max_bytes=settings.max_size_bytes
-        )
-        committed = await storage.modify_contexts(dict.fromkeys(due, plan))
+        plan = functools.partial(plan_archive, idle_before=idle_before, now=now)
+        try:
+            committed = await storage.modify_contexts(dict.fromkeys(due, plan))
+        except LoremasterError:
+            # One context that cannot be archived must not hold up the others.
+            committed = await _one_by_one(storage, due, plan)
         done = [cid for cid, row in committed.items() if row.state == ContextState.ARCHIVED]
         archived += done
         if len(due) < _BATCH or not done:
             return archived
+
+
+async def _one_by_one(
+    storage: Storage, context_ids: list[str], plan: Plan
+) -> dict[str, ContextRecord]:
+    committed = {}
+    for context_id in context_ids:
+        try:
+            committed[context_id] = await storage.modify_context(context_id, plan)
+        except LoremasterError as exc:
+            log.warning("retention: cannot archive %s: %s", context_id, exc)
+    return committed
 
 
 async def _purge(storage: Storage, settings: Settings, now: int, dry_run: bool) -> list[str]:
@@ -119,5 +133,5 @@ async def maintenance_loop(storage: Storage, settings: Settings, holder: str) ->
         await asyncio.sleep(settings.maintenance_poll_seconds)
         try:
             await run_due_maintenance(storage, settings, holder)
-        except LoremasterError:
+        except Exception:  # whatever failed, the next poll tries again
             log.exception("maintenance failed; will try again")

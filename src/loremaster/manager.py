@@ -28,6 +28,7 @@ from ._metrics import Metrics
 from ._records import (
     MessageBodies,
     best_hits,
+    canonical_id,
     context_from_record,
     event_from_record,
     message_from_record,
@@ -145,14 +146,16 @@ class ContextManager:
 
     async def close(self) -> None:
         """Stop the background task and close the storage connections. Idempotent."""
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
-            self._maintenance = None
-        if self._initialized:
-            self._initialized = False
-            await self._storage.close()
+        task, self._maintenance = self._maintenance, None
+        try:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        finally:
+            if self._initialized:
+                self._initialized = False
+                await self._storage.close()
 
     async def __aenter__(self) -> Self:
         await self.initialize()
@@ -226,6 +229,7 @@ class ContextManager:
         """The context as its typed model; a conversation comes with all its messages
         unless ``include_messages=False`` (then page them with `get_messages`)."""
         with self._metrics.measure("get_context"):
+            context_id = canonical_id(context_id)
             record = await self._readable(context_id, user_id, include_deleted=include_deleted)
             messages: list[Message] = []
             if include_messages and record.message_count:
@@ -253,6 +257,7 @@ class ContextManager:
         committed change is recorded in the event log (`get_events`) either way.
         """
         with self._metrics.measure("update_context"):
+            context_id = canonical_id(context_id)
             check = self._check_update if self.settings.enable_validation else None
             plan = functools.partial(
                 plan_update,
@@ -269,6 +274,7 @@ class ContextManager:
         """Soft delete (state ``deleted``, restorable, history kept) or, with
         ``hard_delete=True``, remove the context, its messages and its events for good."""
         with self._metrics.measure("delete_context"):
+            context_id = canonical_id(context_id)
             if hard_delete:
                 await self.storage.delete_context(
                     context_id, functools.partial(_authorize_admin, user_id=user_id)
@@ -280,6 +286,7 @@ class ContextManager:
     async def restore_context(self, context_id: str, user_id: str | None = None) -> Context:
         """Bring a soft-deleted context back (state ``active``)."""
         with self._metrics.measure("restore_context"):
+            context_id = canonical_id(context_id)
             plan = functools.partial(plan_restore, user_id=user_id)
             return context_from_record(await self._modify(context_id, plan))
 
@@ -326,6 +333,7 @@ class ContextManager:
         own and the context row is not rewritten.
         """
         with self._metrics.measure("append_messages"):
+            context_id = canonical_id(context_id)
             revisions = await self._append({context_id: messages}, user_id)
             return revisions[context_id]
 
@@ -345,7 +353,10 @@ class ContextManager:
         user_id: str | None,
     ) -> dict[str, int]:
         plans: dict[str, Plan] = {}
-        for context_id, messages in batches.items():
+        for given_id, messages in batches.items():
+            context_id = canonical_id(given_id)
+            if context_id in plans:
+                raise ValidationFailed(f"context {context_id} is named twice in one batch")
             batch = [messages] if isinstance(messages, (Message, Mapping)) else list(messages)
             parsed = parse_messages(batch)
             if not parsed:
@@ -369,8 +380,12 @@ class ContextManager:
         page further back.
         """
         with self._metrics.measure("get_messages"):
+            context_id = canonical_id(context_id)
             if limit < 1:
                 raise ValidationFailed("limit must be at least 1")
+            if before_seq is not None and before_seq <= 1:
+                await self._readable(context_id, user_id)
+                return []
             record = await self._readable(context_id, user_id)
             ceiling = record.message_count + 1
             rows = await self.storage.load_messages(
@@ -390,6 +405,9 @@ class ContextManager:
     ) -> list[ContextEvent]:
         """The committed changes after `since_revision`, in revision order: the audit log."""
         with self._metrics.measure("get_events"):
+            context_id = canonical_id(context_id)
+            if limit is not None and limit < 1:
+                raise ValidationFailed("limit must be at least 1")
             await self._readable(context_id, user_id, include_deleted=True)
             rows = await self.storage.load_events(
                 context_id, since_revision=since_revision, limit=limit
@@ -480,7 +498,7 @@ class ContextManager:
     ) -> ContextRecord:
         cached = self._cache.get(context_id)
         loaded = await self.storage.load_context(
-            context_id, None if cached is None else cached.revision
+            context_id, None if cached is None else (cached.revision, cached.last_modified)
         )
         self._metrics.cache_lookup(isinstance(loaded, NotModified))
         if isinstance(loaded, NotModified):

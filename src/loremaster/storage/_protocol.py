@@ -67,9 +67,11 @@ class Storage(Protocol):
     # -- reads ---------------------------------------------------------------------------
 
     async def load_context(
-        self, context_id: str, known_revision: int | None = None
+        self, context_id: str, known: tuple[int, int] | None = None
     ) -> ContextRecord | NotModified | None:
-        """The row, `NotModified` if it is still at `known_revision`, None if missing."""
+        """The row; `NotModified` if it still has the `known` (revision, last_modified) —
+        both, because a context deleted and created again restarts at revision 1; None if
+        missing."""
 
     async def load_messages(
         self, context_id: str, *, branch: str, limit: int | None, before_seq: int | None

@@ -94,6 +94,17 @@ def _discard_if_broken(conn: Connection, exc: BaseException) -> None:
             conn.terminate()
 
 
+def _translated(exc: Exception) -> Exception:
+    """Our error for a non-transient one from asyncpg (ours pass through)."""
+    if isinstance(exc, asyncpg.exceptions.DataError):
+        return ValidationFailed(f"PostgreSQL refused the data: {exc}")
+    if isinstance(exc, asyncpg.exceptions.QueryCanceledError):
+        return BackendUnavailable(f"PostgreSQL cancelled the statement: {exc}")
+    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError)):
+        return BackendUnavailable(f"PostgreSQL error: {exc}")
+    return exc
+
+
 async def _keep_session(conn: RawConnection) -> None:
     """Pool release hook. loremaster leaves no session state behind (no SET, LISTEN or
     session advisory lock outlives its call), so the default reset query, a round trip on
@@ -179,7 +190,8 @@ def _row(record: ContextRecord) -> tuple[Any, ...]:
 
 
 # Every write is one statement: data-modifying CTEs write the row and the messages, and the
-# event row is inserted from the row write, so one round trip commits a whole change.
+# messages and the event are inserted from the row write (joined with r), so nothing lands
+# if the revision-guarded row write matched nothing; one round trip commits a whole change.
 # Parameters $1-$7 are the event's, $8-$14 the messages' (as arrays), the row's follow.
 _EVENT = (
     "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, write_id) "
@@ -190,7 +202,8 @@ _MESSAGES = (
     "search_text, created_at) SELECT $1, 'main', x.seq, x.message_id, x.role, "
     "NULLIF(x.body, '')::json, x.body_blob, x.search_text, x.created_at FROM "
     "unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[], "
-    "$14::timestamptz[]) AS x(seq, message_id, role, body, body_blob, search_text, created_at))"
+    "$14::timestamptz[]) AS x(seq, message_id, role, body, body_blob, search_text, created_at), "
+    "r)"
 )
 _CREATE = (
     f"WITH r AS (INSERT INTO contexts ({_COLUMNS}) VALUES ($1, $15, $16, $17, $18, $19, $20, "
@@ -280,8 +293,12 @@ async def _run_writes(conn: Connection, statement: str, rows: list[tuple[Any, ..
         else:
             await conn.executemany(statement, rows)
     except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "ux_messages_message_id":
+            raise ValidationFailed(
+                "a message id is already used in this context", [Issue("/messages", str(exc))]
+            ) from exc
         raise ValidationFailed(
-            "a message id is already used in this context", [Issue("/messages", str(exc))]
+            "a context with this id exists", [Issue("/context_id", str(exc))]
         ) from exc
 
 
@@ -374,7 +391,10 @@ class PostgresStorage:
                 return await attempt()
             except Exception as exc:
                 if not _is_transient(exc):
-                    raise
+                    translated = _translated(exc)
+                    if translated is exc:
+                        raise
+                    raise translated from exc
                 if time.monotonic() >= deadline:
                     raise BackendUnavailable(
                         f"PostgreSQL unavailable for {self._deadline:g} s ({what}): {exc}"
@@ -383,7 +403,7 @@ class PostgresStorage:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _once(self, work: Callable[[Connection], Awaitable[T]]) -> T:
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire(timeout=self._deadline) as conn:
             try:
                 return await work(conn)
             except Exception as exc:
@@ -394,37 +414,29 @@ class PostgresStorage:
         return await self._retrying(what, lambda: self._once(work))
 
     async def _write(
-        self,
-        what: str,
-        work: Callable[[Connection, uuid.UUID], Awaitable[T]],
-        landed: Callable[[Connection, uuid.UUID], Awaitable[bool]],
+        self, what: str, work: Callable[[Connection, uuid.UUID, list[T]], Awaitable[T]]
     ) -> T:
         """Run `work` in a transaction; retry what did not commit, never what did.
 
-        `landed` tells, after a COMMIT whose answer was lost, whether it took effect.
+        Every attempt carries the same write id into the event rows it writes. After a
+        COMMIT whose answer was lost, the next attempt's `work` gets that attempt's result in
+        `earlier`: once it holds its locks — so the earlier transaction has finished, one
+        way or the other — it looks for the write id and returns the result if it landed.
         """
         write_id = uuid.uuid4()
-        outcome: list[T] = []
-
-        async def check_landed(conn: Connection) -> bool:
-            return await landed(conn, write_id)
+        earlier: list[T] = []
 
         async def attempt() -> T:
-            if outcome:
-                landed_before = await self._once(check_landed)
-                if landed_before:
-                    return outcome[0]
-            outcome.clear()
-            async with self.pool.acquire() as conn:
+            async with self.pool.acquire(timeout=self._deadline) as conn:
                 try:
                     transaction = conn.transaction()
                     await transaction.start()
                     try:
-                        result = await work(conn, write_id)
+                        result = await work(conn, write_id, earlier)
                     except LoremasterError:
                         await transaction.rollback()
                         raise
-                    outcome.append(result)
+                    earlier[:] = [result]  # before COMMIT, whose answer may be lost
                     await transaction.commit()
                     return result
                 except Exception as exc:
@@ -439,13 +451,18 @@ class PostgresStorage:
     # -- writes --------------------------------------------------------------------------
 
     async def insert_contexts(self, contexts: Sequence[NewContext]) -> None:
-        async def insert(conn: Connection, write_id: uuid.UUID) -> None:
+        async def insert(conn: Connection, write_id: uuid.UUID, earlier: list[None]) -> None:
             ids = sorted(new.record.context_id for new in contexts)
+            # Lock first, look second: a statement's snapshot predates the locks it waits for.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(id, 0)) "
+                "FROM unnest($1::text[]) AS id",
+                ids,
+            )
+            if earlier and await _landed(conn, contexts[0].event, write_id):
+                return None
             taken = await conn.fetchval(
-                "SELECT min(id) FILTER (WHERE EXISTS "
-                "(SELECT 1 FROM contexts c WHERE c.context_id = id::uuid)) FROM "
-                "(SELECT id, pg_advisory_xact_lock(hashtextextended(id, 0)) FROM "
-                "unnest($1::text[]) AS id) AS locked",
+                "SELECT min(context_id::text) FROM contexts WHERE context_id = ANY($1::uuid[])",
                 ids,
             )
             duplicate = next((a for a, b in itertools.pairwise(ids) if a == b), None)
@@ -455,19 +472,21 @@ class PostgresStorage:
                     "a context with this id exists", [Issue("/context_id", str(clash))]
                 )
             await _run_writes(conn, _CREATE, [_create_params(new, write_id) for new in contexts])
+            return None
 
-        first = contexts[0].event if contexts else None
-        await self._write("insert", insert, _event_landed(first))
+        if contexts:
+            await self._write("insert", insert)
 
     async def modify_context(self, context_id: str, plan: Plan) -> ContextRecord:
         return (await self.modify_contexts({context_id: plan}))[context_id]
 
     async def modify_contexts(self, plans: Mapping[str, Plan]) -> dict[str, ContextRecord]:
-        events: list[EventRecord] = []
-
-        async def modify(conn: Connection, write_id: uuid.UUID) -> dict[str, ContextRecord]:
-            events.clear()
+        async def modify(
+            conn: Connection, write_id: uuid.UUID, earlier: list[dict[str, ContextRecord]]
+        ) -> dict[str, ContextRecord]:
             current = await _lock_rows(conn, list(plans))
+            if earlier and await _landed_on_rows(conn, current, write_id):
+                return earlier[0]
             committed: dict[str, ContextRecord] = {}
             rewrites: list[tuple[Any, ...]] = []
             appends: list[tuple[Any, ...]] = []
@@ -477,7 +496,6 @@ class PostgresStorage:
                 committed[context_id] = row if mutation is None else mutation.record
                 if mutation is None:
                     continue
-                events.append(mutation.event)
                 if mutation.document_changed:
                     rewrites.append(_rewrite_params(mutation, row.revision, write_id))
                 else:
@@ -486,28 +504,27 @@ class PostgresStorage:
             await _run_writes(conn, _APPEND, appends)
             return committed
 
-        async def landed(conn: Connection, write_id: uuid.UUID) -> bool:
-            return await _event_landed(events[0] if events else None)(conn, write_id)
-
-        return await self._write("modify", modify, landed)
+        return await self._write("modify", modify)
 
     async def delete_context(
         self, context_id: str, authorize: Callable[[ContextRecord], None]
     ) -> None:
-        async def delete(conn: Connection, write_id: uuid.UUID) -> None:
+        key = _uuid(context_id)
+        if key is None:
+            raise ContextNotFound(context_id)
+
+        async def delete(conn: Connection, write_id: uuid.UUID, earlier: list[None]) -> None:
+            if earlier and not await conn.fetchval(
+                "SELECT 1 FROM contexts WHERE context_id = $1", key
+            ):
+                return None  # the earlier attempt's delete landed
             row = (await _lock_rows(conn, [context_id]))[context_id]
             authorize(row)
-            key = uuid.UUID(context_id)
             for table in ("messages", "events", "contexts"):
                 await conn.execute(f"DELETE FROM {table} WHERE context_id = $1", key)
+            return None
 
-        async def gone(conn: Connection, write_id: uuid.UUID) -> bool:
-            found = await conn.fetchval(
-                "SELECT 1 FROM contexts WHERE context_id = $1", uuid.UUID(context_id)
-            )
-            return found is None
-
-        await self._write("delete", delete, gone)
+        await self._write("delete", delete)
 
     async def touch(self, context_id: str, *, when: int, not_since: int) -> None:
         key = _uuid(context_id)
@@ -526,18 +543,18 @@ class PostgresStorage:
     # -- reads ---------------------------------------------------------------------------
 
     async def load_context(
-        self, context_id: str, known_revision: int | None = None
+        self, context_id: str, known: tuple[int, int] | None = None
     ) -> ContextRecord | NotModified | None:
         key = _uuid(context_id)
         if key is None:
             return None
 
         async def load(conn: Connection) -> ContextRecord | NotModified | None:
-            if known_revision is not None:
-                revision = await conn.fetchval(
-                    "SELECT revision FROM contexts WHERE context_id = $1", key
+            if known is not None:
+                row = await conn.fetchrow(
+                    "SELECT revision, last_modified FROM contexts WHERE context_id = $1", key
                 )
-                if revision == known_revision:
+                if row is not None and (row[0], _time(row[1])) == known:
                     return NotModified()
             row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM contexts WHERE context_id = $1", key)
             return None if row is None else _record(row)
@@ -557,7 +574,7 @@ class PostgresStorage:
                 "ORDER BY seq DESC LIMIT $4",
                 key,
                 branch,
-                before_seq or 2**62,
+                2**62 if before_seq is None else before_seq,
                 limit,
             )
         )
@@ -743,7 +760,11 @@ class PostgresStorage:
         return [(row[0], row[1], bytes(row[2])) for row in rows]
 
     async def save_dictionary(self, context_type: str, data: bytes, *, sample_count: int) -> int:
-        async def save(conn: Connection, write_id: uuid.UUID) -> int:
+        async def save(conn: Connection, write_id: uuid.UUID, earlier: list[int]) -> int:
+            if earlier and await conn.fetchval(
+                "SELECT 1 FROM codec_dictionaries WHERE dictionary_id = $1", earlier[0]
+            ):
+                return earlier[0]
             dictionary_id = await conn.fetchval(
                 "INSERT INTO codec_dictionaries (context_type, sample_count, data) "
                 "VALUES ($1, $2, $3) RETURNING dictionary_id",
@@ -753,10 +774,7 @@ class PostgresStorage:
             )
             return int(dictionary_id)
 
-        async def landed(conn: Connection, write_id: uuid.UUID) -> bool:
-            return False  # a second copy of a dictionary is harmless
-
-        return await self._write("save dictionary", save, landed)
+        return await self._write("save dictionary", save)
 
     async def sample_messages(self, limit: int) -> list[MessageRecord]:
         rows = await self._read(
@@ -800,21 +818,29 @@ async def _lock_rows(conn: Connection, context_ids: list[str]) -> dict[str, Cont
     return {context_id: found[str(uuid.UUID(context_id))] for context_id in context_ids}
 
 
-def _event_landed(
-    event: EventRecord | None,
-) -> Callable[[Connection, uuid.UUID], Awaitable[bool]]:
-    async def landed(conn: Connection, write_id: uuid.UUID) -> bool:
-        if event is None:
-            return True
-        found = await conn.fetchval(
-            "SELECT 1 FROM events WHERE context_id = $1 AND revision = $2 AND write_id = $3",
-            uuid.UUID(event.context_id),
-            event.revision,
-            write_id,
-        )
-        return found is not None
+async def _landed(conn: Connection, event: EventRecord, write_id: uuid.UUID) -> bool:
+    found = await conn.fetchval(
+        "SELECT 1 FROM events WHERE context_id = $1 AND revision = $2 AND write_id = $3",
+        uuid.UUID(event.context_id),
+        event.revision,
+        write_id,
+    )
+    return found is not None
 
-    return landed
+
+async def _landed_on_rows(
+    conn: Connection, rows: Mapping[str, ContextRecord], write_id: uuid.UUID
+) -> bool:
+    """Whether the latest event of the (locked) rows came from this write."""
+    for row in rows.values():
+        found = await conn.fetchval(
+            "SELECT write_id FROM events WHERE context_id = $1 AND revision = $2",
+            uuid.UUID(row.context_id),
+            row.revision,
+        )
+        if found == write_id:
+            return True
+    return False
 
 
 def _reader_clause(reader: str) -> str:
@@ -822,6 +848,10 @@ def _reader_clause(reader: str) -> str:
         f"(c.owner_id = {reader} OR {reader} = ANY(c.collaborators) "
         f"OR jsonb_array_length(c.permissions -> {reader}) > 0)"
     )
+
+
+def _contained_exactly(value: Any) -> bool:
+    return value is not None and not isinstance(value, (list, dict))
 
 
 def _nest(pairs: Sequence[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
@@ -848,11 +878,13 @@ def _query_sql(query: RecordQuery) -> tuple[str, list[Any]]:
     if query.title_contains is not None:
         escaped = query.title_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         where.append(f"c.title ILIKE {p(f'%{escaped}%')}")
-    scalars = [(path, value) for path, value in query.metadata_match if not isinstance(value, list)]
+    # Scalars go through @> (the GIN index); null, lists and {} need equality, which @>
+    # (containment) would not give.
+    scalars = [(path, v) for path, v in query.metadata_match if _contained_exactly(v)]
     if scalars:
         where.append(f"c.metadata @> {p(_dumps(_nest(scalars)))}::jsonb")
     for path, value in query.metadata_match:
-        if isinstance(value, list):
+        if not _contained_exactly(value):
             where.append(f"c.metadata #> {p(list(path))}::text[] = {p(_dumps(value))}::jsonb")
     for column, bound, op in (
         ("created_at", query.created_after, ">="),

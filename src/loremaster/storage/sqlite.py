@@ -226,10 +226,11 @@ class SQLiteStorage:
         self._when_unlocked(conn, "BEGIN IMMEDIATE")
         try:
             result = fn(conn)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         return result
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -293,14 +294,16 @@ class SQLiteStorage:
     # -- reads ---------------------------------------------------------------------------
 
     async def load_context(
-        self, context_id: str, known_revision: int | None = None
+        self, context_id: str, known: tuple[int, int] | None = None
     ) -> ContextRecord | NotModified | None:
         def load(conn: sqlite3.Connection) -> ContextRecord | NotModified | None:
-            if known_revision is not None:
+            if known is not None:
                 row = _one(
-                    conn, "SELECT revision FROM contexts WHERE context_id = ?", (context_id,)
+                    conn,
+                    "SELECT revision, last_modified FROM contexts WHERE context_id = ?",
+                    (context_id,),
                 )
-                if row is not None and row[0] == known_revision:
+                if row is not None and (row[0], row[1]) == known:
                     return NotModified()
             return _select_context(conn, context_id)
 
@@ -314,7 +317,12 @@ class SQLiteStorage:
             "FROM messages WHERE context_id = ? AND branch = ? AND seq < ? "
             "ORDER BY seq DESC LIMIT ?"
         )
-        params = (context_id, branch, before_seq or 2**62, -1 if limit is None else limit)
+        params = (
+            context_id,
+            branch,
+            2**62 if before_seq is None else before_seq,
+            -1 if limit is None else limit,
+        )
 
         def load(conn: sqlite3.Connection) -> list[MessageRecord]:
             rows = conn.execute(sql, params).fetchall()
@@ -646,6 +654,7 @@ def _query_sql(query: RecordQuery) -> tuple[str, dict[str, Any]]:
     for index, (path, value) in enumerate(query.metadata_match):
         json_path = "$" + "".join(f'."{key}"' for key in path)
         add(
+            f"json_type(c.metadata, :path{index}) = json_type(:value{index}, '$') AND "
             f"json_extract(c.metadata, :path{index}) IS json_extract(:value{index}, '$')",
             **{f"path{index}": json_path, f"value{index}": _dumps(value)},
         )
