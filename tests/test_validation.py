@@ -253,6 +253,9 @@ async def test_sessions_are_checked_against_a_manager(sqlite_url: str) -> None:
         )
         result = await validator().validate_context(session, manager=cm)
         assert codes(result) == ["session.foreign_conversation", "session.unknown_conversation"]
+        # Validating as alice: bob's conversation is as good as missing to her.
+        as_alice = await validator().validate_context(session, manager=cm, user_id="alice")
+        assert codes(as_alice) == ["session.unknown_conversation", "session.unknown_conversation"]
         assert (await validator().validate_context(session)).issues == []  # no manager, no lookup
 
 

@@ -201,7 +201,8 @@ class ContextManager:
         models = [with_owner(parse_context(context), user_id) for context in contexts]
         if self.settings.enable_validation:
             for model in models:
-                _refuse_invalid(await self.validator.validate_context(model, manager=self))
+                result = await self.validator.validate_context(model, manager=self, user_id=user_id)
+                _refuse_invalid(result)
         created = [
             plan_create(
                 model,

@@ -92,12 +92,13 @@ class ContextValidator:
         *,
         provider: ProviderType | str | None = None,
         manager: ContextManager | None = None,
+        user_id: str | None = None,
     ) -> ValidationResult:
         """Every issue of `context`; never raises on bad input, it reports it.
 
         `provider` is the target the conversation will be sent to (default: its
         `primary_provider`). With a `manager`, a session's active conversations are looked
-        up too.
+        up too, as `user_id` (None: a trusted caller) and as the session's user.
         """
         findings = Findings(correct=self.enable_auto_correction)
         model = self._parse(context, context_type, findings)
@@ -107,7 +108,7 @@ class ContextValidator:
         corrected = self._check(model, findings, target)
         await self._run_rules(model, findings)
         if isinstance(model, SessionContext) and manager is not None:
-            await _check_sessions(model, manager, findings)
+            await _check_sessions(model, manager, findings, user_id)
         return self._result(context, corrected, findings, target)
 
     def check(self, context: Context, *, provider: ProviderType | None = None) -> ValidationResult:
@@ -258,21 +259,26 @@ def _collect(findings: Findings, outcome: Any) -> None:
 
 
 async def _check_sessions(
-    session: SessionContext, manager: ContextManager, findings: Findings
+    session: SessionContext, manager: ContextManager, findings: Findings, caller: str | None
 ) -> None:
+    """Each active conversation must exist, be readable by whoever is validating (so the
+    check reveals nothing they could not read anyway) and by the session's user."""
     for index, conversation_id in enumerate(session.active_conversations):
         path = f"/active_conversations/{index}"
         try:
-            await manager.get_context(
-                conversation_id, user_id=session.user_id, include_messages=False
-            )
-        except ContextNotFound:
+            await manager.get_context(conversation_id, user_id=caller, include_messages=False)
+        except (ContextNotFound, PermissionDenied):
             findings.report(
                 Severity.ERROR,
                 "session.unknown_conversation",
                 f"conversation {conversation_id} does not exist",
                 path,
                 "remove it from active_conversations",
+            )
+            continue
+        try:
+            await manager.get_context(
+                conversation_id, user_id=session.user_id, include_messages=False
             )
         except PermissionDenied:
             findings.report(
