@@ -78,12 +78,18 @@ def test_create_show_update_append_events_delete(run: Runner, sqlite_url: str) -
     assert "deleted" in out
     assert run.json("list") == {"items": [], "next_cursor": None}
     assert len(run.json("list", "--state", "deleted")["items"]) == 1
+    assert run.json("restore", context_id)["state"] == "active"
+    run("delete", context_id)
     run("delete", context_id, "--hard")
     run("show", context_id, code=1)
 
 
 def test_conversation_messages_from_the_cli(run: Runner, tmp_path: Path) -> None:
     context_id = run.json("create", "--title", "Session 1")["context_id"]
+    copy_source = tmp_path / "source.json"
+    copy_source.write_text(run("show", context_id, "--json")[0])
+    run("create", "--file", str(copy_source), code=1)
+    assert run.json("create", "--file", str(copy_source), "--new-id")["context_id"] != context_id
     assert run.json("append", context_id, "--role", "user", "--content", "I search the crypt.") == {
         "revision": 2
     }
@@ -174,6 +180,21 @@ def test_export_then_import_into_another_database(
     assert len(orjson.loads(everything.read_bytes())["contexts"]) == 2
 
 
+def test_the_demo_campaign_round_trips_through_export_and_import(
+    run: Runner, tmp_path: Path
+) -> None:
+    run("demo")
+    dump = tmp_path / "campaign.json"
+    run("export", "-o", str(dump))
+    other = f"sqlite:///{tmp_path / 'copy.db'}"
+    assert main(["import", str(dump), "--database-url", other]) == 0
+    run.capsys.readouterr()
+    assert main(["health", "--json", "--database-url", other]) == 0
+    copied = orjson.loads(run.capsys.readouterr().out)
+    assert copied["storage"]["contexts"] == 3
+    assert copied["storage"]["messages"] == 6
+
+
 def test_stats_health_and_demo(run: Runner) -> None:
     demo = run.json("demo")
     assert demo["room"]["shared_state"] == {"quest": "Dragon's Lair", "level": 5}
@@ -233,9 +254,13 @@ def test_validate_and_schema_export(run: Runner, tmp_path: Path) -> None:
         )
     )
     fixed = tmp_path / "fixed.json"
-    out, _ = run("validate", str(broken), "--fix", str(fixed), code=1, db=False)
+    out, _ = run("validate", str(broken), code=1, db=False)
     assert "conversation.orphan_tool_result" in out
+    assert ".fixed" not in out
+    assert not fixed.exists()
+    out, _ = run("validate", str(broken), "--fix", str(fixed), code=1, db=False)
     assert "remove the tool result" in out
+    assert "conversation.orphan_tool_result.fixed" in out
     report = orjson.loads(run("validate", str(broken), "--json", code=1, db=False)[0])
     assert report["is_valid"] is False
     out, _ = run("validate", str(fixed), db=False)

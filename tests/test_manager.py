@@ -68,7 +68,9 @@ async def test_manager_must_be_initialized(db_url: str) -> None:
 
 
 async def test_every_context_type_round_trips_through_storage(manager: ContextManager) -> None:
-    chat = await manager.create_context(ConversationContext(title="chat", collaborators=["alice"]))
+    chat = await manager.create_context(
+        ConversationContext(title="chat", collaborators=["alice"]), user_id="dm"
+    )
     originals: list[Context] = [
         Context(title="notes", data={"npc": {"name": "Sildar"}}, metadata={"campaign": "lmop"}),
         SessionContext(
@@ -158,6 +160,10 @@ async def test_json_patch_list_applies_operations(manager: ContextManager) -> No
 async def test_an_update_that_changes_nothing_writes_nothing(manager: ContextManager) -> None:
     context_id = await manager.create_context(Context(title="t", data={"a": 1}))
     same = await manager.update_context(context_id, {"data": {"a": 1, "b": None}})
+    assert same.revision == 1
+    same = await manager.update_context(
+        context_id, [{"op": "replace", "path": "/data/a", "value": 1}]
+    )
     assert same.revision == 1
     assert len(await manager.get_events(context_id)) == 1
 

@@ -318,12 +318,15 @@ def _decode_cursor(query: ContextQuery) -> tuple[Any, str] | None:
         padded = query.cursor + "=" * (-len(query.cursor) % 4)
         token = orjson.loads(base64.urlsafe_b64decode(padded))
         if token["o"] != query.order_by or token["d"] != query.descending:
-            raise ValueError("the cursor belongs to another ordering")
+            raise ValidationFailed("invalid cursor: it belongs to another ordering")
         value, context_id = token["v"], token["i"]
         if not isinstance(context_id, str) or not isinstance(value, (int, str)):
             raise ValueError("malformed cursor")
     except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValidationFailed("invalid cursor", [Issue("/cursor", str(exc))]) from exc
+        raise ValidationFailed(
+            "invalid cursor: pass the next_cursor of the previous page of the same query, "
+            "whole and unchanged"
+        ) from exc
     return value, context_id
 
 

@@ -197,12 +197,12 @@ class ContextManager:
     async def _create(
         self, contexts: Sequence[Context | Mapping[str, Any]], user_id: str | None
     ) -> list[str]:
-        now = _now()
         models = [with_owner(parse_context(context), user_id) for context in contexts]
         if self.settings.enable_validation:
             for model in models:
                 result = await self.validator.validate_context(model, manager=self, user_id=user_id)
                 _refuse_invalid(result)
+        now = _now()
         created = [
             plan_create(
                 model,

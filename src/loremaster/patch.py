@@ -83,7 +83,9 @@ def apply_changes(
 ) -> tuple[dict[str, Any], JsonPatch]:
     """Apply a merge patch (a mapping) or a JSON Patch (a list) to a copy of `document`.
 
-    Returns the new document and the JSON Patch that was applied.
+    Returns the new document and the JSON Patch that was applied; the patch is empty when
+    nothing changed (a merge patch setting what is already there, a replace with the same
+    value).
     """
     if isinstance(changes, Mapping):
         ops = merge_patch_to_json_patch(document, changes)
@@ -106,6 +108,8 @@ def apply_changes(
         raise ValidationFailed("the patch does not apply", [Issue("", str(exc))]) from exc
     if not isinstance(result, dict):
         raise ValidationFailed("the patch must leave an object", [Issue("", "root replaced")])
+    if result == document:
+        return document, []  # a patch that changes nothing is no change
     return result, ops
 
 

@@ -100,7 +100,8 @@ def common_options(fn: Callable[..., None]) -> Callable[..., None]:
         "--database-url",
         envvar="CONTEXT_DATABASE_URL",
         default=None,
-        help="sqlite:///path.db (default ./loremaster.db) or postgresql://...",
+        help="sqlite:///path.db or postgresql://... (default: CONTEXT_DATABASE_URL, "
+        "else ./loremaster.db)",
     )
     @click.option("--user", "user_id", default=None, help="act as this user (default: trusted)")
     @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
@@ -137,6 +138,7 @@ def cli() -> None:
 @click.option(
     "--file", "file", type=click.Path(path_type=Path), help="a JSON file holding the context"
 )
+@click.option("--new-id", is_flag=True, help="with --file: store it under a new id (a copy)")
 def create(
     options: Options,
     context_type: str,
@@ -147,12 +149,15 @@ def create(
     owner: str | None,
     collaborators: tuple[str, ...],
     file: Path | None,
+    new_id: bool,
 ) -> None:
     """Create a context and print its id."""
     if file is not None:
         fields = _read_json(file)
         if not isinstance(fields, dict):
             raise click.ClickException(f"{file} must hold a JSON object")
+        if new_id:
+            fields.pop("context_id", None)
     elif title is None:
         raise click.ClickException("give --title (or --file)")
     else:
@@ -175,7 +180,13 @@ def create(
 @cli.command()
 @common_options
 @click.argument("context_id")
-@click.option("--last", default=20, show_default=True, help="messages to show (tables only)")
+@click.option(
+    "--last",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="messages to show (tables only)",
+)
 def show(options: Options, context_id: str, last: int) -> None:
     """Show a context (and its latest messages)."""
 
@@ -225,7 +236,7 @@ def list_(options: Options, ascending: bool, **filters: Any) -> None:
         return
     _render.show_contexts(page)
     if page.next_cursor:
-        _render.console.print(f"more: --cursor {page.next_cursor}")
+        _render.console.print(f"more: --cursor {page.next_cursor}", soft_wrap=True)
 
 
 @cli.command()
@@ -302,6 +313,15 @@ def delete(options: Options, context_id: str, hard: bool) -> None:
 @cli.command()
 @common_options
 @click.argument("context_id")
+def restore(options: Options, context_id: str) -> None:
+    """Bring back a soft-deleted context."""
+    context = options.run(lambda cm: cm.restore_context(context_id, user_id=options.user_id))
+    options.show(context, _render.show_context)
+
+
+@cli.command()
+@common_options
+@click.argument("context_id")
 @click.option("--since", "since_revision", default=0, help="only events after this revision")
 @click.option("--limit", type=int, default=None)
 def events(options: Options, context_id: str, since_revision: int, limit: int | None) -> None:
@@ -331,7 +351,9 @@ async def _all_contexts(
     for state in states:
         cursor: str | None = None
         while True:
-            query = ContextQuery(state=state, order_by="created_at", limit=200, cursor=cursor)
+            query = ContextQuery(
+                state=state, order_by="created_at", descending=False, limit=200, cursor=cursor
+            )
             page = await cm.query_contexts(query, user_id=user_id)
             for summary in page:
                 yield summary
@@ -399,7 +421,10 @@ def import_(options: Options, file: Path, skip_existing: bool) -> None:
     document = _read_json(file)
 
     async def work(cm: ContextManager) -> tuple[int, int]:
-        contexts = _exported_contexts(document)
+        # Sessions point at conversations: store those they may reference first.
+        contexts = sorted(
+            _exported_contexts(document), key=lambda c: c.get("context_type") == "session"
+        )
         created = skipped = 0
         with _progress() as progress:
             task = progress.add_task("importing", total=len(contexts))
@@ -557,7 +582,8 @@ def validate(
     context = _read_json(file)
 
     async def check() -> ValidationResult:
-        return await ContextValidator().validate_context(
+        validator = ContextValidator(enable_auto_correction=fixed_output is not None)
+        return await validator.validate_context(
             context, context_type=context_type, provider=provider
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..config import DEFAULT_DATABASE_URL
 from ..manager import ContextManager
 from ..models import (
     CollaborativeContext,
@@ -103,6 +104,8 @@ async def run_demo(cm: ContextManager, *, as_json: bool) -> None:
     _render.show_mapping("Shared state of the party room", room.model_dump()["shared_state"])
     _render.show_events(events)
     _render.show_hits(hits)
+    where = cm.settings.database_url
+    option = "" if where == DEFAULT_DATABASE_URL else f" --database-url {where}"
     _render.console.print(
-        f"Stored in {cm.settings.database_url}. Try: loremaster show {conversation_id}"
+        f"Stored in {where}. Try: loremaster show {conversation_id}{option}", soft_wrap=True
     )

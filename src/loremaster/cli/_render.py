@@ -130,31 +130,53 @@ def show_messages(messages: Sequence[Message]) -> None:
     console.print(table)
 
 
+def _describe_changes(event: ContextEvent) -> str:
+    """What an event did, in words: one line per operation."""
+    if event.op == "create":
+        return "created"
+    added = [c for c in event.changes if c.get("path") == "/messages/-"]
+    if added and len(added) == len(event.changes):
+        return f"+{len(added)} message{'s' if len(added) > 1 else ''}"
+    lines = []
+    for change in event.changes:
+        value = f" = {_compact(change['value'])}" if "value" in change else ""
+        source = f" from {change['from']}" if "from" in change else ""
+        lines.append(f"{change.get('op')} {change.get('path') or '/'}{source}{value}")
+    return "\n".join(lines)
+
+
 def show_events(events: Sequence[ContextEvent]) -> None:
-    table = Table(title="Events")
-    for column in ("rev", "op", "user", "time", "changes"):
-        table.add_column(column, overflow="fold")
+    table = Table(title="Events", box=box.SIMPLE_HEAD)
+    table.add_column("rev", justify="right")
+    table.add_column("op")
+    table.add_column("user")
+    table.add_column("when", no_wrap=True)
+    table.add_column("changes", overflow="fold")
     for event in events:
         _row(
             table,
             str(event.revision),
             event.op,
-            event.user_id or "",
-            event.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            _compact(event.changes),
+            event.user_id or "(trusted)",
+            event.created_at.strftime("%m-%d %H:%M:%S"),
+            _describe_changes(event),
         )
     console.print(table)
 
 
 def show_hits(hits: Sequence[SearchHit]) -> None:
-    table = Table(title="Search results")
-    table.add_column("id", no_wrap=True)
-    for column in ("type", "title", "matched", "snippet"):
-        table.add_column(column, overflow="fold")
+    """One block per hit: title and where it matched, the id, the snippet."""
+    if not hits:
+        console.print(Text("no matches"))
+        return
     for hit in hits:
-        where = hit.matched if hit.message_seq is None else f"message #{hit.message_seq}"
-        _row(table, hit.context_id, hit.context_type.value, hit.title, where, hit.snippet)
-    console.print(table)
+        where = "title/description" if hit.message_seq is None else f"message #{hit.message_seq}"
+        console.print(
+            Text.assemble((hit.title, "bold"), f"  ({hit.context_type.value}, {where})"),
+            soft_wrap=True,
+        )
+        console.print(Text(f"  {hit.context_id}"), soft_wrap=True)
+        console.print(Text(f"  {hit.snippet}"))
 
 
 def _grow(tree: Tree, value: Mapping[str, Any]) -> None:
@@ -218,5 +240,9 @@ def show_issues(result: ValidationResult) -> None:
         console.print(Text(f"        {issue.message}"), soft_wrap=True)
         if issue.suggested_fix:
             console.print(Text(f"        fix: {issue.suggested_fix}"), soft_wrap=True)
+    counts = ", ".join(
+        f"{sum(i.severity.value == level for i in result.issues)} {level}"
+        for level in ("error", "warning", "info")
+    )
     verdict = "valid" if result.is_valid else "not valid"
-    console.print(Text(f"{verdict}: {len(result.issues)} issues", style="bold"))
+    console.print(Text(f"{verdict}: {counts}", style="bold"))

@@ -221,7 +221,7 @@ def _check_conversation(
     update: dict[str, Any] = {}
     if messages != context.messages:
         update["messages"] = messages
-    turns = count_turns(messages)
+    turns = count_turns(context.messages)
     partial = (
         "message_count" in context.model_fields_set
         and len(context.messages) != context.message_count
@@ -237,7 +237,7 @@ def _check_conversation(
         if findings.correct:
             findings.fixed("conversation.turn_count_mismatch", f"recounted: {turns}", "/turn_count")
     if findings.correct and (update or ("turn_count" in context.model_fields_set and not partial)):
-        update["turn_count"] = turns
+        update["turn_count"] = count_turns(messages)
         return context.model_copy(update=update)
     return context
 
