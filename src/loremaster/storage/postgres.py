@@ -485,7 +485,7 @@ class PostgresStorage:
             conn: Connection, write_id: uuid.UUID, earlier: list[dict[str, ContextRecord]]
         ) -> dict[str, ContextRecord]:
             current = await _lock_rows(conn, list(plans))
-            if earlier and await _landed_on_rows(conn, current, write_id):
+            if earlier and await _landed_on_rows(conn, earlier[0], write_id):
                 return earlier[0]
             committed: dict[str, ContextRecord] = {}
             rewrites: list[tuple[Any, ...]] = []
@@ -829,10 +829,11 @@ async def _landed(conn: Connection, event: EventRecord, write_id: uuid.UUID) -> 
 
 
 async def _landed_on_rows(
-    conn: Connection, rows: Mapping[str, ContextRecord], write_id: uuid.UUID
+    conn: Connection, committed: Mapping[str, ContextRecord], write_id: uuid.UUID
 ) -> bool:
-    """Whether the latest event of the (locked) rows came from this write."""
-    for row in rows.values():
+    """Whether the earlier attempt's rows landed: its event at the revision it wrote (not
+    the latest, which another writer may have added since) carries this write id."""
+    for row in committed.values():
         found = await conn.fetchval(
             "SELECT write_id FROM events WHERE context_id = $1 AND revision = $2",
             uuid.UUID(row.context_id),
