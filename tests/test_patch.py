@@ -8,7 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from loremaster import ValidationFailed
-from loremaster.patch import apply_changes, merge_patch_to_json_patch, top_level_fields
+from loremaster.patch import (
+    apply_changes,
+    merge_patch_to_json_patch,
+    same_json,
+    top_level_fields,
+)
 
 keys = st.sampled_from(["a", "b", "c", "x/y", "t~1", ""])
 scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3)
@@ -51,7 +56,7 @@ def test_recorded_patch_is_empty_exactly_when_nothing_changes(
     doc: dict[str, Any], patch: dict[str, Any]
 ) -> None:
     ops = merge_patch_to_json_patch(doc, patch)
-    assert (ops == []) == (rfc7396(doc, patch) == doc)
+    assert (ops == []) == same_json(rfc7396(doc, patch), doc)
 
 
 def test_merge_patch_keeps_sibling_keys() -> None:
@@ -101,3 +106,11 @@ def test_top_level_fields_reads_paths_and_from() -> None:
         {"op": "add", "path": "/x~1y/z", "value": 1},
     ]
     assert top_level_fields(ops) == {"data", "metadata", "x/y"}
+
+
+def test_json_equality_keeps_types_apart() -> None:
+    assert same_json({"a": [1, {"b": None}]}, {"a": [1, {"b": None}]})
+    assert not same_json(1, True)
+    assert not same_json(1, 1.0)
+    assert not same_json({"a": 0}, {"a": False})
+    assert not same_json([1], [1, 2])

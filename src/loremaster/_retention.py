@@ -17,7 +17,12 @@ import uuid
 
 from ._changes import check_purgeable, plan_archive
 from .config import Settings
-from .errors import ContextNotFound, LoremasterError, ValidationFailed
+from .errors import (
+    ContextNotFound,
+    DataCorrupted,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 from .models import CleanupReport, ContextState
 from .storage import ContextRecord, Plan, Storage
 
@@ -37,23 +42,28 @@ def _now() -> int:
 
 async def _archive(storage: Storage, settings: Settings, now: int, dry_run: bool) -> list[str]:
     idle_before = now - int(settings.auto_archive_days * _DAY)
+    plan = functools.partial(plan_archive, idle_before=idle_before, now=now)
     archived: list[str] = []
+    failed: set[str] = set()
     while True:
-        due = await storage.contexts_idle_since(
-            idle_before, state=ContextState.ACTIVE.value, limit=_BATCH
+        found = await storage.contexts_idle_since(
+            idle_before, state=ContextState.ACTIVE.value, limit=_BATCH + len(failed)
         )
+        due = [context_id for context_id in found if context_id not in failed][:_BATCH]
         if dry_run or not due:
             return archived + due
-        plan = functools.partial(plan_archive, idle_before=idle_before, now=now)
         try:
             committed = await storage.modify_contexts(dict.fromkeys(due, plan))
-        except LoremasterError:
+        except _ROW_ERRORS:
             # One context that cannot be archived must not hold up the others.
             committed = await _one_by_one(storage, due, plan)
         done = [cid for cid, row in committed.items() if row.state == ContextState.ARCHIVED]
         archived += done
-        if len(due) < _BATCH or not done:
-            return archived
+        failed.update(set(due) - set(done))
+
+
+_ROW_ERRORS = (ValidationFailed, PayloadTooLarge, DataCorrupted, ContextNotFound)
+"""Errors about one row; anything else (the backend is down) ends the pass."""
 
 
 async def _one_by_one(
@@ -63,7 +73,7 @@ async def _one_by_one(
     for context_id in context_ids:
         try:
             committed[context_id] = await storage.modify_context(context_id, plan)
-        except LoremasterError as exc:
+        except _ROW_ERRORS as exc:
             log.warning("retention: cannot archive %s: %s", context_id, exc)
     return committed
 

@@ -7,8 +7,8 @@ models and rows; the rules themselves live in `_changes`, `_access` and `_record
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -75,6 +75,8 @@ from .storage import (
 from .validation import ContextValidator, ValidationResult
 
 __all__ = ["ContextManager"]
+
+log = logging.getLogger("loremaster")
 
 MessageInput = Message | Mapping[str, Any]
 Changes = Mapping[str, Any] | Sequence[Mapping[str, Any]]
@@ -150,8 +152,11 @@ class ContextManager:
         try:
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                # wait() does not raise the task's outcome; a cancellation of close() itself
+                # still propagates.
+                await asyncio.wait({task})
+                if not task.cancelled() and task.exception() is not None:
+                    log.warning("maintenance task ended with %r", task.exception())
         finally:
             if self._initialized:
                 self._initialized = False

@@ -20,6 +20,7 @@ __all__ = [
     "apply_changes",
     "escape_pointer",
     "merge_patch_to_json_patch",
+    "same_json",
     "top_level_fields",
 ]
 
@@ -30,6 +31,17 @@ _OPS = {"add", "remove", "replace", "move", "copy", "test"}
 
 def escape_pointer(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """JSON equality: unlike ==, true is not 1 and 1.0 is not 1 (they serialize apart)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _without_nulls(value: Any) -> Any:
@@ -59,7 +71,7 @@ def merge_patch_to_json_patch(
             new = _without_nulls(value)
             if not present:
                 ops.append({"op": "add", "path": path, "value": new})
-            elif target[key] != new:
+            elif not same_json(target[key], new):
                 ops.append({"op": "replace", "path": path, "value": new})
     return ops
 
@@ -108,7 +120,7 @@ def apply_changes(
         raise ValidationFailed("the patch does not apply", [Issue("", str(exc))]) from exc
     if not isinstance(result, dict):
         raise ValidationFailed("the patch must leave an object", [Issue("", "root replaced")])
-    if result == document:
+    if same_json(result, document):
         return document, []  # a patch that changes nothing is no change
     return result, ops
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._contexts import Context, ContextState, ContextType
 from ._time import UtcDatetime
@@ -32,7 +32,8 @@ class ContextQuery(BaseModel):
     title_contains: str | None = Field(None, min_length=1)
     metadata_match: dict[str, Any] = Field(
         default_factory=dict,
-        description="key -> value that metadata must hold; nested dicts match nested keys",
+        description="key -> value (a JSON scalar) that metadata must hold; nested dicts "
+        "match nested keys",
     )
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None
@@ -43,6 +44,25 @@ class ContextQuery(BaseModel):
     limit: int = Field(50, ge=1, le=1000)
     offset: int = Field(0, ge=0)
     cursor: str | None = None
+
+    @field_validator("metadata_match")
+    @classmethod
+    def _scalar_leaves(cls, match: dict[str, Any]) -> dict[str, Any]:
+        """Leaves are JSON scalars, compared by value: the same on every backend."""
+
+        def check(value: Any, path: str) -> None:
+            if isinstance(value, dict) and value:
+                for key, item in value.items():
+                    if '"' in key:
+                        raise ValueError(f"metadata key {key!r} contains a double quote")
+                    check(item, f"{path}/{key}")
+            elif not (value is None or isinstance(value, (str, int, float, bool))):
+                raise ValueError(
+                    f"metadata_match{path or '/'} must be a string, number, boolean or null"
+                )
+
+        check(match, "")
+        return match
 
     @model_validator(mode="after")
     def _cursor_or_offset(self) -> ContextQuery:

@@ -514,11 +514,12 @@ class PostgresStorage:
             raise ContextNotFound(context_id)
 
         async def delete(conn: Connection, write_id: uuid.UUID, earlier: list[None]) -> None:
-            if earlier and not await conn.fetchval(
-                "SELECT 1 FROM contexts WHERE context_id = $1", key
-            ):
-                return None  # the earlier attempt's delete landed
-            row = (await _lock_rows(conn, [context_id]))[context_id]
+            try:
+                row = (await _lock_rows(conn, [context_id]))[context_id]
+            except ContextNotFound:
+                if earlier:
+                    return None  # the earlier attempt's delete landed
+                raise
             authorize(row)
             for table in ("messages", "events", "contexts"):
                 await conn.execute(f"DELETE FROM {table} WHERE context_id = $1", key)
@@ -851,10 +852,6 @@ def _reader_clause(reader: str) -> str:
     )
 
 
-def _contained_exactly(value: Any) -> bool:
-    return value is not None and not isinstance(value, (list, dict))
-
-
 def _nest(pairs: Sequence[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     for path, value in pairs:
@@ -879,14 +876,14 @@ def _query_sql(query: RecordQuery) -> tuple[str, list[Any]]:
     if query.title_contains is not None:
         escaped = query.title_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         where.append(f"c.title ILIKE {p(f'%{escaped}%')}")
-    # Scalars go through @> (the GIN index); null, lists and {} need equality, which @>
-    # (containment) would not give.
-    scalars = [(path, v) for path, v in query.metadata_match if _contained_exactly(v)]
-    if scalars:
-        where.append(f"c.metadata @> {p(_dumps(_nest(scalars)))}::jsonb")
+    # Values go through @> (the GIN index); null needs equality, which @> would not give
+    # ({"k": null} contains no key k).
+    values = [(path, v) for path, v in query.metadata_match if v is not None]
+    if values:
+        where.append(f"c.metadata @> {p(_dumps(_nest(values)))}::jsonb")
     for path, value in query.metadata_match:
-        if not _contained_exactly(value):
-            where.append(f"c.metadata #> {p(list(path))}::text[] = {p(_dumps(value))}::jsonb")
+        if value is None:
+            where.append(f"c.metadata #> {p(list(path))}::text[] = 'null'::jsonb")
     for column, bound, op in (
         ("created_at", query.created_after, ">="),
         ("created_at", query.created_before, "<"),

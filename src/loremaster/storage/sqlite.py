@@ -625,6 +625,11 @@ def _insert_event(conn: sqlite3.Connection, event: EventRecord) -> None:
     )
 
 
+def _json_kind(json_type: str) -> str:
+    """A JSON value's kind, integers and reals being one kind: numbers (as in PostgreSQL)."""
+    return f"(CASE WHEN {json_type} IN ('integer', 'real') THEN 'number' ELSE {json_type} END)"
+
+
 def _query_sql(query: RecordQuery) -> tuple[str, dict[str, Any]]:
     if query.order_by not in _ORDER_COLUMNS:
         raise ValidationFailed("unknown order", [Issue("/order_by", query.order_by)])
@@ -653,8 +658,10 @@ def _query_sql(query: RecordQuery) -> tuple[str, dict[str, Any]]:
         add("c.title LIKE :title ESCAPE '\\'", title=f"%{escaped}%")
     for index, (path, value) in enumerate(query.metadata_match):
         json_path = "$" + "".join(f'."{key}"' for key in path)
+        stored = _json_kind(f"json_type(c.metadata, :path{index})")
+        wanted = _json_kind(f"json_type(:value{index}, '$')")
         add(
-            f"json_type(c.metadata, :path{index}) = json_type(:value{index}, '$') AND "
+            f"{stored} = {wanted} AND "
             f"json_extract(c.metadata, :path{index}) IS json_extract(:value{index}, '$')",
             **{f"path{index}": json_path, f"value{index}": _dumps(value)},
         )
