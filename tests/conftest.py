@@ -63,22 +63,25 @@ def postgres_template() -> Iterator[str]:
     asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
+def _scratch_database(template: str | None) -> Iterator[str]:
+    name = f"lm_{uuid.uuid4().hex[:16]}"
+    copy = f" TEMPLATE {template}" if template else ""
+    asyncio.run(_admin(f"CREATE DATABASE {name}{copy}"))
+    yield with_database(POSTGRES_URL, name)
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 @pytest.fixture
 def postgres_url(postgres_template: str) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one test."""
-    name = f"lm_{uuid.uuid4().hex[:16]}"
-    asyncio.run(_admin(f"CREATE DATABASE {name} TEMPLATE {postgres_template}"))
-    yield with_database(POSTGRES_URL, name)
-    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    yield from _scratch_database(postgres_template)
 
 
 @pytest.fixture
 def empty_postgres_url(postgres_template: str) -> Iterator[str]:
-    """A fresh PostgreSQL database with no schema at all."""
-    name = f"lm_{uuid.uuid4().hex[:16]}"
-    asyncio.run(_admin(f"CREATE DATABASE {name}"))
-    yield with_database(POSTGRES_URL, name)
-    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    """A fresh PostgreSQL database with no schema at all (the template proves the server
+    is reachable, or skips)."""
+    yield from _scratch_database(None)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
