@@ -84,12 +84,16 @@ def empty_postgres_url(postgres_template: str) -> Iterator[str]:
     yield from _scratch_database(None)
 
 
+def _per_backend(request: pytest.FixtureRequest, postgres_fixture: str) -> str:
+    fixture = "sqlite_url" if request.param == "sqlite" else postgres_fixture
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_db_url(request: pytest.FixtureRequest) -> str:
     """A database with no schema yet, once per backend."""
-    fixture = "sqlite_url" if request.param == "sqlite" else "empty_postgres_url"
-    url: str = request.getfixturevalue(fixture)
-    return url
+    return _per_backend(request, "empty_postgres_url")
 
 
 @pytest.fixture
@@ -105,9 +109,7 @@ def sqlite_url(db_path: Path) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest) -> str:
     """The contract suite runs once per storage backend."""
-    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    url: str = request.getfixturevalue(fixture)
-    return url
+    return _per_backend(request, "postgres_url")
 
 
 @pytest.fixture

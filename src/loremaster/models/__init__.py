@@ -13,7 +13,6 @@ from ._contexts import (
     count_turns,
 )
 from ._messages import (
-    MESSAGE_LIST,
     DocumentPart,
     ImagePart,
     Message,
@@ -28,7 +27,6 @@ from ._query import CleanupReport, ContextEvent, ContextPage, ContextQuery, Orde
 from ._time import UtcDatetime, from_micros, to_micros, utc_now
 
 __all__ = [
-    "MESSAGE_LIST",
     "CleanupReport",
     "CollaborativeContext",
     "Context",

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ._time import UtcDatetime, utc_now
 
@@ -153,6 +153,3 @@ class Message(BaseModel):
     def text(self) -> str:
         """The message's text parts joined by blank lines."""
         return "\n\n".join(part.text for part in self.parts if isinstance(part, TextPart))
-
-
-MESSAGE_LIST = TypeAdapter(list[Message])

@@ -120,10 +120,6 @@ class ContextValidator:
         errors = any(issue.severity is Severity.ERROR for issue in findings.issues)
         return ValidationResult(is_valid=not errors, issues=findings.issues)
 
-    @property
-    def has_async_rules(self) -> bool:
-        return any(inspect.iscoroutinefunction(rule) for _, _, rule in self._rules)
-
     # -- steps ---------------------------------------------------------------------------
 
     def _parse(
