@@ -352,3 +352,44 @@ def test_every_command_has_help_and_docs() -> None:
     for name, command in cli.commands.items():
         assert command.help, f"{name} has no help text"
         assert f"loremaster {name}" in docs, f"{name} is not in docs/cli.md"
+
+
+def test_history_version_diff_rollback_and_branches(run: Runner) -> None:
+    context_id = run.json("create", "--title", "Crypt", "--data", '{"hp": 10}')["context_id"]
+    run("append", context_id, "--role", "user", "--content", "we enter")
+    checkpoint = run.json("version", "create", context_id, "-m", "at the door", "--tag", "door")[0]
+    run("update", context_id, '{"data": {"hp": 3}}')
+    run("append", context_id, "--role", "user", "--content", "a trap!")
+
+    versions = run.json("history", context_id)
+    assert [v["message"] for v in versions] == ["", "", "at the door", "", "created"]
+    assert [v["number"] for v in versions] == sorted((v["number"] for v in versions), reverse=True)
+    assert [v["message"] for v in run.json("history", context_id, "--tag", "door")] == [
+        "at the door"
+    ]
+    out, _ = run("history", context_id)
+    assert "[door]" in out
+    assert checkpoint["version_id"] in out
+
+    diff = run.json("diff", context_id, checkpoint["version_id"], versions[0]["version_id"])
+    assert diff["patch"] == [{"op": "replace", "path": "/data/hp", "value": 3}]
+    assert [m["parts"][0]["text"] for m in diff["messages_added"]] == ["a trap!"]
+    out, _ = run("diff", context_id, checkpoint["version_id"], versions[0]["version_id"])
+    assert "replace /data/hp = 3" in out
+
+    past = run.json("version", "show", context_id, checkpoint["version_id"])
+    assert past["data"] == {"hp": 10}
+    rolled = run.json("rollback", context_id, checkpoint["version_id"])
+    assert rolled["data"] == {"hp": 10}
+    assert run.json("show", context_id)["message_count"] == 1
+
+    run.json("branch", "create", context_id, "left", "--from", checkpoint["version_id"])
+    run("update", context_id, '{"data": {"hp": 1}}')
+    branches = run.json("branch", "list", context_id)
+    assert [b["name"] for b in branches] == ["main", "left"]
+    merged = run.json("branch", "merge", context_id, "left")
+    assert merged["merged"]
+    assert run.json("show", context_id)["data"] == {"hp": 1}
+
+    _, err = run("version", "show", context_id, MISSING, code=1)
+    assert "not found" in err

@@ -10,6 +10,7 @@ from ._version import __version__
 from .config import Settings
 from .errors import (
     BackendUnavailable,
+    BranchNotFound,
     ConfigurationError,
     ContextNotFound,
     DataCorrupted,
@@ -24,9 +25,11 @@ from .errors import (
     UntrustedPayload,
     UsageError,
     ValidationFailed,
+    VersionNotFound,
 )
 from .manager import ContextManager
 from .models import (
+    Branch,
     CollaborativeContext,
     Context,
     ContextEvent,
@@ -34,9 +37,12 @@ from .models import (
     ContextQuery,
     ContextState,
     ContextType,
+    ContextVersion,
     ConversationContext,
     DocumentPart,
     ImagePart,
+    MergeConflict,
+    MergeResult,
     Message,
     MessageRole,
     Permission,
@@ -47,10 +53,14 @@ from .models import (
     ThinkingPart,
     ToolCallPart,
     ToolResultPart,
+    VersionDiff,
+    VersionStrategy,
 )
 
 __all__ = [
     "BackendUnavailable",
+    "Branch",
+    "BranchNotFound",
     "CollaborativeContext",
     "ConfigurationError",
     "Context",
@@ -61,6 +71,7 @@ __all__ = [
     "ContextQuery",
     "ContextState",
     "ContextType",
+    "ContextVersion",
     "ConversationContext",
     "DataCorrupted",
     "DocumentPart",
@@ -68,6 +79,8 @@ __all__ = [
     "Issue",
     "LockHeld",
     "LoremasterError",
+    "MergeConflict",
+    "MergeResult",
     "Message",
     "MessageRole",
     "NotInitialized",
@@ -87,5 +100,8 @@ __all__ = [
     "UntrustedPayload",
     "UsageError",
     "ValidationFailed",
+    "VersionDiff",
+    "VersionNotFound",
+    "VersionStrategy",
     "__version__",
 ]

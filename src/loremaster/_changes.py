@@ -40,6 +40,9 @@ from .storage import ContextRecord, EventRecord, Mutation, NewContext
 
 __all__ = [
     "check_purgeable",
+    "check_size",
+    "commit_document",
+    "event_for",
     "parse_messages",
     "plan_append",
     "plan_archive",
@@ -47,15 +50,18 @@ __all__ = [
     "plan_delete",
     "plan_restore",
     "plan_update",
+    "readable",
 ]
 
 
-def _check_size(record: ContextRecord, max_bytes: int) -> None:
+def check_size(record: ContextRecord, max_bytes: int) -> None:
     if record.size_bytes > max_bytes:
         raise PayloadTooLarge(record.size_bytes, max_bytes)
 
 
-def _event(record: ContextRecord, op: str, changes: JsonPatch, user_id: str | None) -> EventRecord:
+def event_for(
+    record: ContextRecord, op: str, changes: JsonPatch, user_id: str | None
+) -> EventRecord:
     return EventRecord(
         context_id=record.context_id,
         revision=record.revision,
@@ -86,7 +92,7 @@ def plan_create(
         turn_count=count_turns(messages),
         messages_bytes=sum(size for _, size in packed),
     )
-    _check_size(record, max_bytes)
+    check_size(record, max_bytes)
     snapshot = stamped.model_dump(mode="json")
     snapshot["revision"] = record.revision
     if isinstance(stamped, ConversationContext):
@@ -94,11 +100,11 @@ def plan_create(
     return NewContext(
         record,
         message_records,
-        _event(record, "create", [{"op": "add", "path": "", "value": snapshot}], user_id),
+        event_for(record, "create", [{"op": "add", "path": "", "value": snapshot}], user_id),
     )
 
 
-def _readable(current: ContextRecord, user_id: str | None) -> None:
+def readable(current: ContextRecord, user_id: str | None) -> None:
     authorize(current, user_id, Permission.READ)
     if current.state == ContextState.DELETED:
         raise ContextNotFound(current.context_id)
@@ -121,7 +127,7 @@ def plan_update(
     check: Callable[[Context], None] | None = None,
 ) -> Mutation | None:
     """An update; `check` (the validator's, when validation is on) may refuse the result."""
-    _readable(current, user_id)
+    readable(current, user_id)
     authorize(current, user_id, Permission.WRITE)
     if expected_revision is not None and expected_revision != current.revision:
         raise RevisionConflict(current.context_id, expected_revision, current.revision)
@@ -144,12 +150,12 @@ def plan_update(
         raise ValidationFailed("the update would make the context invalid", exc.issues) from exc
     if check is not None:
         check(updated)
-    return _commit(
+    return commit_document(
         current, updated, op="update", ops=ops, user_id=user_id, now=now, max_bytes=max_bytes
     )
 
 
-def _commit(
+def commit_document(
     current: ContextRecord,
     updated: Context,
     *,
@@ -170,9 +176,13 @@ def _commit(
         created_at=current.created_at,
         last_modified=now,
         last_accessed=max(now, current.last_accessed),
+        version_number=current.version_number,
+        versioning=current.versioning,
     )
-    _check_size(record, max_bytes)
-    return Mutation(record=record, event=_event(record, op, ops, user_id))
+    check_size(record, max_bytes)
+    return Mutation(
+        record=record, event=event_for(record, op, ops, user_id), segment=current.versioning.segment
+    )
 
 
 def _with_state(
@@ -186,7 +196,9 @@ def _with_state(
 ) -> Mutation:
     updated = context_from_record(current, document={**document_of(current), "state": state.value})
     ops: JsonPatch = [{"op": "replace", "path": "/state", "value": state.value}]
-    return _commit(current, updated, op=op, ops=ops, user_id=user_id, now=now, max_bytes=max_bytes)
+    return commit_document(
+        current, updated, op=op, ops=ops, user_id=user_id, now=now, max_bytes=max_bytes
+    )
 
 
 def plan_delete(
@@ -259,7 +271,7 @@ def plan_append(
     max_bytes: int,
     bodies: MessageBodies,
 ) -> Mutation:
-    _readable(current, user_id)
+    readable(current, user_id)
     authorize(current, user_id, Permission.WRITE)
     if current.context_type != ContextType.CONVERSATION:
         raise ValidationFailed(
@@ -279,7 +291,7 @@ def plan_append(
         messages_bytes=current.messages_bytes + sum(size for _, size in packed),
         last_modified=now,
     )
-    _check_size(record, max_bytes)
+    check_size(record, max_bytes)
     changes: JsonPatch = [
         {
             "op": "add",
@@ -290,7 +302,8 @@ def plan_append(
     ]
     return Mutation(
         record=record,
-        event=_event(record, "append_messages", changes, user_id),
+        event=event_for(record, "append_messages", changes, user_id),
         messages=records,
         document_changed=False,
+        segment=current.versioning.segment,
     )

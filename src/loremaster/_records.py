@@ -41,6 +41,7 @@ __all__ = [
     "MessageBodies",
     "best_hits",
     "canonical_id",
+    "canonical_json",
     "content_checksum",
     "context_from_record",
     "document_of",
@@ -140,6 +141,11 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def canonical_json(value: Any) -> bytes:
+    """`value` serialized the same way whichever backend stored it: the bytes to hash."""
+    return orjson.dumps(_canonical(value), option=orjson.OPT_SORT_KEYS)
+
+
 def content_checksum(record: ContextRecord) -> str:
     """SHA-256 of a context's identity and content (not of its counters and times)."""
     content = {
@@ -147,8 +153,7 @@ def content_checksum(record: ContextRecord) -> str:
         "context_type": record.context_type,
         "document": document_of(record),
     }
-    canonical = orjson.dumps(_canonical(content), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()
+    return hashlib.sha256(canonical_json(content)).hexdigest()
 
 
 def verify_checksum(record: ContextRecord) -> ContextRecord:
@@ -278,6 +283,7 @@ def event_from_record(record: EventRecord) -> ContextEvent:
         changes=record.changes,
         user_id=record.user_id,
         created_at=from_micros(record.created_at),
+        branch=record.branch,
     )
 
 

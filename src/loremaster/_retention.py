@@ -8,25 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from ._changes import check_purgeable, plan_archive
 from .config import Settings
 from .errors import (
     ContextNotFound,
     DataCorrupted,
+    LoremasterError,
     PayloadTooLarge,
     ValidationFailed,
 )
 from .models import CleanupReport, ContextState
 from .storage import ContextRecord, Plan, Storage
 
-__all__ = ["maintenance_loop", "new_holder", "run_cleanup", "run_due_maintenance"]
+__all__ = ["Hooks", "maintenance_loop", "new_holder", "run_cleanup", "run_due_maintenance"]
 
 log = logging.getLogger("loremaster.retention")
 
@@ -40,9 +43,11 @@ def _now() -> int:
     return time.time_ns() // 1000
 
 
-async def _archive(storage: Storage, settings: Settings, now: int, dry_run: bool) -> list[str]:
+async def _archive(
+    storage: Storage, settings: Settings, now: int, dry_run: bool, hooks: Hooks
+) -> list[str]:
     idle_before = now - int(settings.auto_archive_days * _DAY)
-    plan = functools.partial(plan_archive, idle_before=idle_before, now=now)
+    plan = hooks.versioned(functools.partial(plan_archive, idle_before=idle_before, now=now))
     archived: list[str] = []
     failed: set[str] = set()
     while True:
@@ -94,19 +99,68 @@ async def _purge(storage: Storage, settings: Settings, now: int, dry_run: bool) 
     return purged
 
 
-async def run_cleanup(storage: Storage, settings: Settings, *, dry_run: bool) -> CleanupReport:
+Prune = Callable[[str, bool], Awaitable[int]]
+"""Removes a context's versions beyond CONTEXT_MAX_VERSIONS (or, dry run, counts them)."""
+
+
+def _unchanged(plan: Plan) -> Plan:
+    return plan
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hooks:
+    """What the manager adds to retention: versioning bookkeeping on the changes it makes
+    (archiving) and the cleanup of old versions."""
+
+    versioned: Callable[[Plan], Plan] = _unchanged
+    prune: Prune | None = None
+
+
+_NO_HOOKS = Hooks()
+
+# Contexts over the version limit handled per retention pass; the next pass takes more.
+_PRUNE_BATCH = 1000
+
+
+async def _prune_versions(storage: Storage, settings: Settings, prune: Prune, dry_run: bool) -> int:
+    over = await storage.contexts_over_version_limit(
+        settings.max_versions, max_contexts=_PRUNE_BATCH
+    )
+    pruned = 0
+    for context_id in over:
+        try:
+            pruned += await prune(context_id, dry_run)
+        except LoremasterError as exc:
+            log.warning("version cleanup of context %s failed: %s", context_id, exc)
+    return pruned
+
+
+async def run_cleanup(
+    storage: Storage, settings: Settings, *, dry_run: bool, hooks: Hooks = _NO_HOOKS
+) -> CleanupReport:
     """One retention pass; with `dry_run`, what it would do, doing nothing."""
     now = _now()
-    archived = await _archive(storage, settings, now, dry_run)
+    archived = await _archive(storage, settings, now, dry_run, hooks)
     purged = await _purge(storage, settings, now, dry_run)
     trimmed = 0
     if settings.event_retention_days is not None:
         before = now - int(settings.event_retention_days * _DAY)
         trimmed = await storage.trim_events(before, dry_run=dry_run)
-    return CleanupReport(dry_run=dry_run, archived=archived, purged=purged, events_trimmed=trimmed)
+    pruned = 0
+    if hooks.prune is not None:
+        pruned = await _prune_versions(storage, settings, hooks.prune, dry_run)
+    return CleanupReport(
+        dry_run=dry_run,
+        archived=archived,
+        purged=purged,
+        events_trimmed=trimmed,
+        versions_pruned=pruned,
+    )
 
 
-async def run_due_maintenance(storage: Storage, settings: Settings, holder: str) -> list[str]:
+async def run_due_maintenance(
+    storage: Storage, settings: Settings, holder: str, hooks: Hooks = _NO_HOOKS
+) -> list[str]:
     """Refresh statistics and run retention if due and no other process is at it."""
     ran: list[str] = []
     if await storage.acquire_lease(
@@ -124,7 +178,7 @@ async def run_due_maintenance(storage: Storage, settings: Settings, holder: str)
     ):
         finished = False
         try:
-            report = await run_cleanup(storage, settings, dry_run=False)
+            report = await run_cleanup(storage, settings, dry_run=False, hooks=hooks)
             log.info("retention: %s", report.model_dump_json())
             finished = True
             ran.append(RETENTION_LEASE)
@@ -137,11 +191,13 @@ def new_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-async def maintenance_loop(storage: Storage, settings: Settings, holder: str) -> None:
+async def maintenance_loop(
+    storage: Storage, settings: Settings, holder: str, hooks: Hooks = _NO_HOOKS
+) -> None:
     """Until cancelled: every poll interval, do what is due. Failures are logged, not fatal."""
     while True:
         await asyncio.sleep(settings.maintenance_poll_seconds)
         try:
-            await run_due_maintenance(storage, settings, holder)
+            await run_due_maintenance(storage, settings, holder, hooks)
         except Exception:  # whatever failed, the next poll tries again
             log.exception("maintenance failed; will try again")

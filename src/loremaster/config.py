@@ -8,17 +8,38 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
 
-__all__ = ["CompressionAlgorithm", "SerializationFormat", "Settings", "load_settings"]
+__all__ = [
+    "CompressionAlgorithm",
+    "ModelLimits",
+    "SerializationFormat",
+    "Settings",
+    "load_settings",
+]
 
 CompressionAlgorithm = Literal["none", "gzip", "lz4", "zstd", "brotli", "auto"]
 SerializationFormat = Literal["json", "msgpack", "pickle"]
 
 DEFAULT_DATABASE_URL = "sqlite:///loremaster.db"
+
+
+class ModelLimits(BaseModel):
+    """One model's entry in ``CONTEXT_MODELS``: it adds the model to the translation
+    registry, or overrides the fields it gives of a built-in one (docs/translation.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Literal["anthropic", "openai", "google"] | None = None
+    context_window: int | None = Field(None, gt=0, description="tokens of prompt and answer")
+    max_output: int | None = Field(None, gt=0, description="longest answer, in tokens")
+    encoding: Literal["o200k_base", "cl100k_base"] | None = None
+    token_factor: float | None = Field(None, gt=0, description="estimate = encoding count x this")
+    mid_conversation_system: bool | None = None
+    thought_signatures_required: bool | None = None
 
 
 class Settings(BaseSettings):
@@ -42,6 +63,18 @@ class Settings(BaseSettings):
 
     max_size_mb: float = Field(10.0, gt=0, description="largest context, messages included")
     max_versions: int = Field(100, ge=1, description="versions kept per context")
+    version_strategy: Literal["full", "incremental", "hybrid"] = Field(
+        "hybrid", description="snapshots, JSON Patches, or patches with a snapshot every K"
+    )
+    version_snapshot_every: int = Field(
+        50, ge=1, description="hybrid: a snapshot at least every this many versions (K)"
+    )
+    version_every_changes: int = Field(
+        1, ge=0, description="automatic version after this many changes (0: not by count)"
+    )
+    version_every_seconds: float = Field(
+        0.0, ge=0, description="automatic version once this long has passed (0: not by time)"
+    )
     cache_ttl: int = Field(3600, ge=0, description="seconds a cached context stays fresh")
     sync_timeout: float = Field(30.0, gt=0, description="seconds to wait for the backend")
 
@@ -82,6 +115,10 @@ class Settings(BaseSettings):
     cache_size: int = Field(1024, ge=0, description="contexts kept in the per-process cache")
     access_touch_seconds: float = Field(
         60.0, ge=0, description="last_accessed is written at most this often per context"
+    )
+    models: dict[str, ModelLimits] = Field(
+        default_factory=dict,
+        description="models added to or overriding the translation registry (JSON object)",
     )
 
     @property

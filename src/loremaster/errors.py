@@ -5,6 +5,8 @@ branch to one HTTP status and the CLI to a one-line message with exit code 1::
 
     LoremasterError
     ├── ContextNotFound          404  no such context (or it was deleted)
+    │   ├── VersionNotFound               no such version of the context
+    │   └── BranchNotFound                no such branch of the context
     ├── PermissionDenied         403  the user may not do this
     ├── RevisionConflict         409  expected_revision is stale
     ├── LockHeld                 423  another user holds the edit lock
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "BackendUnavailable",
+    "BranchNotFound",
     "ConfigurationError",
     "ContextNotFound",
     "DataCorrupted",
@@ -46,6 +49,7 @@ __all__ = [
     "UntrustedPayload",
     "UsageError",
     "ValidationFailed",
+    "VersionNotFound",
 ]
 
 
@@ -61,6 +65,20 @@ class ContextNotFound(LoremasterError):
     def __init__(self, context_id: str) -> None:
         super().__init__(f"context {context_id} not found")
         self.context_id = context_id
+
+
+class VersionNotFound(ContextNotFound):
+    def __init__(self, context_id: str, version_id: str) -> None:
+        LoremasterError.__init__(self, f"version {version_id} of context {context_id} not found")
+        self.context_id = context_id
+        self.version_id = version_id
+
+
+class BranchNotFound(ContextNotFound):
+    def __init__(self, context_id: str, branch: str) -> None:
+        LoremasterError.__init__(self, f"branch {branch!r} of context {context_id} not found")
+        self.context_id = context_id
+        self.branch = branch
 
 
 class PermissionDenied(LoremasterError):

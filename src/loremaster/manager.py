@@ -7,12 +7,16 @@ models and rows; the rules themselves live in `_changes`, `_access` and `_record
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
+
+import jsonpatch
 
 from ._access import authorize
 from ._cache import RecordCache
@@ -24,14 +28,15 @@ from ._changes import (
     plan_restore,
     plan_update,
 )
+from ._history import History, branch_model, version_model
 from ._metrics import Metrics
 from ._records import (
+    ADMIN_FIELDS,
     MessageBodies,
     best_hits,
     canonical_id,
     context_from_record,
     event_from_record,
-    message_from_record,
     next_cursor,
     parse_context,
     parse_query,
@@ -39,8 +44,19 @@ from ._records import (
     verify_checksum,
     with_owner,
 )
-from ._retention import maintenance_loop, new_holder, run_cleanup, run_due_maintenance
+from ._retention import Hooks, maintenance_loop, new_holder, run_cleanup, run_due_maintenance
 from ._version import __version__
+from ._version_plans import (
+    ForkPoint,
+    Versioning,
+    branch_document,
+    branch_view,
+    on_branch,
+    plan_create_branch,
+    plan_create_version,
+    plan_merge,
+    plan_rollback,
+)
 from .codec import Codec, train_dictionary
 from .config import Settings, load_settings
 from .errors import (
@@ -48,10 +64,11 @@ from .errors import (
     Issue,
     LoremasterError,
     NotInitialized,
-    UnsupportedFormat,
+    RevisionConflict,
     ValidationFailed,
 )
 from .models import (
+    Branch,
     CleanupReport,
     Context,
     ContextEvent,
@@ -59,27 +76,37 @@ from .models import (
     ContextQuery,
     ContextState,
     ContextType,
+    ContextVersion,
+    MergeConflict,
+    MergeResult,
     Message,
     Permission,
     SearchHit,
+    VersionDiff,
 )
+from .patch import same_json
 from .storage import (
     ContextRecord,
-    MessageRecord,
     MigrationStatus,
+    NewContext,
     NotModified,
     Plan,
     Storage,
     open_storage,
 )
+from .sync._merge import MISSING, apply_choices, three_way_merge
 from .validation import ContextValidator, ValidationResult
+from .versioning import VersionPolicy, VersionRequest, common_prefix, view_of
 
-__all__ = ["ContextManager"]
+__all__ = ["ContextManager", "MergeStrategy"]
 
 log = logging.getLogger("loremaster")
 
 MessageInput = Message | Mapping[str, Any]
 Changes = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+MergeStrategy = Literal["fail", "source", "target"]
+_VERSION_PAYLOAD_LIMIT = 1 << 30
+_BRANCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
 
 
 def _now() -> int:
@@ -118,6 +145,12 @@ class ContextManager:
             enable_auto_correction=False, settings=self.settings, check_size=False
         )
         self._bodies = MessageBodies(self.codec, self.settings.codec_threshold_bytes)
+        # Versions keep whole documents, which may outgrow a since-lowered size limit.
+        version_codec = Codec.from_settings(self.settings)
+        version_codec.max_size = max(_VERSION_PAYLOAD_LIMIT, self.settings.max_size_bytes)
+        self._versioning = Versioning(version_codec, VersionPolicy.from_settings(self.settings))
+        self._history = History(self._storage, version_codec, self._bodies)
+        self._hooks = Hooks(versioned=self._versioning.on_main, prune=self._prune)
         self._cache = RecordCache(self.settings.cache_size, self.settings.cache_ttl)
         self._metrics = Metrics()
         self._initialized = False
@@ -135,14 +168,14 @@ class ContextManager:
             await self._storage.open()
             if migrate:
                 await self._storage.migrate()
-                await self._load_dictionaries()
+                await self._history.load_dictionaries()
         except BaseException:
             await self._storage.close()
             raise
         self._initialized = True
         if migrate:
             self._maintenance = asyncio.create_task(
-                maintenance_loop(self._storage, self.settings, self._holder),
+                maintenance_loop(self._storage, self.settings, self._holder, self._hooks),
                 name="loremaster-maintenance",
             )
 
@@ -218,6 +251,8 @@ class ContextManager:
             )
             for model in models
         ]
+        if self._versioning.policy.auto:
+            created = [self._first_version(new) for new in created]
         if created:
             await self.storage.insert_contexts(created)
         for new in created:
@@ -231,19 +266,22 @@ class ContextManager:
         *,
         include_messages: bool = True,
         include_deleted: bool = False,
+        branch: str = "main",
     ) -> Context:
         """The context as its typed model; a conversation comes with all its messages
-        unless ``include_messages=False`` (then page them with `get_messages`)."""
+        unless ``include_messages=False`` (then page them with `get_messages`). With
+        `branch`, the context as it is on that branch."""
         with self._metrics.measure("get_context"):
             context_id = canonical_id(context_id)
             record = await self._readable(context_id, user_id, include_deleted=include_deleted)
+            await self._touch(record)
+            record = await self._on_branch(record, branch)
             messages: list[Message] = []
             if include_messages and record.message_count:
-                rows = await self.storage.load_messages(
-                    context_id, branch="main", limit=None, before_seq=record.message_count + 1
+                view = view_of(record.versioning, record.message_count)
+                messages = await self._history.messages(
+                    await self._history.message_rows(context_id, view)
                 )
-                messages = await self._messages(rows)
-            await self._touch(record)
             return context_from_record(record, messages)
 
     async def update_context(
@@ -253,6 +291,8 @@ class ContextManager:
         user_id: str | None = None,
         expected_revision: int | None = None,
         sync: bool = True,
+        *,
+        branch: str = "main",
     ) -> Context:
         """Apply `changes` and return the context as committed (without its messages).
 
@@ -260,7 +300,8 @@ class ContextManager:
         None removes a key); a list is RFC 6902 JSON Patch operations. With
         `expected_revision`, a context that has moved on raises `RevisionConflict` and
         nothing is written. `sync` is reserved for the real-time event bus; today every
-        committed change is recorded in the event log (`get_events`) either way.
+        committed change is recorded in the event log (`get_events`) either way. With
+        `branch`, the change is made on that branch (see `create_branch`).
         """
         with self._metrics.measure("update_context"):
             context_id = canonical_id(context_id)
@@ -272,7 +313,7 @@ class ContextManager:
                 expected_revision=expected_revision,
                 check=check,
             )
-            return context_from_record(await self._modify(context_id, plan))
+            return context_from_record(await self._modify_on(context_id, branch, plan))
 
     async def delete_context(
         self, context_id: str, user_id: str | None = None, hard_delete: bool = False
@@ -332,16 +373,21 @@ class ContextManager:
         context_id: str,
         messages: Sequence[MessageInput] | MessageInput,
         user_id: str | None = None,
+        *,
+        branch: str = "main",
     ) -> int:
         """Append messages to a conversation in one change; returns the new revision.
 
         Costs the same at message 10 as at message 10,000: messages have a table of their
-        own and the context row is not rewritten.
+        own and the context row is not rewritten. With `branch`, they go to that branch.
         """
         with self._metrics.measure("append_messages"):
             context_id = canonical_id(context_id)
-            revisions = await self._append({context_id: messages}, user_id)
-            return revisions[context_id]
+            if branch == "main":
+                revisions = await self._append({context_id: messages}, user_id)
+                return revisions[context_id]
+            plan = self._append_plan(context_id, messages, user_id)
+            return (await self._modify_on(context_id, branch, plan)).revision
 
     async def append_messages_batch(
         self,
@@ -363,15 +409,18 @@ class ContextManager:
             context_id = canonical_id(given_id)
             if context_id in plans:
                 raise ValidationFailed(f"context {context_id} is named twice in one batch")
-            batch = [messages] if isinstance(messages, (Message, Mapping)) else list(messages)
-            parsed = parse_messages(batch)
-            if not parsed:
-                raise ValidationFailed(f"no messages to append to {context_id}")
-            plans[context_id] = functools.partial(
-                plan_append, messages=parsed, user_id=user_id, bodies=self._bodies
-            )
+            plans[context_id] = self._append_plan(context_id, messages, user_id)
         records = await self._modify_many(plans)
         return {context_id: record.revision for context_id, record in records.items()}
+
+    def _append_plan(
+        self, context_id: str, messages: Sequence[MessageInput] | MessageInput, user_id: str | None
+    ) -> Plan:
+        batch = [messages] if isinstance(messages, (Message, Mapping)) else list(messages)
+        parsed = parse_messages(batch)
+        if not parsed:
+            raise ValidationFailed(f"no messages to append to {context_id}")
+        return functools.partial(plan_append, messages=parsed, user_id=user_id, bodies=self._bodies)
 
     async def get_messages(
         self,
@@ -379,28 +428,24 @@ class ContextManager:
         user_id: str | None = None,
         limit: int = 50,
         before_seq: int | None = None,
+        *,
+        branch: str = "main",
     ) -> list[Message]:
         """The last `limit` messages (before message number `before_seq`), oldest first.
 
         Each message's ``seq`` is its position; pass the first one's as `before_seq` to
-        page further back.
+        page further back. With `branch`, that branch's messages.
         """
         with self._metrics.measure("get_messages"):
             context_id = canonical_id(context_id)
             if limit < 1:
                 raise ValidationFailed("limit must be at least 1")
-            if before_seq is not None and before_seq <= 1:
-                await self._readable(context_id, user_id)
-                return []
-            record = await self._readable(context_id, user_id)
-            ceiling = record.message_count + 1
-            rows = await self.storage.load_messages(
-                context_id,
-                branch="main",
-                limit=limit,
-                before_seq=ceiling if before_seq is None else min(before_seq, ceiling),
+            record = await self._on_branch(await self._readable(context_id, user_id), branch)
+            view = view_of(record.versioning, record.message_count)
+            rows = await self._history.message_rows(
+                context_id, view, limit=limit, before_seq=before_seq
             )
-            return await self._messages(rows)
+            return await self._history.messages(rows)
 
     async def get_events(
         self,
@@ -419,6 +464,307 @@ class ContextManager:
                 context_id, since_revision=since_revision, limit=limit
             )
             return [event_from_record(row) for row in rows]
+
+    # -- versions and branches -----------------------------------------------------------
+
+    async def create_version(
+        self,
+        context_id: str,
+        user_id: str | None = None,
+        message: str = "",
+        tags: Sequence[str] = (),
+        *,
+        branch: str = "main",
+    ) -> ContextVersion:
+        """Record the context as it is now (fields and messages) as a version: a
+        checkpoint to list, diff, branch from or roll back to. Tagged versions are never
+        removed by cleanup."""
+        with self._metrics.measure("create_version"):
+            context_id = canonical_id(context_id)
+            request = VersionRequest(user_id, message, tuple(dict.fromkeys(tags)))
+            plan = functools.partial(
+                plan_create_version, request=request, branch=branch, versioning=self._versioning
+            )
+            record = await self._modify_on(context_id, branch, plan)
+            assert record.versioning.head is not None
+            return await self._version_metadata(context_id, record.versioning.head)
+
+    async def get_version_history(
+        self,
+        context_id: str,
+        user_id: str | None = None,
+        limit: int = 50,
+        *,
+        before: int | None = None,
+        branch: str | None = None,
+        tag: str | None = None,
+    ) -> list[ContextVersion]:
+        """Versions newest first, metadata only (no payload is read). Page back by
+        passing the last one's ``number`` as `before`; filter by `branch` or `tag`."""
+        with self._metrics.measure("get_version_history"):
+            context_id = canonical_id(context_id)
+            if not 1 <= limit <= 1000:
+                raise ValidationFailed("limit must be between 1 and 1000")
+            await self._readable(context_id, user_id, include_deleted=True)
+            rows = await self.storage.list_versions(
+                context_id, branch=branch, tag=tag, before_number=before, limit=limit
+            )
+            return [version_model(row) for row in rows]
+
+    async def get_version(
+        self,
+        context_id: str,
+        version_id: str,
+        user_id: str | None = None,
+        include_messages: bool = True,
+    ) -> Context:
+        """The context as it was at a version: its fields, and its messages up to the
+        version's ``message_seq``. Rebuilt from at most one snapshot and the patches after
+        it, and checked against the version's checksum (`DataCorrupted` if it fails)."""
+        with self._metrics.measure("get_version"):
+            context_id = canonical_id(context_id)
+            record = await self._readable(context_id, user_id, include_deleted=True)
+            version, document = await self._history.version(context_id, version_id)
+            messages: list[Message] = []
+            if include_messages and version.message_seq:
+                rows = await self._history.message_rows(context_id, version.view)
+                messages = await self._history.messages(rows)
+            past = dataclasses.replace(
+                record,
+                revision=version.revision,
+                message_count=version.message_seq,
+                turn_count=version.turn_count,
+                last_modified=version.created_at,
+            )
+            return context_from_record(past, messages, document=document)
+
+    async def diff_versions(
+        self, context_id: str, a: str, b: str, user_id: str | None = None
+    ) -> VersionDiff:
+        """What changed from version `a` to version `b`: the JSON Patch over the fields
+        (``jsonpatch.apply_patch(fields_of_a, diff.patch)`` gives b's) and the messages
+        b has that a does not."""
+        with self._metrics.measure("diff_versions"):
+            context_id = canonical_id(context_id)
+            await self._readable(context_id, user_id, include_deleted=True)
+            version_a, document_a = await self._history.version(context_id, a)
+            version_b, document_b = await self._history.version(context_id, b)
+            shared = common_prefix(version_a.view, version_b.view)
+            rows = await self._history.message_rows(context_id, version_b.view, after_seq=shared)
+            return VersionDiff(
+                from_version_id=version_a.version_id,
+                to_version_id=version_b.version_id,
+                patch=jsonpatch.make_patch(document_a, document_b).patch,
+                messages_added=await self._history.messages(rows),
+                messages_removed=version_a.message_seq - shared,
+            )
+
+    async def rollback_to_version(
+        self,
+        context_id: str,
+        version_id: str,
+        user_id: str | None = None,
+        *,
+        branch: str = "main",
+    ) -> Context:
+        """Bring `branch` back to a version's fields and messages, as a new revision and a
+        new version; nothing is deleted. Messages after the version leave the branch's
+        view and stay reachable through the versions that hold them. Owner,
+        collaborators, permissions and state are not rolled back. Returns the context."""
+        with self._metrics.measure("rollback_to_version"):
+            context_id = canonical_id(context_id)
+            await self._readable(context_id, user_id)
+            target, document = await self._history.version(context_id, version_id)
+            plan = functools.partial(
+                plan_rollback,
+                target=target,
+                document=document,
+                user_id=user_id,
+                branch=branch,
+                versioning=self._versioning,
+            )
+            return context_from_record(await self._modify_on(context_id, branch, plan))
+
+    async def create_branch(
+        self,
+        context_id: str,
+        name: str,
+        from_version_id: str | None = None,
+        user_id: str | None = None,
+    ) -> Branch:
+        """A new branch starting at a version (default: main as it is now). Costs the same
+        whatever the context's size: nothing is copied. Read and write it with the
+        ``branch=`` argument of `get_context`, `update_context`, `append_messages`,
+        `get_messages` and `get_version_history`."""
+        with self._metrics.measure("create_branch"):
+            context_id = canonical_id(context_id)
+            if name == "main" or not _BRANCH_NAME.fullmatch(name):
+                raise ValidationFailed(
+                    "a branch name is 1-100 letters, digits, '.', '_', '/' or '-', not main",
+                    [Issue("/branch", name, "branch_name")],
+                )
+            await self._readable(context_id, user_id)
+            fork = (
+                None
+                if from_version_id is None
+                else await self._fork_point(context_id, from_version_id)
+            )
+            plan = functools.partial(
+                plan_create_branch,
+                name=name,
+                fork=fork,
+                user_id=user_id,
+                versioning=self._versioning,
+                now=_now(),
+                max_bytes=self.settings.max_size_bytes,
+            )
+            record, row = await self.storage.modify_branch(context_id, name, plan)
+            self._cache.put(record)
+            return branch_model(record, row)
+
+    async def list_branches(self, context_id: str, user_id: str | None = None) -> list[Branch]:
+        """Every branch of the context, main first."""
+        with self._metrics.measure("list_branches"):
+            context_id = canonical_id(context_id)
+            record = await self._readable(context_id, user_id, include_deleted=True)
+            rows = await self.storage.list_branches(context_id)
+            return [branch_model(record, None), *(branch_model(record, row) for row in rows)]
+
+    async def merge_branch(
+        self,
+        context_id: str,
+        source: str,
+        target: str = "main",
+        user_id: str | None = None,
+        strategy: MergeStrategy = "fail",
+    ) -> MergeResult:
+        """Merge branch `source` into `target`: a three-way merge of the fields against
+        the version they share (different paths both land, equal changes are no conflict)
+        and the source's new messages appended after the target's. A path both changed
+        differently is a conflict: with ``strategy="fail"`` nothing is written and the
+        result lists the conflicts; ``"source"`` or ``"target"`` says which side wins."""
+        with self._metrics.measure("merge_branch"):
+            context_id = canonical_id(context_id)
+            if source == target:
+                raise ValidationFailed("a branch cannot be merged into itself")
+            for _ in range(5):  # the context moved on while the merge was computed: again
+                try:
+                    return await self._merge(context_id, source, target, user_id, strategy)
+                except RevisionConflict:
+                    continue
+            raise RevisionConflict(context_id, 0, 0)
+
+    async def _merge(
+        self,
+        context_id: str,
+        source: str,
+        target: str,
+        user_id: str | None,
+        strategy: MergeStrategy,
+    ) -> MergeResult:
+        record = await self._readable(context_id, user_id)
+        theirs = await self._on_branch(record, source)
+        ours = await self._on_branch(record, target)
+        base_id = await self._common_version(context_id, theirs, ours)
+        base: dict[str, Any] = {}
+        if base_id is not None:
+            base = (await self._history.version(context_id, base_id))[1]
+            base = {k: v for k, v in base.items() if k not in ADMIN_FIELDS}
+        ours_document = branch_document(ours)
+        merge = three_way_merge(base, ours_document, branch_document(theirs))
+        conflicts = [
+            MergeConflict(
+                path=c.path,
+                base=_present(c.base),
+                source=_present(c.theirs),
+                target=_present(c.ours),
+            )
+            for c in merge.conflicts
+        ]
+        if conflicts and strategy == "fail":
+            return MergeResult(
+                source=source,
+                target=target,
+                base_version_id=base_id,
+                merged=False,
+                conflicts=conflicts,
+            )
+        merged = merge.merged
+        if strategy == "source":
+            merged = apply_choices(
+                merged, merge.conflicts, {c.path: "theirs" for c in merge.conflicts}
+            )
+        ops = (
+            []
+            if same_json(merged, ours_document)
+            else jsonpatch.make_patch(ours_document, merged).patch
+        )
+        source_view = view_of(theirs.versioning, theirs.message_count)
+        shared = common_prefix(view_of(ours.versioning, ours.message_count), source_view)
+        rows = await self._history.message_rows(context_id, source_view, after_seq=shared)
+        added = await self._history.messages(rows)
+        message_changes = [
+            {
+                "op": "add",
+                "path": "/messages/-",
+                "value": m.model_dump(mode="json", exclude={"seq"}),
+            }
+            for m in added
+        ]
+        plan = functools.partial(
+            plan_merge,
+            ops=ops,
+            messages=rows,
+            message_changes=message_changes,
+            expected_revision=record.revision,
+            request=VersionRequest(user_id, f"merge {source} into {target}"),
+            branch=target,
+            versioning=self._versioning,
+        )
+        committed = await self._modify_on(context_id, target, plan)
+        assert committed.versioning.head is not None
+        return MergeResult(
+            source=source,
+            target=target,
+            base_version_id=base_id,
+            merged=True,
+            revision=committed.revision,
+            version=await self._version_metadata(context_id, committed.versioning.head),
+            changes=ops,
+            messages_added=len(rows),
+            conflicts=conflicts,
+        )
+
+    async def _common_version(
+        self, context_id: str, a: ContextRecord, b: ContextRecord
+    ) -> str | None:
+        """The newest version both branches' heads descend from."""
+        versions = {v.version_id: v for v in await self.storage.list_versions(context_id)}
+
+        def ancestors(version_id: str | None) -> list[str]:
+            line: list[str] = []
+            while version_id is not None and version_id in versions:
+                line.append(version_id)
+                version_id = versions[version_id].parent_id
+            return line
+
+        of_b = set(ancestors(b.versioning.head))
+        return next((v for v in ancestors(a.versioning.head) if v in of_b), None)
+
+    async def _fork_point(self, context_id: str, version_id: str) -> ForkPoint:
+        version, document = await self._history.version(context_id, version_id)
+        depth = await self._history.chain_length(context_id, version_id) - 1
+        return ForkPoint(
+            version_id=version.version_id,
+            document={k: v for k, v in document.items() if k not in ADMIN_FIELDS},
+            view=version.view,
+            turn_count=version.turn_count,
+            depth=depth,
+        )
+
+    async def _version_metadata(self, context_id: str, version_id: str) -> ContextVersion:
+        rows = await self.storage.load_versions(context_id, [version_id])
+        return version_model(rows[0])
 
     # -- monitoring ----------------------------------------------------------------------
 
@@ -443,7 +789,9 @@ class ContextManager:
         remove soft-deleted ones past CONTEXT_DELETED_RETENTION_DAYS, trim events older
         than CONTEXT_EVENT_RETENTION_DAYS (each context keeps its latest)."""
         with self._metrics.measure("run_cleanup"):
-            report = await run_cleanup(self.storage, self.settings, dry_run=dry_run)
+            report = await run_cleanup(
+                self.storage, self.settings, dry_run=dry_run, hooks=self._hooks
+            )
             for context_id in report.purged + report.archived:
                 self._cache.discard(context_id)
             return report
@@ -451,7 +799,7 @@ class ContextManager:
     async def run_due_maintenance(self) -> list[str]:
         """What the background task does each poll: refresh statistics and run retention
         when due, unless another process holds the lease. Returns what it ran."""
-        return await run_due_maintenance(self.storage, self.settings, self._holder)
+        return await run_due_maintenance(self.storage, self.settings, self._holder, self._hooks)
 
     async def train_dictionary(
         self, context_type: str = "conversation", samples: int = 2000, size: int = 16 * 1024
@@ -534,30 +882,66 @@ class ContextManager:
     def _verified(self, record: ContextRecord) -> ContextRecord:
         return verify_checksum(record) if self.settings.enable_validation else record
 
-    async def _messages(self, rows: list[MessageRecord]) -> list[Message]:
-        try:
-            return [message_from_record(row, self._bodies) for row in rows]
-        except UnsupportedFormat:
-            # Perhaps a dictionary another process trained since this one started.
-            await self._load_dictionaries()
-            return [message_from_record(row, self._bodies) for row in rows]
-
-    async def _load_dictionaries(self) -> None:
-        for dictionary_id, context_type, data in await self._storage.load_dictionaries():
-            self.codec.add_dictionary(dictionary_id, data)
-            self.codec.dictionary_for[context_type] = dictionary_id
-
     async def _modify(self, context_id: str, plan: Plan) -> ContextRecord:
         """Commit `plan` (given now and the size limit) on one context; cache the result."""
         return (await self._modify_many({context_id: plan}))[context_id]
 
     async def _modify_many(self, plans: Mapping[str, Plan]) -> dict[str, ContextRecord]:
-        limits = {"now": _now(), "max_bytes": self.settings.max_size_bytes}
-        bound = {cid: functools.partial(plan, **limits) for cid, plan in plans.items()}
-        records = await self.storage.modify_contexts(bound)
+        """Commit each plan (given now and the size limit) on main, with versioning."""
+        records = await self.storage.modify_contexts(
+            {cid: self._versioning.on_main(self._bound(plan)) for cid, plan in plans.items()}
+        )
         for record in records.values():
             self._cache.put(record)
+            await self._prune_if_due(record)
         return records
+
+    def _bound(self, plan: Plan) -> Plan:
+        limits = {"now": _now(), "max_bytes": self.settings.max_size_bytes}
+        return functools.partial(plan, **limits)
+
+    async def _modify_on(self, context_id: str, branch: str, plan: Plan) -> ContextRecord:
+        """Commit `plan` on `branch` of a context; the record as the branch now sees it."""
+        if branch == "main":
+            return await self._modify(context_id, plan)
+        record, row = await self.storage.modify_branch(
+            context_id,
+            branch,
+            on_branch(self._bound(plan), name=branch, versioning=self._versioning),
+        )
+        self._cache.put(record)
+        assert row is not None
+        view = branch_view(record, row)
+        await self._prune_if_due(view)
+        return view
+
+    async def _on_branch(self, record: ContextRecord, branch: str) -> ContextRecord:
+        if branch == "main":
+            return record
+        return branch_view(record, await self._history.branch(record.context_id, branch))
+
+    def _first_version(self, new: NewContext) -> NewContext:
+        record, version = self._versioning.make(
+            new.record, "main", VersionRequest(new.event.user_id, "created")
+        )
+        return dataclasses.replace(new, record=record, version=version)
+
+    async def _prune_if_due(self, record: ContextRecord) -> None:
+        """Keep at most CONTEXT_MAX_VERSIONS versions: checked each time the version
+        counter passes another tenth of the limit, so a busy context overshoots by at
+        most that tenth between cleanups."""
+        limit = self.settings.max_versions
+        step = max(1, limit // 10)
+        just_versioned = record.versioning.changes_since == 0
+        if just_versioned and record.version_number > limit and record.version_number % step == 0:
+            await self._prune(record.context_id)
+
+    async def _prune(self, context_id: str, dry_run: bool = False) -> int:
+        return await self._history.prune(context_id, self.settings.max_versions, dry_run=dry_run)
+
+
+def _present(value: Any) -> Any:
+    return None if value is MISSING else value
 
 
 def _refuse_invalid(result: ValidationResult) -> None:

@@ -14,13 +14,16 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ..models import (
+    Branch,
     CleanupReport,
     Context,
     ContextEvent,
     ContextState,
+    ContextVersion,
     ConversationContext,
     DocumentPart,
     ImagePart,
+    MergeResult,
     Message,
     Part,
     SearchHit,
@@ -28,6 +31,7 @@ from ..models import (
     ThinkingPart,
     ToolCallPart,
     ToolResultPart,
+    VersionDiff,
     from_micros,
 )
 from ..storage import MigrationStatus
@@ -37,13 +41,17 @@ __all__ = [
     "console",
     "error_console",
     "print_json",
+    "show_branches",
     "show_cleanup",
     "show_context",
     "show_contexts",
+    "show_diff",
     "show_events",
+    "show_history",
     "show_hits",
     "show_issues",
     "show_mapping",
+    "show_merge",
     "show_messages",
     "show_migrations",
 ]
@@ -164,6 +172,67 @@ def show_events(events: Sequence[ContextEvent]) -> None:
     console.print(table)
 
 
+def show_history(versions: Sequence[ContextVersion]) -> None:
+    """Number, full id (to pass to diff and rollback), branch, messages covered, message;
+    --json has the rest."""
+    table = Table(title="Versions", box=box.SIMPLE_HEAD)
+    table.add_column("#", justify="right")
+    table.add_column("version id", no_wrap=True)
+    table.add_column("branch")
+    table.add_column("msgs", justify="right")
+    table.add_column("message", overflow="fold")
+    for v in versions:
+        tags = f" [{', '.join(v.tags)}]" if v.tags else ""
+        _row(table, str(v.number), v.version_id, v.branch, str(v.message_seq), v.message + tags)
+    console.print(table)
+
+
+def show_branches(branches: Sequence[Branch]) -> None:
+    table = Table(title="Branches", box=box.SIMPLE_HEAD)
+    for column in ("name", "head", "forked from", "messages", "last change"):
+        table.add_column(column)
+    for b in branches:
+        _row(
+            table,
+            b.name,
+            (b.head_version_id or "-")[:8],
+            (b.base_version_id or "-")[:8],
+            str(b.message_count),
+            b.last_modified.strftime("%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+
+
+def show_diff(diff: VersionDiff) -> None:
+    console.print(Text(f"{diff.from_version_id} -> {diff.to_version_id}", style="bold"))
+    for change in diff.patch:
+        value = f" = {_compact(change['value'])}" if "value" in change else ""
+        console.print(Text(f"  {change['op']} {change['path'] or '/'}{value}"))
+    if diff.messages_removed:
+        console.print(Text(f"  - {diff.messages_removed} messages no longer in view"))
+    for message in diff.messages_added:
+        console.print(Text(f"  + [{message.role.value}] {_compact(message.text)}"))
+
+
+def show_merge(result: MergeResult) -> None:
+    if result.merged:
+        console.print(
+            Text(
+                f"merged {result.source} into {result.target}: revision {result.revision}, "
+                f"{len(result.changes)} field changes, {result.messages_added} messages"
+            )
+        )
+    else:
+        console.print(Text(f"not merged: {len(result.conflicts)} conflicts", style="bold red"))
+    for conflict in result.conflicts:
+        console.print(
+            Text(
+                f"  {conflict.path}: base {_compact(conflict.base)}, {result.source} "
+                f"{_compact(conflict.source)}, {result.target} {_compact(conflict.target)}"
+            )
+        )
+
+
 def show_hits(hits: Sequence[SearchHit]) -> None:
     """One block per hit: title and where it matched, the id, the snippet."""
     if not hits:
@@ -210,7 +279,8 @@ def show_cleanup(report: CleanupReport) -> None:
     console.print(
         Text(
             f"Retention {verb}: archive {len(report.archived)} contexts, "
-            f"purge {len(report.purged)} deleted contexts, trim {report.events_trimmed} events."
+            f"purge {len(report.purged)} deleted contexts, trim {report.events_trimmed} events, "
+            f"prune {report.versions_pruned} old versions."
         )
     )
     for label, ids in (("archive", report.archived), ("purge", report.purged)):

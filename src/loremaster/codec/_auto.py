@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import zstandard
 
+from ._compression import zstd_compressor
 from ._envelope import Compression
 
 __all__ = ["RAW_BELOW", "choose", "worth_compressing"]
@@ -26,7 +27,6 @@ DICTIONARY_FROM = 32
 DICTIONARY_UP_TO = 64 * 1024
 _SLICE = 16 * 1024
 _MIN_SAVING = 0.125
-_PROBE = zstandard.ZstdCompressor(level=1)
 
 
 def _sample(data: bytes) -> bytes:
@@ -40,7 +40,7 @@ def worth_compressing(data: bytes) -> bool:
     if len(data) < RAW_BELOW:
         return False
     sample = _sample(data)
-    return _saves_enough(len(sample), len(_PROBE.compress(sample)))
+    return _saves_enough(len(sample), len(zstd_compressor(1, None).compress(sample)))
 
 
 def _saves_enough(original: int, compressed: int) -> bool:
@@ -52,7 +52,7 @@ def choose(
 ) -> tuple[Compression, int, bool]:
     """(algorithm, level, use the dictionary) for `data`."""
     if dictionary is not None and DICTIONARY_FROM <= len(data) <= DICTIONARY_UP_TO:
-        trial = zstandard.ZstdCompressor(level=3, dict_data=dictionary).compress(data)
+        trial = zstd_compressor(3, dictionary).compress(data)
         if _saves_enough(len(data), len(trial)):
             return Compression.ZSTD, 3, True
     if not worth_compressing(data):

@@ -19,7 +19,7 @@ import zstandard
 from ..errors import DataCorrupted, PayloadTooLarge, UnsupportedFormat
 from ._envelope import Compression
 
-__all__ = ["DEFAULT_LEVELS", "LEVELS", "compress", "decompress"]
+__all__ = ["DEFAULT_LEVELS", "LEVELS", "compress", "decompress", "zstd_compressor"]
 
 LEVELS: dict[Compression, range] = {
     Compression.NONE: range(0, 1),
@@ -52,7 +52,7 @@ def _cached(kind: str, key: tuple[int, ...], dictionary: object, make: Callable[
     return entry[1]
 
 
-def _zstd_compressor(
+def zstd_compressor(
     level: int, dictionary: zstandard.ZstdCompressionDict | None
 ) -> zstandard.ZstdCompressor:
     return _cached(
@@ -96,7 +96,7 @@ def compress(
         packed: bytes = lz4.frame.compress(data, compression_level=level)
         return packed
     if algorithm is Compression.ZSTD:
-        return _zstd_compressor(level, dictionary).compress(data)
+        return zstd_compressor(level, dictionary).compress(data)
     if algorithm is Compression.BROTLI:
         packed = brotli.compress(data, quality=level)
         return packed

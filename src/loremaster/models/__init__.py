@@ -25,8 +25,18 @@ from ._messages import (
 )
 from ._query import CleanupReport, ContextEvent, ContextPage, ContextQuery, OrderBy, SearchHit
 from ._time import UtcDatetime, from_micros, to_micros, utc_now
+from ._versions import (
+    Branch,
+    ContextVersion,
+    MergeConflict,
+    MergeResult,
+    VersionDiff,
+    VersionKind,
+    VersionStrategy,
+)
 
 __all__ = [
+    "Branch",
     "CleanupReport",
     "CollaborativeContext",
     "Context",
@@ -35,9 +45,12 @@ __all__ = [
     "ContextQuery",
     "ContextState",
     "ContextType",
+    "ContextVersion",
     "ConversationContext",
     "DocumentPart",
     "ImagePart",
+    "MergeConflict",
+    "MergeResult",
     "Message",
     "MessageRole",
     "OrderBy",
@@ -51,6 +64,9 @@ __all__ = [
     "ToolCallPart",
     "ToolResultPart",
     "UtcDatetime",
+    "VersionDiff",
+    "VersionKind",
+    "VersionStrategy",
     "context_class",
     "count_turns",
     "from_micros",

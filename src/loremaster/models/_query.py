@@ -102,7 +102,8 @@ class SearchHit(BaseModel):
 class ContextEvent(BaseModel):
     """One committed change: the audit log entry and the unit of synchronization.
 
-    ``changes`` is the RFC 6902 JSON Patch that the change applied to the context.
+    ``changes`` is the RFC 6902 JSON Patch that the change applied to the context's
+    ``branch`` (``main`` unless the change was made on another branch).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -113,6 +114,7 @@ class ContextEvent(BaseModel):
     changes: list[dict[str, Any]]
     user_id: str | None
     created_at: UtcDatetime
+    branch: str = "main"
 
 
 class CleanupReport(BaseModel):
@@ -122,3 +124,4 @@ class CleanupReport(BaseModel):
     archived: list[str] = Field(default_factory=list)
     purged: list[str] = Field(default_factory=list)
     events_trimmed: int = 0
+    versions_pruned: int = 0

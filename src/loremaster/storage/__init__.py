@@ -8,21 +8,28 @@ from ..errors import ConfigurationError, UnsupportedFormat
 from ._migrations import MigrationStatus
 from ._protocol import Storage
 from ._types import (
+    BranchPlan,
+    BranchRecord,
     ContextRecord,
     EventRecord,
     MessageRecord,
     Mutation,
     NewContext,
     NotModified,
+    Piece,
     Plan,
     RecordQuery,
     SearchRecord,
     StorageHealth,
+    VersionRecord,
+    VersionState,
 )
 from .postgres import PostgresStorage
 from .sqlite import SQLiteStorage
 
 __all__ = [
+    "BranchPlan",
+    "BranchRecord",
     "ContextRecord",
     "EventRecord",
     "MessageRecord",
@@ -30,6 +37,7 @@ __all__ = [
     "Mutation",
     "NewContext",
     "NotModified",
+    "Piece",
     "Plan",
     "PostgresStorage",
     "RecordQuery",
@@ -37,6 +45,8 @@ __all__ = [
     "SearchRecord",
     "Storage",
     "StorageHealth",
+    "VersionRecord",
+    "VersionState",
     "open_storage",
     "sqlite_path",
 ]

@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 from ._migrations import MigrationStatus
 from ._types import (
+    BranchPlan,
+    BranchRecord,
     ContextRecord,
     EventRecord,
     MessageRecord,
@@ -16,6 +18,7 @@ from ._types import (
     RecordQuery,
     SearchRecord,
     StorageHealth,
+    VersionRecord,
 )
 
 __all__ = ["Storage"]
@@ -56,10 +59,17 @@ class Storage(Protocol):
     async def modify_context(self, context_id: str, plan: Plan) -> ContextRecord:
         """`modify_contexts` for one context."""
 
+    async def modify_branch(
+        self, context_id: str, name: str, plan: BranchPlan
+    ) -> tuple[ContextRecord, BranchRecord | None]:
+        """Run `plan` on the context row and the branch `name` (None if there is none yet)
+        in one write transaction and commit its mutation; returns both as committed."""
+
     async def delete_context(
         self, context_id: str, authorize: Callable[[ContextRecord], None]
     ) -> None:
-        """Remove the row, its messages and its events for good, if `authorize` allows."""
+        """Remove the row and its messages, events, versions and branches for good, if
+        `authorize` allows."""
 
     async def touch(self, context_id: str, *, when: int, not_since: int) -> None:
         """Set last_accessed to `when` unless it is already at or after `not_since`."""
@@ -74,9 +84,16 @@ class Storage(Protocol):
         missing."""
 
     async def load_messages(
-        self, context_id: str, *, branch: str, limit: int | None, before_seq: int | None
+        self,
+        context_id: str,
+        *,
+        branch: str,
+        limit: int | None,
+        before_seq: int | None,
+        after_seq: int = 0,
     ) -> list[MessageRecord]:
-        """The last `limit` messages before `before_seq` (all when None), oldest first."""
+        """The last `limit` messages of segment `branch` between `after_seq` and
+        `before_seq` (exclusive; all when None), oldest first."""
 
     async def load_events(
         self, context_id: str, *, since_revision: int, limit: int | None
@@ -107,6 +124,42 @@ class Storage(Protocol):
 
     async def trim_events(self, before: int, *, dry_run: bool) -> int:
         """Delete events older than `before`, keeping each context's latest; the count."""
+
+    # -- versions and branches -----------------------------------------------------------
+
+    async def load_branch(self, context_id: str, name: str) -> BranchRecord | None: ...
+
+    async def list_branches(self, context_id: str) -> list[BranchRecord]:
+        """Every branch other than main, by name."""
+
+    async def load_versions(
+        self, context_id: str, version_ids: Sequence[str]
+    ) -> list[VersionRecord]:
+        """The named versions with their payloads, in no particular order."""
+
+    async def load_version_chain(self, context_id: str, version_id: str) -> list[VersionRecord]:
+        """The version and its ancestors back to the snapshot it rests on, snapshot first;
+        empty if there is no such version."""
+
+    async def list_versions(
+        self,
+        context_id: str,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        before_number: int | None = None,
+        limit: int | None = None,
+    ) -> list[VersionRecord]:
+        """Versions numbered below `before_number`, newest first, without payloads."""
+
+    async def rewrite_versions(
+        self, context_id: str, *, delete: Sequence[str], replace: Sequence[VersionRecord]
+    ) -> bool:
+        """In one transaction delete versions and rewrite others' parent, kind and payload;
+        False (nothing written) if some version to delete is already gone."""
+
+    async def contexts_over_version_limit(self, limit: int, *, max_contexts: int) -> list[str]:
+        """Ids of contexts with more than `limit` versions."""
 
     # -- codec dictionaries --------------------------------------------------------------
 

@@ -8,19 +8,70 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "BranchPlan",
+    "BranchRecord",
     "ContextRecord",
     "EventRecord",
     "MessageRecord",
     "Mutation",
     "NewContext",
     "NotModified",
+    "Piece",
     "Plan",
     "RecordQuery",
     "SearchRecord",
     "StorageHealth",
+    "VersionRecord",
+    "VersionState",
     "search_words",
     "summarize_statistics",
 ]
+
+
+Piece = tuple[str, int]
+"""Messages ``(previous piece's end, end]`` of a message segment: (segment, end seq)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VersionState:
+    """A branch's versioning bookkeeping, kept on its row.
+
+    ``segment`` is the message segment the branch appends to; ``lineage`` the closed
+    pieces before it (a fork or a rollback starts a new segment). ``pending`` is the JSON
+    Patch from the ``head`` version to the current document, or None when unknown (then
+    the next version is a snapshot); ``depth`` counts patches since the head's snapshot.
+    """
+
+    segment: str = "main"
+    lineage: tuple[Piece, ...] = ()
+    head: str | None = None
+    depth: int = 0
+    pending: list[dict[str, Any]] | None = None
+    changes_since: int = 0
+    head_at: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "segment": self.segment,
+            "lineage": [list(piece) for piece in self.lineage],
+            "head": self.head,
+            "depth": self.depth,
+            "pending": self.pending,
+            "changes_since": self.changes_since,
+            "head_at": self.head_at,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> VersionState:
+        return cls(
+            segment=value.get("segment", "main"),
+            lineage=tuple((str(s), int(n)) for s, n in value.get("lineage", ())),
+            head=value.get("head"),
+            depth=value.get("depth", 0),
+            pending=value.get("pending"),
+            changes_since=value.get("changes_since", 0),
+            head_at=value.get("head_at", 0),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +98,8 @@ class ContextRecord:
     last_modified: int
     last_accessed: int
     checksum: str | None = None
+    version_number: int = 0
+    versioning: VersionState = field(default_factory=VersionState)
 
     @property
     def size_bytes(self) -> int:
@@ -69,7 +122,7 @@ class MessageRecord:
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
-    """One committed change; ``changes`` is the JSON Patch it applied."""
+    """One committed change; ``changes`` is the JSON Patch it applied to ``branch``."""
 
     context_id: str
     revision: int
@@ -77,6 +130,49 @@ class EventRecord:
     changes: list[dict[str, Any]]
     user_id: str | None
     created_at: int
+    branch: str = "main"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """One stored version: a codec blob of the document (``snapshot``) or of the JSON
+    Patch from its parent's document (``delta``), and the message view it covers.
+    Listings leave ``payload`` empty; ``size_bytes`` is the stored payload's size."""
+
+    version_id: str
+    context_id: str
+    number: int
+    branch: str
+    parent_id: str | None
+    kind: str
+    payload: bytes
+    message_seq: int
+    view: tuple[Piece, ...]
+    turn_count: int
+    revision: int
+    author: str | None
+    message: str
+    tags: tuple[str, ...]
+    created_at: int
+    checksum: str
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BranchRecord:
+    """A branch other than ``main`` (whose state is the context row itself)."""
+
+    context_id: str
+    name: str
+    document: dict[str, Any]
+    message_count: int
+    turn_count: int
+    messages_bytes: int
+    versioning: VersionState
+    base_version: str | None
+    created_by: str | None
+    created_at: int
+    last_modified: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,25 +180,33 @@ class Mutation:
     """What one committed change writes, all in one transaction.
 
     ``record`` is the new row; its revision must be the stored one plus one. With
-    ``document_changed`` False only the counters and times of the row are written.
+    ``document_changed`` False only the counters, times and versioning state of the row
+    are written. Messages go to ``segment``; ``branch`` (for a branch other than main) is
+    written as it is, and ``version`` is inserted.
     """
 
     record: ContextRecord
     event: EventRecord
     messages: Sequence[MessageRecord] = ()
     document_changed: bool = True
+    segment: str = "main"
+    branch: BranchRecord | None = None
+    version: VersionRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NewContext:
-    """A context's first revision: its row, its messages and its ``create`` event."""
+    """A context's first revision: its row, its messages, its ``create`` event and, when
+    versioning is on, its first version."""
 
     record: ContextRecord
     messages: Sequence[MessageRecord]
     event: EventRecord
+    version: VersionRecord | None = None
 
 
 Plan = Callable[[ContextRecord], Mutation | None]
+BranchPlan = Callable[[ContextRecord, BranchRecord | None], Mutation | None]
 """Decides, inside the write transaction, what to write given the current row.
 
 It may raise a `LoremasterError` (permission, conflict, validation) to write nothing;

@@ -33,6 +33,8 @@ from ..errors import (
 from ..models import from_micros, to_micros
 from ._migrations import MigrationStatus, migration_status, pending_migrations
 from ._types import (
+    BranchPlan,
+    BranchRecord,
     ContextRecord,
     EventRecord,
     MessageRecord,
@@ -43,6 +45,8 @@ from ._types import (
     RecordQuery,
     SearchRecord,
     StorageHealth,
+    VersionRecord,
+    VersionState,
     search_words,
     summarize_statistics,
 )
@@ -60,7 +64,17 @@ if TYPE_CHECKING:
 _COLUMNS = (
     "context_id, context_type, title, description, data, metadata, extra, state, owner_id, "
     "collaborators, permissions, revision, message_count, turn_count, doc_bytes, "
-    "messages_bytes, created_at, last_modified, last_accessed, checksum"
+    "messages_bytes, created_at, last_modified, last_accessed, checksum, versioning, "
+    "version_number"
+)
+_VERSION_COLUMNS = (
+    "version_id, context_id, number, branch, parent_id, kind, payload, size_bytes, "
+    "message_seq, view, turn_count, revision, author, message, tags, created_at, checksum"
+)
+_VERSION_METADATA = _VERSION_COLUMNS.replace("payload", "''::bytea AS payload")
+_BRANCH_COLUMNS = (
+    "context_id, name, document, message_count, turn_count, messages_bytes, versioning, "
+    "base_version, created_by, created_at, last_modified"
 )
 _TIME_COLUMNS = {"created_at", "last_modified", "last_accessed"}
 _MIGRATION_LOCK = 0x6C6F7265  # "lore": the advisory lock that serializes migrations
@@ -145,6 +159,84 @@ def _record(row: asyncpg.Record) -> ContextRecord:
         last_modified=_time(row["last_modified"]),
         last_accessed=_time(row["last_accessed"]),
         checksum=row["checksum"],
+        versioning=VersionState.from_json(loads(row["versioning"])),
+        version_number=row["version_number"],
+    )
+
+
+def _version(row: asyncpg.Record) -> VersionRecord:
+    return VersionRecord(
+        version_id=row["version_id"],
+        context_id=str(row["context_id"]),
+        number=row["number"],
+        branch=row["branch"],
+        parent_id=row["parent_id"],
+        kind=row["kind"],
+        payload=row["payload"],
+        size_bytes=row["size_bytes"],
+        message_seq=row["message_seq"],
+        view=tuple((str(s), int(n)) for s, n in orjson.loads(row["view"])),
+        turn_count=row["turn_count"],
+        revision=row["revision"],
+        author=row["author"],
+        message=row["message"],
+        tags=tuple(row["tags"]),
+        created_at=_time(row["created_at"]),
+        checksum=row["checksum"],
+    )
+
+
+def _version_row(version: VersionRecord) -> tuple[Any, ...]:
+    return (
+        version.version_id,
+        uuid.UUID(version.context_id),
+        version.number,
+        version.branch,
+        version.parent_id,
+        version.kind,
+        version.payload,
+        version.size_bytes,
+        version.message_seq,
+        _dumps([list(piece) for piece in version.view]),
+        version.turn_count,
+        version.revision,
+        version.author,
+        version.message,
+        list(version.tags),
+        from_micros(version.created_at),
+        version.checksum,
+    )
+
+
+def _branch(row: asyncpg.Record) -> BranchRecord:
+    return BranchRecord(
+        context_id=str(row["context_id"]),
+        name=row["name"],
+        document=orjson.loads(row["document"]),
+        message_count=row["message_count"],
+        turn_count=row["turn_count"],
+        messages_bytes=row["messages_bytes"],
+        versioning=VersionState.from_json(orjson.loads(row["versioning"])),
+        base_version=row["base_version"],
+        created_by=row["created_by"],
+        created_at=_time(row["created_at"]),
+        last_modified=_time(row["last_modified"]),
+    )
+
+
+def _branch_row(branch: BranchRecord) -> tuple[Any, ...]:
+    return (
+        uuid.UUID(branch.context_id),
+        branch.name,
+        _dumps(branch.document),
+        branch.message_count,
+        branch.turn_count,
+        branch.messages_bytes,
+        _dumps(branch.versioning.to_json()),
+        branch.base_version,
+        branch.created_by,
+        from_micros(branch.created_at),
+        from_micros(branch.last_modified),
     )
 
 
@@ -186,43 +278,66 @@ def _row(record: ContextRecord) -> tuple[Any, ...]:
         from_micros(record.last_modified),
         from_micros(record.last_accessed),
         record.checksum,
+        _dumps(record.versioning.to_json()),
+        record.version_number,
     )
 
 
 # Every write is one statement: data-modifying CTEs write the row and the messages, and the
 # messages and the event are inserted from the row write (joined with r), so nothing lands
-# if the revision-guarded row write matched nothing; one round trip commits a whole change.
-# Parameters $1-$7 are the event's, $8-$14 the messages' (as arrays), the row's follow.
-_EVENT = (
-    "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, write_id) "
-    "SELECT $1, $2, $3, $4, $5, $6, $7 FROM r"
-)
-_MESSAGES = (
-    "m AS (INSERT INTO messages (context_id, branch, seq, message_id, role, body, body_blob, "
-    "search_text, created_at) SELECT $1, 'main', x.seq, x.message_id, x.role, "
-    "NULLIF(x.body, '')::json, x.body_blob, x.search_text, x.created_at FROM "
-    "unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[], "
-    "$14::timestamptz[]) AS x(seq, message_id, role, body, body_blob, search_text, created_at), "
-    "r)"
-)
+# if the revision-guarded row write matched nothing; one round trip commits a whole change
+# (a version or a branch row, when there is one, follows in the same transaction).
+# Parameters $1-$7 are the event's, $8-$14 the messages' (as arrays), the row's follow;
+# the message segment and the event's branch come last.
+def _event_sql(branch: str) -> str:
+    return (
+        "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, write_id, "
+        f"branch) SELECT $1, $2, $3, $4, $5, $6, $7, {branch} FROM r"
+    )
+
+
+def _messages_sql(segment: str) -> str:
+    return (
+        "m AS (INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
+        f"body_blob, search_text, created_at) SELECT $1, {segment}, x.seq, x.message_id, "
+        "x.role, NULLIF(x.body, '')::json, x.body_blob, x.search_text, x.created_at FROM "
+        "unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[], "
+        "$14::timestamptz[]) AS x(seq, message_id, role, body, body_blob, search_text, "
+        "created_at), r)"
+    )
+
+
 _CREATE = (
     f"WITH r AS (INSERT INTO contexts ({_COLUMNS}) VALUES ($1, $15, $16, $17, $18, $19, $20, "
-    "$21, $22, $23, $24, $2, $25, $26, $27, $28, $29, $30, $31, $32) RETURNING 1), "
-    f"{_MESSAGES} {_EVENT}"
+    "$21, $22, $23, $24, $2, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34) RETURNING 1), "
+    + _messages_sql("'main'")
+    + " "
+    + _event_sql("'main'")
 )
 _APPEND = (
     "WITH r AS (UPDATE contexts SET revision = $2, message_count = $16, turn_count = $17, "
-    "messages_bytes = $18, last_modified = $19 "
+    "messages_bytes = $18, last_modified = $19, versioning = $21, version_number = $22 "
     "WHERE context_id = $1 AND context_type = $15 AND revision = $20 RETURNING 1), "
-    f"{_MESSAGES} {_EVENT}"
+    f"{_messages_sql('$23')} {_event_sql('$24')}"
 )
 _REWRITE = (
     "WITH r AS (UPDATE contexts SET title = $16, description = $17, data = $18, metadata = $19, "
     "extra = $20, state = $21, owner_id = $22, collaborators = $23, permissions = $24, "
     "revision = $2, message_count = $25, turn_count = $26, doc_bytes = $27, "
-    "messages_bytes = $28, last_modified = $29, last_accessed = $30, checksum = $31 "
-    "WHERE context_id = $1 AND context_type = $15 AND revision = $32 RETURNING 1), "
-    f"{_MESSAGES} {_EVENT}"
+    "messages_bytes = $28, last_modified = $29, last_accessed = $30, checksum = $31, "
+    "versioning = $32, version_number = $33 "
+    "WHERE context_id = $1 AND context_type = $15 AND revision = $34 RETURNING 1), "
+    f"{_messages_sql('$35')} {_event_sql('$36')}"
+)
+_SAVE_BRANCH = (
+    f"INSERT INTO branches ({_BRANCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+    "$10, $11) ON CONFLICT (context_id, name) DO UPDATE SET document = $3, "
+    "message_count = $4, turn_count = $5, messages_bytes = $6, versioning = $7, "
+    "last_modified = $11"
+)
+_INSERT_VERSION = (
+    f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+    "$10, $11, $12, $13, $14, $15, $16, $17)"
 )
 
 
@@ -267,6 +382,8 @@ def _rewrite_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) 
         *values[12:16],
         *values[17:],
         old_revision,
+        mutation.segment,
+        mutation.event.branch,
     )
 
 
@@ -280,7 +397,36 @@ def _append_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -
         new.messages_bytes,
         from_micros(new.last_modified),
         old_revision,
+        _dumps(new.versioning.to_json()),
+        new.version_number,
+        mutation.segment,
+        mutation.event.branch,
     )
+
+
+async def _write_mutations(
+    conn: Connection, mutations: Sequence[tuple[ContextRecord, Mutation]], write_id: uuid.UUID
+) -> None:
+    """Commit each (current row, mutation): the row, messages and event, then any branch
+    row and version."""
+    rewrites = [
+        _rewrite_params(m, current.revision, write_id)
+        for current, m in mutations
+        if m.document_changed
+    ]
+    appends = [
+        _append_params(m, current.revision, write_id)
+        for current, m in mutations
+        if not m.document_changed
+    ]
+    await _run_writes(conn, _REWRITE, rewrites)
+    await _run_writes(conn, _APPEND, appends)
+    branches = [_branch_row(m.branch) for _, m in mutations if m.branch is not None]
+    versions = [_version_row(m.version) for _, m in mutations if m.version is not None]
+    if branches:
+        await conn.executemany(_SAVE_BRANCH, branches)
+    if versions:
+        await conn.executemany(_INSERT_VERSION, versions)
 
 
 async def _run_writes(conn: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
@@ -472,6 +618,9 @@ class PostgresStorage:
                     "a context with this id exists", [Issue("/context_id", str(clash))]
                 )
             await _run_writes(conn, _CREATE, [_create_params(new, write_id) for new in contexts])
+            versions = [_version_row(new.version) for new in contexts if new.version is not None]
+            if versions:
+                await conn.executemany(_INSERT_VERSION, versions)
             return None
 
         if contexts:
@@ -488,21 +637,40 @@ class PostgresStorage:
             if earlier and await _landed_on_rows(conn, earlier[0], write_id):
                 return earlier[0]
             committed: dict[str, ContextRecord] = {}
-            rewrites: list[tuple[Any, ...]] = []
-            appends: list[tuple[Any, ...]] = []
+            mutations: list[tuple[ContextRecord, Mutation]] = []
             for context_id, plan in plans.items():
                 row = current[context_id]
                 mutation = plan(row)
                 committed[context_id] = row if mutation is None else mutation.record
-                if mutation is None:
-                    continue
-                if mutation.document_changed:
-                    rewrites.append(_rewrite_params(mutation, row.revision, write_id))
-                else:
-                    appends.append(_append_params(mutation, row.revision, write_id))
-            await _run_writes(conn, _REWRITE, rewrites)
-            await _run_writes(conn, _APPEND, appends)
+                if mutation is not None:
+                    mutations.append((row, mutation))
+            await _write_mutations(conn, mutations, write_id)
             return committed
+
+        return await self._write("modify", modify)
+
+    async def modify_branch(
+        self, context_id: str, name: str, plan: BranchPlan
+    ) -> tuple[ContextRecord, BranchRecord | None]:
+        async def modify(
+            conn: Connection,
+            write_id: uuid.UUID,
+            earlier: list[tuple[ContextRecord, BranchRecord | None]],
+        ) -> tuple[ContextRecord, BranchRecord | None]:
+            current = (await _lock_rows(conn, [context_id]))[context_id]
+            if earlier and await _landed_on_rows(conn, {context_id: earlier[0][0]}, write_id):
+                return earlier[0]
+            row = await conn.fetchrow(
+                f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = $1 AND name = $2",
+                uuid.UUID(context_id),
+                name,
+            )
+            branch = None if row is None else _branch(row)
+            mutation = plan(current, branch)
+            if mutation is None:
+                return current, branch
+            await _write_mutations(conn, [(current, mutation)], write_id)
+            return mutation.record, mutation.branch
 
         return await self._write("modify", modify)
 
@@ -521,7 +689,7 @@ class PostgresStorage:
                     return None  # the earlier attempt's delete landed
                 raise
             authorize(row)
-            for table in ("messages", "events", "contexts"):
+            for table in ("messages", "events", "versions", "branches", "contexts"):
                 await conn.execute(f"DELETE FROM {table} WHERE context_id = $1", key)
             return None
 
@@ -563,7 +731,13 @@ class PostgresStorage:
         return await self._read(load)
 
     async def load_messages(
-        self, context_id: str, *, branch: str, limit: int | None, before_seq: int | None
+        self,
+        context_id: str,
+        *,
+        branch: str,
+        limit: int | None,
+        before_seq: int | None,
+        after_seq: int = 0,
     ) -> list[MessageRecord]:
         key = _uuid(context_id)
         if key is None:
@@ -571,12 +745,13 @@ class PostgresStorage:
         rows = await self._read(
             lambda conn: conn.fetch(
                 "SELECT seq, message_id, role, body, body_blob, search_text, created_at "
-                "FROM messages WHERE context_id = $1 AND branch = $2 AND seq < $3 "
+                "FROM messages WHERE context_id = $1 AND branch = $2 AND seq < $3 AND seq > $5 "
                 "ORDER BY seq DESC LIMIT $4",
                 key,
                 branch,
                 2**62 if before_seq is None else before_seq,
                 limit,
+                after_seq,
             )
         )
         return [_message(row) for row in reversed(rows)]
@@ -589,7 +764,7 @@ class PostgresStorage:
             return []
         rows = await self._read(
             lambda conn: conn.fetch(
-                "SELECT revision, op, changes, user_id, created_at FROM events "
+                "SELECT revision, op, changes, user_id, created_at, branch FROM events "
                 "WHERE context_id = $1 AND revision > $2 ORDER BY revision LIMIT $3",
                 key,
                 since_revision,
@@ -604,6 +779,7 @@ class PostgresStorage:
                 orjson.loads(row["changes"]),
                 row["user_id"],
                 _time(row["created_at"]),
+                row["branch"],
             )
             for row in rows
         ]
@@ -786,6 +962,135 @@ class PostgresStorage:
             )
         )
         return [_message(row) for row in rows]
+
+    # -- versions and branches -----------------------------------------------------------
+
+    async def load_branch(self, context_id: str, name: str) -> BranchRecord | None:
+        key = _uuid(context_id)
+        if key is None:
+            return None
+        row = await self._read(
+            lambda conn: conn.fetchrow(
+                f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = $1 AND name = $2",
+                key,
+                name,
+            )
+        )
+        return None if row is None else _branch(row)
+
+    async def list_branches(self, context_id: str) -> list[BranchRecord]:
+        key = _uuid(context_id)
+        if key is None:
+            return []
+        rows = await self._read(
+            lambda conn: conn.fetch(
+                f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = $1 ORDER BY name",
+                key,
+            )
+        )
+        return [_branch(row) for row in rows]
+
+    async def load_versions(
+        self, context_id: str, version_ids: Sequence[str]
+    ) -> list[VersionRecord]:
+        key = _uuid(context_id)
+        if key is None:
+            return []
+        rows = await self._read(
+            lambda conn: conn.fetch(
+                f"SELECT {_VERSION_COLUMNS} FROM versions "
+                "WHERE context_id = $1 AND version_id = ANY($2::text[])",
+                key,
+                list(version_ids),
+            )
+        )
+        return [_version(row) for row in rows]
+
+    async def load_version_chain(self, context_id: str, version_id: str) -> list[VersionRecord]:
+        key = _uuid(context_id)
+        if key is None:
+            return []
+        rows = await self._read(lambda conn: conn.fetch(_CHAIN_SQL, key, version_id))
+        return [_version(row) for row in reversed(rows)]
+
+    async def list_versions(
+        self,
+        context_id: str,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        before_number: int | None = None,
+        limit: int | None = None,
+    ) -> list[VersionRecord]:
+        key = _uuid(context_id)
+        if key is None:
+            return []
+        sql = f"SELECT {_VERSION_METADATA} FROM versions WHERE context_id = $1 AND number < $2"
+        params: list[Any] = [key, 2**62 if before_number is None else before_number]
+        if branch is not None:
+            params.append(branch)
+            sql += f" AND branch = ${len(params)}"
+        if tag is not None:
+            params.append([tag])
+            sql += f" AND cardinality(tags) > 0 AND tags @> ${len(params)}::text[]"
+        params.append(limit)
+        sql += f" ORDER BY number DESC LIMIT ${len(params)}"
+        rows = await self._read(lambda conn: conn.fetch(sql, *params))
+        return [_version(row) for row in rows]
+
+    async def rewrite_versions(
+        self, context_id: str, *, delete: Sequence[str], replace: Sequence[VersionRecord]
+    ) -> bool:
+        async def rewrite(conn: Connection, write_id: uuid.UUID, earlier: list[bool]) -> bool:
+            deleted = await conn.fetchval(
+                "WITH d AS (DELETE FROM versions WHERE context_id = $1 "
+                "AND version_id = ANY($2::text[]) RETURNING 1) SELECT count(*) FROM d",
+                uuid.UUID(context_id),
+                list(delete),
+            )
+            if deleted != len(delete):
+                if earlier:
+                    return True  # the earlier attempt's rewrite landed
+                raise _VersionsMoved("another cleanup rewrote these versions first")
+            await conn.executemany(
+                "UPDATE versions SET parent_id = $1, kind = $2, payload = $3, size_bytes = $4 "
+                "WHERE version_id = $5",
+                [(v.parent_id, v.kind, v.payload, v.size_bytes, v.version_id) for v in replace],
+            )
+            return True
+
+        try:
+            return await self._write("rewrite versions", rewrite)
+        except _VersionsMoved:
+            return False
+
+    async def contexts_over_version_limit(self, limit: int, *, max_contexts: int) -> list[str]:
+        rows = await self._read(
+            lambda conn: conn.fetch(
+                "SELECT context_id FROM versions GROUP BY context_id HAVING count(*) > $1 LIMIT $2",
+                limit,
+                max_contexts,
+            )
+        )
+        return [str(row["context_id"]) for row in rows]
+
+
+class _VersionsMoved(LoremasterError):
+    """Another cleanup rewrote these versions first; this one's plan is stale."""
+
+
+# From a version back to the snapshot it rests on: its ancestors while they are patches.
+_CHAIN_SQL = f"""
+WITH RECURSIVE chain(version_id, parent_id, kind, depth) AS (
+    SELECT version_id, parent_id, kind, 0 FROM versions WHERE context_id = $1 AND version_id = $2
+    UNION ALL
+    SELECT v.version_id, v.parent_id, v.kind, chain.depth + 1
+    FROM versions v JOIN chain ON v.version_id = chain.parent_id
+    WHERE chain.kind = 'delta'
+)
+SELECT {", ".join("v." + c for c in _VERSION_COLUMNS.split(", "))}
+FROM chain JOIN versions v ON v.version_id = chain.version_id ORDER BY chain.depth
+"""
 
 
 _SCHEMA_VERSION_TABLE = (

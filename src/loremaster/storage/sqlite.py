@@ -25,15 +25,20 @@ import orjson
 from ..errors import BackendUnavailable, ContextNotFound, Issue, ValidationFailed
 from ._migrations import MigrationStatus, migration_status, pending_migrations
 from ._types import (
+    BranchPlan,
+    BranchRecord,
     ContextRecord,
     EventRecord,
     MessageRecord,
+    Mutation,
     NewContext,
     NotModified,
     Plan,
     RecordQuery,
     SearchRecord,
     StorageHealth,
+    VersionRecord,
+    VersionState,
     search_words,
     summarize_statistics,
 )
@@ -45,7 +50,17 @@ T = TypeVar("T")
 _CONTEXT_COLUMNS = (
     "context_id, context_type, title, description, data, metadata, extra, state, owner_id, "
     "collaborators, permissions, revision, message_count, turn_count, doc_bytes, "
-    "messages_bytes, created_at, last_modified, last_accessed, checksum"
+    "messages_bytes, created_at, last_modified, last_accessed, checksum, versioning, "
+    "version_number"
+)
+_VERSION_COLUMNS = (
+    "version_id, context_id, number, branch, parent_id, kind, payload, size_bytes, "
+    "message_seq, view, turn_count, revision, author, message, tags, created_at, checksum"
+)
+_VERSION_METADATA = _VERSION_COLUMNS.replace("payload", "x''")
+_BRANCH_COLUMNS = (
+    "context_id, name, document, message_count, turn_count, messages_bytes, versioning, "
+    "base_version, created_by, created_at, last_modified"
 )
 _ORDER_COLUMNS = {"created_at", "last_modified", "last_accessed", "title"}
 _READERS = 2
@@ -79,6 +94,46 @@ def _record(row: Sequence[Any]) -> ContextRecord:
         last_modified=row[17],
         last_accessed=row[18],
         checksum=row[19],
+        versioning=VersionState.from_json(loads(row[20])),
+        version_number=row[21],
+    )
+
+
+def _version(row: Sequence[Any]) -> VersionRecord:
+    return VersionRecord(
+        version_id=row[0],
+        context_id=row[1],
+        number=row[2],
+        branch=row[3],
+        parent_id=row[4],
+        kind=row[5],
+        payload=row[6],
+        size_bytes=row[7],
+        message_seq=row[8],
+        view=tuple((str(s), int(n)) for s, n in orjson.loads(row[9])),
+        turn_count=row[10],
+        revision=row[11],
+        author=row[12],
+        message=row[13],
+        tags=tuple(orjson.loads(row[14])),
+        created_at=row[15],
+        checksum=row[16],
+    )
+
+
+def _branch(row: Sequence[Any]) -> BranchRecord:
+    return BranchRecord(
+        context_id=row[0],
+        name=row[1],
+        document=orjson.loads(row[2]),
+        message_count=row[3],
+        turn_count=row[4],
+        messages_bytes=row[5],
+        versioning=VersionState.from_json(orjson.loads(row[6])),
+        base_version=row[7],
+        created_by=row[8],
+        created_at=row[9],
+        last_modified=row[10],
     )
 
 
@@ -113,6 +168,10 @@ def _reader_clause(alias: str) -> str:
         f" OR EXISTS (SELECT 1 FROM json_each({alias}.permissions)"
         f" WHERE key = :reader AND json_array_length(value) > 0))"
     )
+
+
+class _VersionsMoved(Exception):
+    """Another cleanup rewrote these versions first; this one's plan is stale."""
 
 
 class _Connection:
@@ -244,7 +303,7 @@ class SQLiteStorage:
                 try:
                     conn.execute(
                         f"INSERT INTO contexts ({_CONTEXT_COLUMNS}) VALUES "
-                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         _row(new.record),
                     )
                 except sqlite3.IntegrityError as exc:
@@ -252,8 +311,10 @@ class SQLiteStorage:
                         "a context with this id exists",
                         [Issue("/context_id", new.record.context_id)],
                     ) from exc
-                _insert_messages(conn, new.record.context_id, new.messages)
+                _insert_messages(conn, new.record.context_id, "main", new.messages)
                 _insert_event(conn, new.event)
+                if new.version is not None:
+                    _insert_versions(conn, [new.version])
 
         await self._write(insert)
 
@@ -269,6 +330,22 @@ class SQLiteStorage:
 
         return await self._write(modify)
 
+    async def modify_branch(
+        self, context_id: str, name: str, plan: BranchPlan
+    ) -> tuple[ContextRecord, BranchRecord | None]:
+        def modify(conn: sqlite3.Connection) -> tuple[ContextRecord, BranchRecord | None]:
+            current = _select_context(conn, context_id)
+            if current is None:
+                raise ContextNotFound(context_id)
+            branch = _select_branch(conn, context_id, name)
+            mutation = plan(current, branch)
+            if mutation is None:
+                return current, branch
+            _write_mutation(conn, current, mutation)
+            return mutation.record, mutation.branch
+
+        return await self._write(modify)
+
     async def delete_context(
         self, context_id: str, authorize: Callable[[ContextRecord], None]
     ) -> None:
@@ -277,7 +354,7 @@ class SQLiteStorage:
             if current is None:
                 raise ContextNotFound(context_id)
             authorize(current)
-            for table in ("messages", "events", "contexts"):
+            for table in ("messages", "events", "versions", "branches", "contexts"):
                 conn.execute(f"DELETE FROM {table} WHERE context_id = ?", (context_id,))
 
         await self._write(delete)
@@ -310,17 +387,24 @@ class SQLiteStorage:
         return await self._read(load)
 
     async def load_messages(
-        self, context_id: str, *, branch: str, limit: int | None, before_seq: int | None
+        self,
+        context_id: str,
+        *,
+        branch: str,
+        limit: int | None,
+        before_seq: int | None,
+        after_seq: int = 0,
     ) -> list[MessageRecord]:
         sql = (
             "SELECT seq, message_id, role, body, body_blob, search_text, created_at "
-            "FROM messages WHERE context_id = ? AND branch = ? AND seq < ? "
+            "FROM messages WHERE context_id = ? AND branch = ? AND seq < ? AND seq > ? "
             "ORDER BY seq DESC LIMIT ?"
         )
         params = (
             context_id,
             branch,
             2**62 if before_seq is None else before_seq,
+            after_seq,
             -1 if limit is None else limit,
         )
 
@@ -335,12 +419,14 @@ class SQLiteStorage:
     ) -> list[EventRecord]:
         def load(conn: sqlite3.Connection) -> list[EventRecord]:
             rows = conn.execute(
-                "SELECT revision, op, changes, user_id, created_at FROM events "
+                "SELECT revision, op, changes, user_id, created_at, branch FROM events "
                 "WHERE context_id = ? AND revision > ? ORDER BY revision LIMIT ?",
                 (context_id, since_revision, -1 if limit is None else limit),
             ).fetchall()
             return [
-                EventRecord(context_id, row[0], row[1], orjson.loads(row[2]), row[3], row[4])
+                EventRecord(
+                    context_id, row[0], row[1], orjson.loads(row[2]), row[3], row[4], row[5]
+                )
                 for row in rows
             ]
 
@@ -497,6 +583,108 @@ class SQLiteStorage:
         )
         return [_message(row) for row in rows]
 
+    # -- versions and branches -----------------------------------------------------------
+
+    async def load_branch(self, context_id: str, name: str) -> BranchRecord | None:
+        return await self._read(lambda conn: _select_branch(conn, context_id, name))
+
+    async def list_branches(self, context_id: str) -> list[BranchRecord]:
+        rows = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = ? ORDER BY name",
+                (context_id,),
+            ).fetchall()
+        )
+        return [_branch(row) for row in rows]
+
+    async def load_versions(
+        self, context_id: str, version_ids: Sequence[str]
+    ) -> list[VersionRecord]:
+        def load(conn: sqlite3.Connection) -> list[VersionRecord]:
+            rows = conn.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM versions WHERE context_id = ? AND version_id "
+                f"IN (SELECT value FROM json_each(?))",
+                (context_id, _dumps(list(version_ids))),
+            ).fetchall()
+            return [_version(row) for row in rows]
+
+        return await self._read(load)
+
+    async def load_version_chain(self, context_id: str, version_id: str) -> list[VersionRecord]:
+        def load(conn: sqlite3.Connection) -> list[VersionRecord]:
+            rows = conn.execute(_CHAIN_SQL, (context_id, version_id)).fetchall()
+            return [_version(row) for row in reversed(rows)]
+
+        return await self._read(load)
+
+    async def list_versions(
+        self,
+        context_id: str,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        before_number: int | None = None,
+        limit: int | None = None,
+    ) -> list[VersionRecord]:
+        sql = f"SELECT {_VERSION_METADATA} FROM versions WHERE context_id = ? AND number < ?"
+        params: list[Any] = [context_id, 2**62 if before_number is None else before_number]
+        if branch is not None:
+            sql += " AND branch = ?"
+            params.append(branch)
+        if tag is not None:
+            sql += " AND tags != '[]' AND EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?)"
+            params.append(tag)
+        sql += " ORDER BY number DESC LIMIT ?"
+        params.append(-1 if limit is None else limit)
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
+        return [_version(row) for row in rows]
+
+    async def rewrite_versions(
+        self, context_id: str, *, delete: Sequence[str], replace: Sequence[VersionRecord]
+    ) -> bool:
+        def rewrite(conn: sqlite3.Connection) -> bool:
+            deleted = conn.execute(
+                "DELETE FROM versions WHERE context_id = ? AND version_id "
+                "IN (SELECT value FROM json_each(?))",
+                (context_id, _dumps(list(delete))),
+            ).rowcount
+            if deleted != len(delete):
+                raise _VersionsMoved
+            conn.executemany(
+                "UPDATE versions SET parent_id = ?, kind = ?, payload = ?, size_bytes = ? "
+                "WHERE version_id = ?",
+                [(v.parent_id, v.kind, v.payload, v.size_bytes, v.version_id) for v in replace],
+            )
+            return True
+
+        try:
+            return await self._write(rewrite)
+        except _VersionsMoved:
+            return False
+
+    async def contexts_over_version_limit(self, limit: int, *, max_contexts: int) -> list[str]:
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT context_id FROM versions GROUP BY context_id HAVING count(*) > ? LIMIT ?",
+                (limit, max_contexts),
+            ).fetchall()
+        )
+        return [row[0] for row in rows]
+
+
+# From a version back to the snapshot it rests on: its ancestors while they are patches.
+_CHAIN_SQL = f"""
+WITH RECURSIVE chain(version_id, parent_id, kind, depth) AS (
+    SELECT version_id, parent_id, kind, 0 FROM versions WHERE context_id = ?1 AND version_id = ?2
+    UNION ALL
+    SELECT v.version_id, v.parent_id, v.kind, chain.depth + 1
+    FROM versions v JOIN chain ON v.version_id = chain.parent_id
+    WHERE chain.kind = 'delta'
+)
+SELECT {", ".join("v." + c for c in _VERSION_COLUMNS.split(", "))}
+FROM chain JOIN versions v ON v.version_id = chain.version_id ORDER BY chain.depth
+"""
+
 
 def _row(record: ContextRecord) -> tuple[Any, ...]:
     return (
@@ -520,6 +708,8 @@ def _row(record: ContextRecord) -> tuple[Any, ...]:
         record.last_modified,
         record.last_accessed,
         record.checksum,
+        _dumps(record.versioning.to_json()),
+        record.version_number,
     )
 
 
@@ -530,40 +720,103 @@ def _apply_plan(conn: sqlite3.Connection, context_id: str, plan: Plan) -> Contex
     mutation = plan(current)
     if mutation is None:
         return current
+    _write_mutation(conn, current, mutation)
+    return mutation.record
+
+
+def _write_mutation(conn: sqlite3.Connection, current: ContextRecord, mutation: Mutation) -> None:
     new = mutation.record
+    state = (_dumps(new.versioning.to_json()), new.version_number)
     if mutation.document_changed:
         conn.execute(
             "UPDATE contexts SET title = ?, description = ?, data = ?, metadata = ?, "
             "extra = ?, state = ?, owner_id = ?, collaborators = ?, permissions = ?, "
             "revision = ?, message_count = ?, turn_count = ?, doc_bytes = ?, "
-            "messages_bytes = ?, last_modified = ?, last_accessed = ?, checksum = ? "
-            "WHERE context_id = ? AND revision = ?",
-            (
-                *_row(new)[2:16],
-                new.last_modified,
-                new.last_accessed,
-                new.checksum,
-                context_id,
-                current.revision,
-            ),
+            "messages_bytes = ?, last_modified = ?, last_accessed = ?, checksum = ?, "
+            "versioning = ?, version_number = ? WHERE context_id = ? AND revision = ?",
+            (*_row(new)[2:16], *_row(new)[17:], new.context_id, current.revision),
         )
     else:
         conn.execute(
             "UPDATE contexts SET revision = ?, message_count = ?, turn_count = ?, "
-            "messages_bytes = ?, last_modified = ? WHERE context_id = ? AND revision = ?",
+            "messages_bytes = ?, last_modified = ?, versioning = ?, version_number = ? "
+            "WHERE context_id = ? AND revision = ?",
             (
                 new.revision,
                 new.message_count,
                 new.turn_count,
                 new.messages_bytes,
                 new.last_modified,
-                context_id,
+                *state,
+                new.context_id,
                 current.revision,
             ),
         )
-    _insert_messages(conn, context_id, mutation.messages)
+    _insert_messages(conn, new.context_id, mutation.segment, mutation.messages)
     _insert_event(conn, mutation.event)
-    return new
+    if mutation.branch is not None:
+        _save_branch(conn, mutation.branch)
+    if mutation.version is not None:
+        _insert_versions(conn, [mutation.version])
+
+
+def _save_branch(conn: sqlite3.Connection, branch: BranchRecord) -> None:
+    conn.execute(
+        f"INSERT OR REPLACE INTO branches ({_BRANCH_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            branch.context_id,
+            branch.name,
+            _dumps(branch.document),
+            branch.message_count,
+            branch.turn_count,
+            branch.messages_bytes,
+            _dumps(branch.versioning.to_json()),
+            branch.base_version,
+            branch.created_by,
+            branch.created_at,
+            branch.last_modified,
+        ),
+    )
+
+
+def _version_row(version: VersionRecord) -> tuple[Any, ...]:
+    return (
+        version.version_id,
+        version.context_id,
+        version.number,
+        version.branch,
+        version.parent_id,
+        version.kind,
+        version.payload,
+        version.size_bytes,
+        version.message_seq,
+        _dumps([list(piece) for piece in version.view]),
+        version.turn_count,
+        version.revision,
+        version.author,
+        version.message,
+        _dumps(list(version.tags)),
+        version.created_at,
+        version.checksum,
+    )
+
+
+def _insert_versions(conn: sqlite3.Connection, versions: Sequence[VersionRecord]) -> None:
+    conn.executemany(
+        f"INSERT INTO versions ({_VERSION_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [_version_row(version) for version in versions],
+    )
+
+
+def _select_branch(conn: sqlite3.Connection, context_id: str, name: str) -> BranchRecord | None:
+    row = _one(
+        conn,
+        f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = ? AND name = ?",
+        (context_id, name),
+    )
+    return None if row is None else _branch(row)
 
 
 def _message(row: Sequence[Any]) -> MessageRecord:
@@ -576,11 +829,12 @@ def _select_context(conn: sqlite3.Connection, context_id: str) -> ContextRecord 
 
 
 def _insert_messages(
-    conn: sqlite3.Connection, context_id: str, messages: Sequence[MessageRecord]
+    conn: sqlite3.Connection, context_id: str, segment: str, messages: Sequence[MessageRecord]
 ) -> None:
     rows = [
         (
             context_id,
+            segment,
             m.seq,
             m.message_id,
             m.role,
@@ -596,7 +850,7 @@ def _insert_messages(
     try:
         conn.executemany(
             "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
-            "body_blob, search_text, created_at) VALUES (?, 'main', ?, ?, ?, ?, ?, ?, ?)",
+            "body_blob, search_text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
     except sqlite3.IntegrityError as exc:
@@ -605,15 +859,15 @@ def _insert_messages(
         ) from exc
     conn.execute(
         "INSERT INTO messages_fts (rowid, search_text) SELECT id, search_text FROM messages "
-        "WHERE context_id = ? AND branch = 'main' AND seq BETWEEN ? AND ?",
-        (context_id, rows[0][1], rows[-1][1]),
+        "WHERE context_id = ? AND branch = ? AND seq BETWEEN ? AND ?",
+        (context_id, segment, rows[0][2], rows[-1][2]),
     )
 
 
 def _insert_event(conn: sqlite3.Connection, event: EventRecord) -> None:
     conn.execute(
-        "INSERT INTO events (context_id, revision, op, changes, user_id, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, branch) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             event.context_id,
             event.revision,
@@ -621,6 +875,7 @@ def _insert_event(conn: sqlite3.Connection, event: EventRecord) -> None:
             _dumps(event.changes),
             event.user_id,
             event.created_at,
+            event.branch,
         ),
     )
 

@@ -1,0 +1,269 @@
+"""Versions that cost what changed, side by side with LangGraph's checkpointer.
+
+Prints:
+- stored bytes of 1,000 versions of a 200 KB context where each edit changes one small
+  field, under the full, incremental and hybrid strategies (target: hybrid <= 3% of full);
+- median and worst time to rebuild any of those versions on PostgreSQL and SQLite with
+  K = 50 (target: worst <= 10 ms on local PostgreSQL);
+- the time to list a page of 50 versions of a context with 100,000 versions (target <= 5 ms);
+- a 500-turn conversation stored turn by turn by LangGraph's SQLite checkpointer (a
+  one-node `MessagesState` chat graph: each turn saves checkpoints holding the whole message
+  list) beside loremaster with a version per turn: bytes on disk and median time spent
+  saving a turn at turn 500 (targets: >= 20x fewer bytes, >= 5x faster writes).
+
+Run: python benchmarks/bench_versions.py [--quick]   (needs the `bench` extra: make bench)
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from loremaster import Context, ContextManager, ConversationContext, Message
+
+from _common import QUICK, median_ms, postgres_database, prose, row, run
+
+VERSIONS = 300 if QUICK else 1_000
+REBUILDS = 100 if QUICK else 300
+HISTORY = 20_000 if QUICK else 100_000
+TURNS = 200 if QUICK else 500
+TAIL = 50  # the turns whose write latency is "at turn N"
+K = 50
+
+
+def world(rng: random.Random, size: int = 200 * 1024) -> dict[str, Any]:
+    """A campaign world of about `size` bytes of JSON: places with prose descriptions."""
+    places: dict[str, Any] = {}
+    while sum(len(p["text"]) + 40 for p in places.values()) < size:
+        places[f"place-{len(places)}"] = {"text": prose(rng, 40), "visited": False}
+    return {"round": 0, "places": places}
+
+
+async def _versions_of_a_big_context(url: str, strategy: str) -> tuple[ContextManager, str]:
+    cm = ContextManager(
+        database_url=url,
+        version_strategy=strategy,
+        version_snapshot_every=K,
+        max_versions=10 * VERSIONS,
+        max_size_mb=5,
+    )
+    await cm.initialize()
+    context_id = await cm.create_context(
+        Context(title="The world", data=world(random.Random(7))), user_id="dm"
+    )
+    for i in range(1, VERSIONS):
+        await cm.update_context(context_id, {"data": {"round": i}}, user_id="dm")
+    return cm, context_id
+
+
+async def _stored_bytes(cm: ContextManager, context_id: str) -> int:
+    history = await cm.get_version_history(context_id, limit=1000)
+    total = sum(v.size_bytes for v in history)
+    while len(history) == 1000:
+        history = await cm.get_version_history(context_id, limit=1000, before=history[-1].number)
+        total += sum(v.size_bytes for v in history)
+    return total
+
+
+async def strategies(tmp: Path) -> None:
+    sizes = {}
+    for strategy in ("full", "incremental", "hybrid"):
+        cm, context_id = await _versions_of_a_big_context(f"sqlite:///{tmp}/{strategy}.db", strategy)
+        sizes[strategy] = await _stored_bytes(cm, context_id)
+        await cm.close()
+    print(f"{VERSIONS:,} versions of a 200 KB context, one small field changed each time (K={K})")
+    row("figure", "bytes", "% of full")
+    for strategy, size in sizes.items():
+        share = 100 * size / sizes["full"]
+        target, ok = ("<= 3%", share <= 3) if strategy == "hybrid" else ("", None)
+        row(f"stored by {strategy}", size, f"{share:.2f}%", target=target, ok=ok)
+
+
+async def rebuilds(url: str, backend: str) -> None:
+    cm, context_id = await _versions_of_a_big_context(url, "hybrid")
+    history = await cm.get_version_history(context_id, limit=1000)
+    picks = random.Random(3).sample(history, min(REBUILDS, len(history)))
+    durations = []
+    for version in picks:
+        started = time.perf_counter()
+        await cm.get_version(context_id, version.version_id, include_messages=False)
+        durations.append(time.perf_counter() - started)
+    await cm.close()
+    worst = max(durations) * 1000
+    target, ok = ("<= 10 ms", worst <= 10) if backend == "PostgreSQL" else ("", None)
+    row(f"{backend}: rebuild a version, median ms", median_ms(durations))
+    row(f"{backend}: rebuild a version, worst ms", worst, target=target, ok=ok)
+
+
+async def _fill_history(url: str, cm: ContextManager, context_id: str) -> None:
+    """Add HISTORY small versions in bulk (the listing, not the writing, is measured)."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            db.execute(
+                "INSERT INTO versions SELECT lower(hex(randomblob(16))), ?, n + 1, 'main', NULL, "
+                "'delta', x'00', 1, 0, '[]', 0, n, 'dm', '', "
+                "CASE WHEN n % 1000 = 0 THEN '[\"milestone\"]' ELSE '[]' END, n, 'x' "
+                "FROM (WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s "
+                "WHERE n < ?) SELECT n FROM s)",
+                (context_id, HISTORY),
+            )
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO versions SELECT md5(n::text || $1), $1::uuid, n + 1, 'main', NULL, "
+            "'delta', '\\x00', 1, 0, '[]', 0, n, 'dm', '', "
+            "CASE WHEN n % 1000 = 0 THEN ARRAY['milestone'] ELSE ARRAY[]::text[] END, now(), 'x' "
+            "FROM generate_series(1, $2) AS n",
+            context_id,
+            HISTORY,
+        )
+        await conn.execute("ANALYZE versions")
+    finally:
+        await conn.close()
+
+
+async def history_listing(url: str, backend: str) -> None:
+    async with ContextManager(database_url=url, max_versions=10 * HISTORY) as cm:
+        context_id = await cm.create_context(Context(title="long history"), user_id="dm")
+        await _fill_history(url, cm, context_id)
+        pages = {
+            "newest page": {},
+            "a page in the middle": {"before": HISTORY // 2},
+            "by tag": {"tag": "milestone"},
+        }
+        for label, options in pages.items():
+            durations = []
+            for _ in range(100):
+                started = time.perf_counter()
+                page = await cm.get_version_history(context_id, limit=50, **options)
+                durations.append(time.perf_counter() - started)
+            assert len(page) == 50 or label == "by tag"
+            ms = median_ms(durations)
+            row(f"{backend}: {label} of 50, median ms", ms, target="<= 5 ms", ok=ms <= 5)
+
+
+def _turn(rng: random.Random, i: int) -> list[Message]:
+    return [
+        Message(role="user", content=f"Turn {i}: " + prose(rng, 40)),
+        Message(role="assistant", content=prose(rng, 80)),
+    ]
+
+
+def _file_bytes(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size + sum(
+        p.stat().st_size for p in path.parent.glob(path.name + "-*") if p.exists()
+    )
+
+
+async def loremaster_turns(path: Path) -> tuple[int, list[float], int]:
+    rng = random.Random(11)
+    durations = []
+    async with ContextManager(database_url=f"sqlite:///{path}", max_versions=10 * TURNS) as cm:
+        context_id = await cm.create_context(ConversationContext(title="500 turns"), user_id="dm")
+        for i in range(1, TURNS + 1):
+            messages = _turn(rng, i)
+            started = time.perf_counter()
+            await cm.append_messages(context_id, messages, user_id="dm")  # + its version
+            durations.append(time.perf_counter() - started)
+        versions = len(await cm.get_version_history(context_id, limit=1000))
+    return _file_bytes(path), durations[-TAIL:], versions
+
+
+class _TimedSaver(AsyncSqliteSaver):
+    """LangGraph's SQLite checkpointer, adding up the time spent saving."""
+
+    spent = 0.0
+
+    async def aput(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await super().aput(*args, **kwargs)
+        finally:
+            self.spent += time.perf_counter() - started
+
+    async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
+        started = time.perf_counter()
+        try:
+            await super().aput_writes(*args, **kwargs)
+        finally:
+            self.spent += time.perf_counter() - started
+
+
+async def langgraph_turns(path: Path) -> tuple[int, list[float]]:
+    """A one-node `MessagesState` chat graph with the SQLite checkpointer, one invoke per
+    turn; only the checkpointer's time is counted, not the graph's."""
+    import aiosqlite
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    rng = random.Random(11)
+    turns = [_turn(rng, i) for i in range(1, TURNS + 1)]
+    replies = iter(turn[1].text for turn in turns)
+
+    def reply(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=next(replies))]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    durations = []
+    async with aiosqlite.connect(str(path)) as conn:
+        saver = _TimedSaver(conn)
+        graph = builder.compile(checkpointer=saver)
+        config: Any = {"configurable": {"thread_id": "campaign"}}
+        for turn in turns:
+            before = saver.spent
+            await graph.ainvoke({"messages": [HumanMessage(content=turn[0].text)]}, config)
+            durations.append(saver.spent - before)
+    return _file_bytes(path), durations[-TAIL:]
+
+
+async def against_langgraph(tmp: Path) -> None:
+    ours, our_times, versions = await loremaster_turns(tmp / "loremaster.db")
+    theirs, their_times = await langgraph_turns(tmp / "langgraph.db")
+    print(f"\n{TURNS}-turn conversation (user + assistant message per turn), SQLite, one save per turn")
+    row("figure", "loremaster", "LangGraph", "ratio")
+    row("bytes on disk", ours, theirs, theirs / ours, target=">= 20x", ok=theirs / ours >= 20)
+    ours_ms, theirs_ms = median_ms(our_times), median_ms(their_times)
+    row(
+        f"median write ms, turns {TURNS - TAIL + 1}-{TURNS}",
+        ours_ms,
+        theirs_ms,
+        theirs_ms / ours_ms,
+        target=">= 5x",
+        ok=theirs_ms / ours_ms >= 5,
+    )
+    print(f"(loremaster kept {versions} versions: one per turn, plus the first)")
+    print(f"p90 write ms at the end: loremaster {statistics.quantiles(our_times, n=10)[-1] * 1000:.3f}")
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        print(f"bench_versions{' (quick)' if QUICK else ''}")
+        await strategies(tmp)
+        print()
+        async with postgres_database() as url:
+            await rebuilds(url, "PostgreSQL")
+        await rebuilds(f"sqlite:///{tmp}/rebuild.db", "SQLite")
+        print(f"\nhistory of {HISTORY:,} versions")
+        async with postgres_database() as url:
+            await history_listing(url, "PostgreSQL")
+        await history_listing(f"sqlite:///{tmp}/history.db", "SQLite")
+        await against_langgraph(tmp)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,393 @@
+"""What versioning writes: pure plans run inside the storage transaction, as in `_changes`.
+
+Every change on a branch (main included) is tracked on the branch's `VersionState`; when
+the policy says so it also makes a version. Branches other than main are rows of their
+own: a plan for a branch runs on a *view* of the context (the context row with the
+branch's fields, messages and state) and its mutation is split back into the context row
+(revision, times, version counter) and the branch row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jsonpatch
+
+from ._access import authorize
+from ._changes import check_size, commit_document, event_for, readable
+from ._records import ADMIN_FIELDS, context_from_record, document_of
+from .codec import Codec
+from .errors import BranchNotFound, Issue, RevisionConflict, ValidationFailed
+from .models import MessageRole, Permission
+from .patch import JsonPatch, escape_pointer
+from .storage import (
+    BranchPlan,
+    BranchRecord,
+    ContextRecord,
+    MessageRecord,
+    Mutation,
+    Piece,
+    Plan,
+    VersionRecord,
+    VersionState,
+)
+from .versioning import (
+    VersionPolicy,
+    VersionRequest,
+    apply_patch,
+    make_version,
+    track_change,
+    view_of,
+)
+
+__all__ = [
+    "ForkPoint",
+    "Versioning",
+    "branch_document",
+    "branch_view",
+    "on_branch",
+    "plan_create_branch",
+    "plan_create_version",
+    "plan_merge",
+    "plan_rollback",
+]
+
+_DOCUMENT_COLUMNS = ("title", "description", "data", "metadata")
+
+
+def branch_document(record: ContextRecord) -> dict[str, Any]:
+    """The fields a branch holds of its own: all but owner, collaborators, permissions
+    and state, which belong to the context."""
+    return {k: v for k, v in document_of(record).items() if k not in ADMIN_FIELDS}
+
+
+def branch_view(current: ContextRecord, branch: BranchRecord) -> ContextRecord:
+    """The context as seen on `branch`: its fields, messages and versioning state."""
+    document = branch.document
+    return dataclasses.replace(
+        current,
+        title=document["title"],
+        description=document["description"],
+        data=document["data"],
+        metadata=document["metadata"],
+        extra={k: v for k, v in document.items() if k not in _DOCUMENT_COLUMNS},
+        message_count=branch.message_count,
+        turn_count=branch.turn_count,
+        messages_bytes=branch.messages_bytes,
+        versioning=branch.versioning,
+        last_modified=branch.last_modified,
+        checksum=None,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Versioning:
+    """The manager's versioning setup: how payloads are encoded and when versions are made."""
+
+    codec: Codec
+    policy: VersionPolicy
+
+    def make(
+        self, record: ContextRecord, branch: str, request: VersionRequest
+    ) -> tuple[ContextRecord, VersionRecord]:
+        """A version of `record` (a branch's state after a change) and the record with
+        its head moved to it."""
+        version, state = make_version(
+            codec=self.codec,
+            policy=self.policy,
+            context_id=record.context_id,
+            branch=branch,
+            number=record.version_number + 1,
+            state=record.versioning,
+            document=document_of(record),
+            view=view_of(record.versioning, record.message_count),
+            turn_count=record.turn_count,
+            revision=record.revision,
+            request=request,
+            now=record.last_modified,
+        )
+        return dataclasses.replace(record, versioning=state, version_number=version.number), version
+
+    def track(self, mutation: Mutation, *, branch: str) -> Mutation:
+        """`mutation` with the branch's bookkeeping, and a version when one is due.
+
+        A mutation that already makes its version (rollback, merge) is left alone.
+        """
+        if mutation.version is not None:
+            return mutation
+        ops = mutation.event.changes if mutation.document_changed else []
+        record = dataclasses.replace(
+            mutation.record, versioning=track_change(mutation.record.versioning, ops)
+        )
+        if not self.policy.due(record.versioning, record.last_modified):
+            return dataclasses.replace(mutation, record=record)
+        record, version = self.make(record, branch, VersionRequest(mutation.event.user_id))
+        return dataclasses.replace(mutation, record=record, version=version)
+
+    def on_main(self, plan: Plan) -> Plan:
+        def run(current: ContextRecord) -> Mutation | None:
+            mutation = plan(current)
+            return None if mutation is None else self.track(mutation, branch="main")
+
+        return run
+
+
+def _split(current: ContextRecord, branch: BranchRecord, mutation: Mutation, name: str) -> Mutation:
+    """A mutation of a branch view as writes to the context row and the branch row."""
+    new = mutation.record
+    changed = sorted(
+        field
+        for field in ADMIN_FIELDS
+        if getattr(new, field) != getattr(current, field) and field != "state"
+    )
+    if changed or new.state != current.state:
+        raise ValidationFailed(
+            "owner, collaborators, permissions and state belong to the context: change "
+            "them on main",
+            [Issue("/" + field, "not on a branch", "branch_field") for field in changed],
+        )
+    row = dataclasses.replace(
+        branch,
+        document=branch_document(new),
+        message_count=new.message_count,
+        turn_count=new.turn_count,
+        messages_bytes=new.messages_bytes,
+        versioning=new.versioning,
+        last_modified=new.last_modified,
+    )
+    context_row = dataclasses.replace(
+        current,
+        revision=new.revision,
+        last_modified=new.last_modified,
+        version_number=new.version_number,
+    )
+    return dataclasses.replace(
+        mutation,
+        record=context_row,
+        document_changed=False,
+        branch=row,
+        event=dataclasses.replace(mutation.event, branch=name),
+    )
+
+
+def on_branch(plan: Plan, *, name: str, versioning: Versioning) -> BranchPlan:
+    """`plan` (written for a context row) run on branch `name` instead of main."""
+
+    def run(current: ContextRecord, branch: BranchRecord | None) -> Mutation | None:
+        if branch is None:
+            raise BranchNotFound(current.context_id, name)
+        mutation = plan(branch_view(current, branch))
+        if mutation is None:
+            return None
+        return _split(current, branch, versioning.track(mutation, branch=name), name)
+
+    return run
+
+
+def _writable(current: ContextRecord, user_id: str | None) -> None:
+    readable(current, user_id)
+    authorize(current, user_id, Permission.WRITE)
+
+
+def plan_create_version(
+    current: ContextRecord,
+    *,
+    request: VersionRequest,
+    branch: str,
+    versioning: Versioning,
+    now: int,
+    max_bytes: int,
+) -> Mutation:
+    """A version of the branch as it is now, announced as a ``create_version`` change."""
+    del max_bytes  # a version adds nothing to the context's size
+    _writable(current, request.author)
+    record = dataclasses.replace(current, revision=current.revision + 1, last_modified=now)
+    record, version = versioning.make(record, branch, request)
+    change = {"op": "add", "path": "/versions/-", "value": {"version_id": version.version_id}}
+    return Mutation(
+        record=record,
+        event=event_for(record, "create_version", [change], request.author),
+        document_changed=False,
+        segment=record.versioning.segment,
+        version=version,
+    )
+
+
+def plan_rollback(
+    current: ContextRecord,
+    *,
+    target: VersionRecord,
+    document: dict[str, Any],
+    user_id: str | None,
+    branch: str,
+    versioning: Versioning,
+    now: int,
+    max_bytes: int,
+) -> Mutation:
+    """The branch back at `target`'s fields and messages, as a new revision and version.
+
+    Owner, collaborators, permissions and state stay as they are now. Messages after the
+    target leave the branch's view (a new segment starts) but stay stored, reachable
+    through the versions that cover them.
+    """
+    _writable(current, user_id)
+    now_document = document_of(current)
+    restored = {**document, **{field: now_document[field] for field in ADMIN_FIELDS}}
+    ops: JsonPatch = jsonpatch.make_patch(now_document, restored).patch
+    updated = context_from_record(current, document=restored)
+    mutation = commit_document(
+        current, updated, op="rollback", ops=ops, user_id=user_id, now=now, max_bytes=max_bytes
+    )
+    record = mutation.record
+    state = track_change(record.versioning, ops)
+    changes = list(ops)
+    if target.view != view_of(current.versioning, current.message_count):
+        state = dataclasses.replace(
+            state, lineage=target.view, segment=f"{branch}~{record.revision}"
+        )
+        record = dataclasses.replace(
+            record, message_count=target.message_seq, turn_count=target.turn_count
+        )
+        changes.append({"op": "replace", "path": "/message_count", "value": target.message_seq})
+    record, version = versioning.make(
+        dataclasses.replace(record, versioning=state),
+        branch,
+        VersionRequest(user_id, f"rollback to version {target.number}"),
+    )
+    return dataclasses.replace(
+        mutation,
+        record=record,
+        event=event_for(record, "rollback", changes, user_id),
+        segment=state.segment,
+        version=version,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ForkPoint:
+    """Where a new branch starts: a version's fields and message view."""
+
+    version_id: str
+    document: dict[str, Any]
+    view: tuple[Piece, ...]
+    turn_count: int
+    depth: int
+
+
+def plan_create_branch(
+    current: ContextRecord,
+    existing: BranchRecord | None,
+    *,
+    name: str,
+    fork: ForkPoint | None,
+    user_id: str | None,
+    versioning: Versioning,
+    now: int,
+    max_bytes: int,
+) -> Mutation:
+    """A new branch from `fork`, or from main as it is now (versioned first if it has
+    changed since its last version). Nothing is copied: the branch sees the fork's
+    messages through its lineage and appends to a segment of its own."""
+    del max_bytes
+    _writable(current, user_id)
+    if existing is not None:
+        raise ValidationFailed(f"branch {name!r} exists", [Issue("/branch", name, "exists")])
+    record = dataclasses.replace(current, revision=current.revision + 1, last_modified=now)
+    version = None
+    if fork is None:
+        state = record.versioning
+        if state.head is None or state.changes_since:
+            record, version = versioning.make(
+                record, "main", VersionRequest(user_id, f"fork point of branch {name}")
+            )
+        assert record.versioning.head is not None
+        fork = ForkPoint(
+            version_id=record.versioning.head,
+            document=branch_document(record),
+            view=view_of(record.versioning, record.message_count),
+            turn_count=record.turn_count,
+            depth=record.versioning.depth,
+        )
+    branch = BranchRecord(
+        context_id=record.context_id,
+        name=name,
+        document=fork.document,
+        message_count=fork.view[-1][1] if fork.view else 0,
+        turn_count=fork.turn_count,
+        messages_bytes=0,
+        versioning=VersionState(
+            segment=f"{name}~{record.revision}",
+            lineage=fork.view,
+            head=fork.version_id,
+            depth=fork.depth,
+            pending=[],
+            head_at=now,
+        ),
+        base_version=fork.version_id,
+        created_by=user_id,
+        created_at=now,
+        last_modified=now,
+    )
+    change = {
+        "op": "add",
+        "path": "/branches/" + escape_pointer(name),
+        "value": {"base_version_id": fork.version_id},
+    }
+    return Mutation(
+        record=record,
+        event=dataclasses.replace(
+            event_for(record, "create_branch", [change], user_id), branch=name
+        ),
+        document_changed=False,
+        segment=record.versioning.segment,
+        branch=branch,
+        version=version,
+    )
+
+
+def plan_merge(
+    current: ContextRecord,
+    *,
+    ops: JsonPatch,
+    messages: Sequence[MessageRecord],
+    message_changes: JsonPatch,
+    expected_revision: int,
+    request: VersionRequest,
+    branch: str,
+    versioning: Versioning,
+    now: int,
+    max_bytes: int,
+) -> Mutation:
+    """`ops` (the merged fields) and the source's `messages` applied to the target
+    branch, as one revision and one version; `RevisionConflict` if the context moved on
+    since the merge was computed."""
+    _writable(current, request.author)
+    if current.revision != expected_revision:
+        raise RevisionConflict(current.context_id, expected_revision, current.revision)
+    document = apply_patch(document_of(current), ops)
+    updated = context_from_record(current, document=document)
+    mutation = commit_document(
+        current, updated, op="merge", ops=ops, user_id=request.author, now=now, max_bytes=2**62
+    )
+    start = current.message_count + 1
+    copies = [dataclasses.replace(m, seq=seq) for seq, m in enumerate(messages, start=start)]
+    record = dataclasses.replace(
+        mutation.record,
+        message_count=current.message_count + len(copies),
+        turn_count=current.turn_count + sum(m.role == MessageRole.USER for m in copies),
+        messages_bytes=current.messages_bytes
+        + sum(len(m.body) + len(m.blob or b"") for m in copies),
+    )
+    check_size(record, max_bytes)
+    record = dataclasses.replace(record, versioning=track_change(record.versioning, ops))
+    record, version = versioning.make(record, branch, request)
+    return dataclasses.replace(
+        mutation,
+        record=record,
+        event=event_for(record, "merge", [*ops, *message_changes], request.author),
+        messages=copies,
+        segment=record.versioning.segment,
+        version=version,
+    )

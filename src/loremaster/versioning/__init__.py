@@ -1,0 +1,34 @@
+"""Versioning: versions stored as snapshots or JSON Patches, message views, cleanup.
+
+Pure functions over storage records; the manager runs them inside its transactions.
+"""
+
+from ._prune import choose_victims, prune_plan
+from ._store import (
+    VersionPolicy,
+    VersionRequest,
+    apply_patch,
+    decode_payload,
+    make_version,
+    reconstruct,
+    track_change,
+    version_checksum,
+)
+from ._views import common_prefix, ranges, truncate, view_of
+
+__all__ = [
+    "VersionPolicy",
+    "VersionRequest",
+    "apply_patch",
+    "choose_victims",
+    "common_prefix",
+    "decode_payload",
+    "make_version",
+    "prune_plan",
+    "ranges",
+    "reconstruct",
+    "track_change",
+    "truncate",
+    "version_checksum",
+    "view_of",
+]

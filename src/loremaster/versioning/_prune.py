@@ -1,0 +1,78 @@
+"""Cleanup of old versions: which go, and how the versions after them are re-based.
+
+The oldest versions go first, except tagged versions, branch heads and fork points. A
+version that rested on a removed one is re-based so that it still reconstructs: on a
+removed patch, its own patch is prefixed with that patch (together they lead from the
+removed version's parent to it); on a removed snapshot, it becomes a snapshot itself.
+Pure functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from ..storage import VersionRecord
+from ._store import apply_patch
+
+__all__ = ["choose_victims", "prune_plan"]
+
+
+def choose_victims(
+    versions: Sequence[VersionRecord], *, keep: Iterable[str], limit: int
+) -> list[VersionRecord]:
+    """The versions to remove so that at most `limit` remain, oldest first."""
+    protected = set(keep)
+    excess = len(versions) - limit
+    if excess <= 0:
+        return []
+    candidates = [
+        v
+        for v in sorted(versions, key=lambda v: v.number)
+        if not v.tags and v.version_id not in protected
+    ]
+    return candidates[:excess]
+
+
+def prune_plan(
+    victims: Sequence[VersionRecord],
+    children: Mapping[str, Sequence[VersionRecord]],
+    *,
+    decode: Callable[[VersionRecord], Any],
+    encode: Callable[[Any], bytes],
+) -> list[VersionRecord]:
+    """The rewritten versions once `victims` (with payloads, oldest first) are removed;
+    `children` maps a version id to the versions whose parent it is (with payloads)."""
+    rewritten: dict[str, VersionRecord] = {}
+    gone = {v.version_id for v in victims}
+    current: dict[str, VersionRecord] = {}
+    for listed in victims:
+        removed = current.get(listed.version_id, listed)
+        for original in children.get(removed.version_id, ()):
+            child = current.get(original.version_id, original)
+            rebased = _rebase(child, removed, decode=decode, encode=encode)
+            current[child.version_id] = rebased
+            if child.version_id not in gone:
+                rewritten[child.version_id] = rebased
+    return list(rewritten.values())
+
+
+def _rebase(
+    child: VersionRecord,
+    removed: VersionRecord,
+    *,
+    decode: Callable[[VersionRecord], Any],
+    encode: Callable[[Any], bytes],
+) -> VersionRecord:
+    if child.kind == "snapshot":
+        return dataclasses.replace(child, parent_id=removed.parent_id)
+    if removed.kind == "snapshot":
+        payload = encode(apply_patch(decode(removed), decode(child)))
+        kind = "snapshot"
+    else:
+        payload = encode([*decode(removed), *decode(child)])
+        kind = "delta"
+    return dataclasses.replace(
+        child, parent_id=removed.parent_id, kind=kind, payload=payload, size_bytes=len(payload)
+    )
