@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import jsonpatch
+import orjson
 
-from .._records import canonical_json
 from ..codec import Codec
 from ..config import Settings
 from ..errors import DataCorrupted
@@ -94,8 +94,11 @@ def track_change(state: VersionState, ops: JsonPatch) -> VersionState:
 
 
 def version_checksum(document: dict[str, Any], view: tuple[Piece, ...]) -> str:
+    """SHA-256 of a version's fields and message view. The payload is JSON written and
+    read by orjson alone (never a JSONB column), so numbers keep their type and plain
+    sorted-key JSON is canonical enough."""
     content = {"document": document, "view": [list(piece) for piece in view]}
-    return hashlib.sha256(canonical_json(content)).hexdigest()
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _encode(codec: Codec, value: Any) -> bytes:
