@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -75,7 +74,9 @@ async def _stored_bytes(cm: ContextManager, context_id: str) -> int:
 async def strategies(tmp: Path) -> None:
     sizes = {}
     for strategy in ("full", "incremental", "hybrid"):
-        cm, context_id = await _versions_of_a_big_context(f"sqlite:///{tmp}/{strategy}.db", strategy)
+        cm, context_id = await _versions_of_a_big_context(
+            f"sqlite:///{tmp}/{strategy}.db", strategy
+        )
         sizes[strategy] = await _stored_bytes(cm, context_id)
         await cm.close()
     print(f"{VERSIONS:,} versions of a 200 KB context, one small field changed each time (K={K})")
@@ -233,7 +234,7 @@ async def langgraph_turns(path: Path) -> tuple[int, list[float]]:
 async def against_langgraph(tmp: Path) -> None:
     ours, our_times, versions = await loremaster_turns(tmp / "loremaster.db")
     theirs, their_times = await langgraph_turns(tmp / "langgraph.db")
-    print(f"\n{TURNS}-turn conversation (user + assistant message per turn), SQLite, one save per turn")
+    print(f"\n{TURNS}-turn conversation, a user and an assistant message per turn, SQLite")
     row("figure", "loremaster", "LangGraph", "ratio")
     row("bytes on disk", ours, theirs, theirs / ours, target=">= 20x", ok=theirs / ours >= 20)
     ours_ms, theirs_ms = median_ms(our_times), median_ms(their_times)
@@ -246,7 +247,6 @@ async def against_langgraph(tmp: Path) -> None:
         ok=theirs_ms / ours_ms >= 5,
     )
     print(f"(loremaster kept {versions} versions: one per turn, plus the first)")
-    print(f"p90 write ms at the end: loremaster {statistics.quantiles(our_times, n=10)[-1] * 1000:.3f}")
 
 
 async def main() -> None:

@@ -393,3 +393,33 @@ def test_history_version_diff_rollback_and_branches(run: Runner) -> None:
 
     _, err = run("version", "show", context_id, MISSING, code=1)
     assert "not found" in err
+
+
+def test_migrate_moves_a_conversation_and_refuses_losses_on_request(
+    run: Runner, sqlite_url: str
+) -> None:
+    async def seed() -> str:
+        async with ContextManager(database_url=sqlite_url) as cm:
+            return await cm.create_context(
+                ConversationContext(
+                    title="t",
+                    primary_provider="anthropic",
+                    messages=[
+                        {"role": "user", "content": "hi"},
+                        {
+                            "role": "assistant",
+                            "parts": [
+                                {"kind": "thinking", "text": "hmm"},
+                                {"kind": "text", "text": "hello"},
+                            ],
+                        },
+                    ],
+                )
+            )
+
+    context_id = asyncio.run(seed())
+    out, _ = run("migrate", context_id, "--to", "openai", "--refuse-loss", code=1)
+    assert "not migrated" in out
+    out, _ = run("migrate", context_id, "--to", "openai")
+    assert "migrated anthropic -> openai" in out
+    assert run.json("show", context_id)["primary_provider"] == "openai"

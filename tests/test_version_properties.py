@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from loremaster import ContextManager, ConversationContext
 
 KEYS = st.sampled_from(["hp", "gold", "notes", "party"])
+TEXT = st.characters(blacklist_characters="\x00")  # NUL is refused on every write
 VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=5),
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text(TEXT, max_size=5),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3),
     max_leaves=6,
 )
@@ -24,8 +25,8 @@ EDITS = st.lists(
     st.one_of(
         st.tuples(st.just("set"), KEYS, VALUES),
         st.tuples(st.just("remove"), KEYS, st.none()),
-        st.tuples(st.just("title"), st.text(min_size=1, max_size=8), st.none()),
-        st.tuples(st.just("append"), st.text(min_size=1, max_size=8), st.none()),
+        st.tuples(st.just("title"), st.text(TEXT, min_size=1, max_size=8), st.none()),
+        st.tuples(st.just("append"), st.text(TEXT, min_size=1, max_size=8), st.none()),
         st.tuples(st.just("version"), st.booleans(), st.none()),
         st.tuples(st.just("rollback"), st.integers(0, 50), st.none()),
     ),

@@ -51,6 +51,7 @@ __all__ = [
     "plan_create_branch",
     "plan_create_version",
     "plan_merge",
+    "plan_rewrite",
     "plan_rollback",
 ]
 
@@ -388,6 +389,59 @@ def plan_merge(
         record=record,
         event=event_for(record, "merge", [*ops, *message_changes], request.author),
         messages=copies,
+        segment=record.versioning.segment,
+        version=version,
+    )
+
+
+def plan_rewrite(
+    current: ContextRecord,
+    *,
+    op: str,
+    ops: JsonPatch,
+    messages: Sequence[MessageRecord] | None,
+    message_values: Sequence[dict[str, Any]],
+    expected_revision: int,
+    request: VersionRequest,
+    branch: str,
+    versioning: Versioning,
+    now: int,
+    max_bytes: int,
+) -> Mutation:
+    """`ops` applied to the fields and, unless `messages` is None, the conversation's
+    messages replaced by `messages` (a new segment: the old ones stay stored, reachable
+    through the versions that cover them); one revision and one version.
+    `RevisionConflict` if the context moved on since the rewrite was computed."""
+    _writable(current, request.author)
+    if current.revision != expected_revision:
+        raise RevisionConflict(current.context_id, expected_revision, current.revision)
+    updated = context_from_record(current, document=apply_patch(document_of(current), ops))
+    mutation = commit_document(
+        current, updated, op=op, ops=ops, user_id=request.author, now=now, max_bytes=2**62
+    )
+    record = mutation.record
+    record = dataclasses.replace(record, versioning=track_change(record.versioning, ops))
+    changes = list(ops)
+    if messages is not None:
+        state = dataclasses.replace(
+            record.versioning, lineage=(), segment=f"{branch}~{record.revision}"
+        )
+        record = dataclasses.replace(
+            record,
+            versioning=state,
+            message_count=len(messages),
+            turn_count=sum(m.role == MessageRole.USER for m in messages),
+            messages_bytes=record.messages_bytes
+            + sum(len(m.body) + len(m.blob or b"") for m in messages),
+        )
+        changes.append({"op": "replace", "path": "/messages", "value": list(message_values)})
+    check_size(record, max_bytes)
+    record, version = versioning.make(record, branch, request)
+    return dataclasses.replace(
+        mutation,
+        record=record,
+        event=event_for(record, op, changes, request.author),
+        messages=list(messages or ()),
         segment=record.versioning.segment,
         version=version,
     )

@@ -30,6 +30,13 @@ from ._changes import (
 )
 from ._history import History, branch_model, version_model
 from ._metrics import Metrics
+from ._migration import (
+    ExportCache,
+    export_payload,
+    parse_migration,
+    parse_provider,
+    translate_conversation,
+)
 from ._records import (
     ADMIN_FIELDS,
     MessageBodies,
@@ -37,6 +44,7 @@ from ._records import (
     canonical_id,
     context_from_record,
     event_from_record,
+    message_record,
     next_cursor,
     parse_context,
     parse_query,
@@ -55,6 +63,7 @@ from ._version_plans import (
     plan_create_branch,
     plan_create_version,
     plan_merge,
+    plan_rewrite,
     plan_rollback,
 )
 from .codec import Codec, train_dictionary
@@ -80,7 +89,9 @@ from .models import (
     MergeConflict,
     MergeResult,
     Message,
+    MigrationResult,
     Permission,
+    ProviderType,
     SearchHit,
     VersionDiff,
 )
@@ -94,7 +105,8 @@ from .storage import (
     Storage,
     open_storage,
 )
-from .sync._merge import MISSING, apply_choices, three_way_merge
+from .sync import MISSING, apply_choices, three_way_merge
+from .translation import ContextTranslator
 from .validation import ContextValidator, ValidationResult
 from .versioning import VersionPolicy, VersionRequest, common_prefix, view_of
 
@@ -106,6 +118,7 @@ MessageInput = Message | Mapping[str, Any]
 Changes = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 MergeStrategy = Literal["fail", "source", "target"]
 _VERSION_PAYLOAD_LIMIT = 1 << 30
+_EXPORT_CACHE_SIZE = 256
 _BRANCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
 
 
@@ -151,6 +164,8 @@ class ContextManager:
         self._versioning = Versioning(version_codec, VersionPolicy.from_settings(self.settings))
         self._history = History(self._storage, version_codec, self._bodies)
         self._hooks = Hooks(versioned=self._versioning.on_main, prune=self._prune)
+        self._translator = ContextTranslator(self.settings)
+        self._exports = ExportCache(_EXPORT_CACHE_SIZE)
         self._cache = RecordCache(self.settings.cache_size, self.settings.cache_ttl)
         self._metrics = Metrics()
         self._initialized = False
@@ -766,6 +781,96 @@ class ContextManager:
         rows = await self.storage.load_versions(context_id, [version_id])
         return version_model(rows[0])
 
+    # -- providers -----------------------------------------------------------------------
+
+    async def migrate_context(
+        self,
+        context_id: str,
+        from_provider: ProviderType | str | None = None,
+        to_provider: ProviderType | str | None = None,
+        options: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> MigrationResult:
+        """Convert a conversation to another provider's format, in one change: its
+        messages become what the target accepts, ``primary_provider`` becomes the target
+        and ``metadata["migration"]`` records the report. A version is made before and
+        after. What cannot be converted is converted lossily and reported, or, with
+        ``options["on_loss"] = "refuse"``, the context is left untouched and the result
+        says why; a context is never half-migrated.
+
+        Options: ``model`` (the target model), ``preserve_history`` (default True: keep
+        every message; False: drop the oldest that do not fit the model's window),
+        ``fit`` (default True: measure the window), ``reserve_output`` (tokens kept for
+        the answer), ``on_loss`` (``"convert"`` or ``"refuse"``)."""
+        with self._metrics.measure("migrate_context"):
+            context_id = canonical_id(context_id)
+            plan = parse_migration(from_provider, to_provider, options)
+            context = await self.get_context(context_id, user_id)
+            outcome = translate_conversation(self._translator, context, plan)
+            if not outcome.result.migrated:
+                return outcome.result
+            before = await self.create_version(
+                context_id, user_id, f"before migration to {plan.target.value}", ("migration",)
+            )
+            rows = None
+            if outcome.messages is not None:
+                rows = [
+                    message_record(message, seq, self._bodies)[0]
+                    for seq, message in enumerate(outcome.messages, start=1)
+                ]
+            rewrite = functools.partial(
+                plan_rewrite,
+                op="migrate",
+                ops=outcome.ops,
+                messages=rows,
+                message_values=outcome.message_values,
+                expected_revision=before.revision,
+                request=VersionRequest(user_id, f"migrated to {plan.target.value}", ("migration",)),
+                branch="main",
+                versioning=self._versioning,
+            )
+            record = await self._modify(context_id, rewrite)
+            return outcome.result.model_copy(
+                update={
+                    "revision": record.revision,
+                    "version_before": before.version_id,
+                    "version_after": record.versioning.head,
+                }
+            )
+
+    async def export_for_provider(
+        self,
+        context_id: str,
+        provider: ProviderType | str,
+        user_id: str | None = None,
+        model: str | None = None,
+        *,
+        branch: str = "main",
+        fit: bool = True,
+        reserve_output: int | None = None,
+    ) -> dict[str, Any]:
+        """The conversation as a ready request body fragment for `provider` (Anthropic
+        ``{"system", "messages"}``, OpenAI ``{"messages"}``, Gemini ``{"system_instruction",
+        "contents"}``), fitted to the model's window unless ``fit=False``. Results are
+        cached per context revision, provider and model."""
+        with self._metrics.measure("export_for_provider"):
+            context_id = canonical_id(context_id)
+            target = parse_provider(provider, "provider")
+            record = await self._on_branch(await self._readable(context_id, user_id), branch)
+            key = (context_id, branch, record.revision, target, model, fit, reserve_output)
+            cached = self._exports.get(key)
+            if cached is not None:
+                return cached
+            view = view_of(record.versioning, record.message_count)
+            messages = await self._history.messages(
+                await self._history.message_rows(context_id, view)
+            )
+            payload = export_payload(
+                self._translator, messages, target, model, fit=fit, reserve_output=reserve_output
+            )
+            self._exports.put(key, payload)
+            return payload
+
     # -- monitoring ----------------------------------------------------------------------
 
     async def get_performance_stats(self) -> dict[str, Any]:
@@ -775,6 +880,7 @@ class ContextManager:
             "backend": self.storage.backend,
             **self._metrics.snapshot(),
             "cache_entries": len(self._cache),
+            "translation_cache_entries": len(self._exports),
             "codec": self.codec.stats(),
             "storage": await self.storage.statistics(refresh=False),
         }

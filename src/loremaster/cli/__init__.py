@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from . import _versions  # noqa: F401  (registers its commands on `cli`)
+from . import _translate, _versions  # noqa: F401  (they register their commands on `cli`)
 from ._app import cli
 from ._render import error_console
 

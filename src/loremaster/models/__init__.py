@@ -23,6 +23,7 @@ from ._messages import (
     ToolCallPart,
     ToolResultPart,
 )
+from ._migration import MigrationChange, MigrationResult
 from ._query import CleanupReport, ContextEvent, ContextPage, ContextQuery, OrderBy, SearchHit
 from ._time import UtcDatetime, from_micros, to_micros, utc_now
 from ._versions import (
@@ -53,6 +54,8 @@ __all__ = [
     "MergeResult",
     "Message",
     "MessageRole",
+    "MigrationChange",
+    "MigrationResult",
     "OrderBy",
     "Part",
     "Permission",

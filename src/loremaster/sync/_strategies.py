@@ -1,0 +1,289 @@
+"""What to do with an update written against a stale revision: the five conflict
+strategies of the specification, as pure functions of the three documents.
+
+The manager calls `resolve_update` inside its write transaction: `base` is the document
+at the revision the writer read, `current` the stored one, `incoming` the writer's.
+In the merge's terms, ours is current and theirs is incoming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from ..errors import DataCorrupted, RevisionConflict
+from ._merge import MISSING, MergeConflict, Side, apply_choices, parse_pointer, three_way_merge
+
+__all__ = [
+    "Change",
+    "ConflictPolicy",
+    "ConflictStrategy",
+    "PendingConflict",
+    "Resolved",
+    "UpdateOrigin",
+    "resolve_update",
+]
+
+Decision = Literal["ours", "theirs"]
+_SIDES: tuple[Side, ...] = ("base", "ours", "theirs")
+
+
+class ConflictStrategy(StrEnum):
+    """The specification's five strategies. The values are stored: they never change."""
+
+    LATEST_WINS = "latest_wins"
+    """The incoming update wins every path both sides changed."""
+    MANUAL_MERGE = "manual_merge"
+    """Conflicting paths keep their current value and are recorded for a person to resolve."""
+    PROVIDER_PRIORITY = "provider_priority"
+    """The higher-ranked origin wins each conflicting path; a tie goes to the fallback."""
+    USER_CHOICE = "user_choice"
+    """Like MANUAL_MERGE, with the choices offered to one named user."""
+    AUTOMATIC_MERGE = "automatic_merge"
+    """Changes to different paths merge; conflicting paths go to the fallback."""
+
+
+_FALLBACKS = (
+    ConflictStrategy.LATEST_WINS,
+    ConflictStrategy.MANUAL_MERGE,
+    ConflictStrategy.USER_CHOICE,
+)
+
+
+class UpdateOrigin(BaseModel):
+    """Who wrote a change: a user, or an AI provider (acting for a user or not)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: str | None = None
+    provider: str | None = None
+
+    @model_validator(mode="after")
+    def _someone(self) -> UpdateOrigin:
+        if self.user_id is None and self.provider is None:
+            raise ValueError("an origin names a user_id, a provider, or both")
+        return self
+
+    @property
+    def rank_name(self) -> str:
+        """The name a provider ranking lists: the provider's, or "user" for a person."""
+        return self.provider if self.provider is not None else "user"
+
+
+class ConflictPolicy(BaseModel):
+    """A context's conflict strategy and its settings.
+
+    ``fallback`` decides the conflicting paths that AUTOMATIC_MERGE leaves open and the
+    ties of PROVIDER_PRIORITY: LATEST_WINS, MANUAL_MERGE, USER_CHOICE, or None to refuse
+    the update with `RevisionConflict`. ``provider_ranking`` lists origins best first:
+    provider names, and "user" for updates people wrote; an unlisted origin ranks last.
+    ``chooser`` is the user USER_CHOICE offers the choices to (default: the user behind
+    the incoming update).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: ConflictStrategy = ConflictStrategy.AUTOMATIC_MERGE
+    fallback: ConflictStrategy | None = None
+    provider_ranking: tuple[str, ...] = ()
+    chooser: str | None = None
+    identity_key: str = "id"
+
+    @model_validator(mode="after")
+    def _fallback_decides(self) -> ConflictPolicy:
+        if self.fallback is not None and self.fallback not in _FALLBACKS:
+            raise ValueError(
+                f"fallback must be one of {', '.join(s.name for s in _FALLBACKS)} or None"
+            )
+        return self
+
+    def rank(self, origin: UpdateOrigin | None) -> int:
+        """Lower is stronger; unknown and unlisted origins rank after every listed one."""
+        if origin is not None and origin.rank_name in self.provider_ranking:
+            return self.provider_ranking.index(origin.rank_name)
+        return len(self.provider_ranking)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change committed after the base revision: who wrote it, and its JSON Patch."""
+
+    origin: UpdateOrigin
+    patch: Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Commit `document`. `conflicts` are the paths both sides changed and `decisions`
+    which side each went to ("ours": the current value stayed, "theirs": the incoming)."""
+
+    document: Any
+    strategy: ConflictStrategy
+    conflicts: tuple[MergeConflict, ...] = ()
+    decisions: Mapping[str, Decision] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PendingConflict:
+    """Conflicts left for a person. `document` is what to commit now: every change that
+    does not conflict merged, decided paths as `decisions` says, and each path in
+    `conflicts` at its current value until someone picks a side for it (`apply_choices`).
+    ``resolver`` is the user offered the choice (USER_CHOICE), or None for anyone allowed
+    to write (MANUAL_MERGE)."""
+
+    document: Any
+    strategy: ConflictStrategy
+    conflicts: tuple[MergeConflict, ...]
+    origin: UpdateOrigin
+    base_revision: int
+    current_revision: int
+    resolver: str | None = None
+    decisions: Mapping[str, Decision] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON (version 1), without `document`: store it beside the context.
+        A side with no value at a path is left out of that conflict's object."""
+        return {
+            "v": 1,
+            "strategy": self.strategy.value,
+            "origin": self.origin.model_dump(exclude_none=True),
+            "base_revision": self.base_revision,
+            "current_revision": self.current_revision,
+            "resolver": self.resolver,
+            "decisions": dict(self.decisions),
+            "conflicts": [
+                {"path": c.path}
+                | {side: c.value(side) for side in _SIDES if c.value(side) is not MISSING}
+                for c in self.conflicts
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any], document: Any) -> PendingConflict:
+        if record.get("v") != 1:
+            raise DataCorrupted(f"unknown pending conflict record version {record.get('v')!r}")
+        return cls(
+            document=document,
+            strategy=ConflictStrategy(record["strategy"]),
+            conflicts=tuple(
+                MergeConflict(c["path"], *(c.get(side, MISSING) for side in _SIDES))
+                for c in record["conflicts"]
+            ),
+            origin=UpdateOrigin.model_validate(record["origin"]),
+            base_revision=record["base_revision"],
+            current_revision=record["current_revision"],
+            resolver=record["resolver"],
+            decisions=dict(record["decisions"]),
+        )
+
+
+def resolve_update(
+    base: Any,
+    current: Any,
+    incoming: Any,
+    *,
+    policy: ConflictPolicy,
+    origin: UpdateOrigin,
+    context_id: str,
+    base_revision: int,
+    current_revision: int,
+    since_base: Sequence[Change] = (),
+) -> Resolved | PendingConflict:
+    """Decide what a stale update does, by `policy`.
+
+    `since_base` are the changes committed after `base_revision`, oldest first;
+    PROVIDER_PRIORITY ranks the latest one that wrote at (or above, or below) a
+    conflicting path against `origin`. Returns `Resolved` (commit its document) or
+    `PendingConflict` (commit its document and record the conflicts); raises
+    `RevisionConflict` when a conflicting path falls to a fallback of None.
+    """
+    result = three_way_merge(base, current, incoming, identity_key=policy.identity_key)
+    if result.clean:
+        return Resolved(result.merged, policy.strategy)
+    decisions: dict[str, Decision] = {}
+    open_paths: list[MergeConflict] = []
+    for conflict in result.conflicts:
+        decision = _decide(conflict, policy, origin, since_base, current)
+        if decision is None:
+            open_paths.append(conflict)
+        else:
+            decisions[conflict.path] = decision
+    handler = (
+        policy.strategy
+        if policy.strategy in (ConflictStrategy.MANUAL_MERGE, ConflictStrategy.USER_CHOICE)
+        else policy.fallback
+    )
+    if handler is ConflictStrategy.LATEST_WINS:
+        decisions.update(dict.fromkeys((c.path for c in open_paths), "theirs"))
+        open_paths = []
+    decided = [c for c in result.conflicts if c.path in decisions]
+    document = apply_choices(result.merged, decided, decisions, identity_key=policy.identity_key)
+    if not open_paths:
+        return Resolved(document, policy.strategy, result.conflicts, decisions)
+    if handler is None:
+        raise RevisionConflict(context_id, base_revision, current_revision)
+    return PendingConflict(
+        document=document,
+        strategy=handler,
+        conflicts=tuple(open_paths),
+        origin=origin,
+        base_revision=base_revision,
+        current_revision=current_revision,
+        resolver=(policy.chooser or origin.user_id)
+        if handler is ConflictStrategy.USER_CHOICE
+        else None,
+        decisions=decisions,
+    )
+
+
+def _decide(
+    conflict: MergeConflict,
+    policy: ConflictPolicy,
+    origin: UpdateOrigin,
+    since_base: Sequence[Change],
+    current: Any,
+) -> Decision | None:
+    """The side that wins `conflict` under the policy's own strategy; None: undecided."""
+    match policy.strategy:
+        case ConflictStrategy.LATEST_WINS:
+            return "theirs"
+        case ConflictStrategy.PROVIDER_PRIORITY:
+            incoming = policy.rank(origin)
+            standing = policy.rank(_last_writer(conflict.path, since_base, current))
+            if incoming == standing:
+                return None
+            return "theirs" if incoming < standing else "ours"
+        case _:
+            return None
+
+
+def _last_writer(path: str, since_base: Sequence[Change], current: Any) -> UpdateOrigin | None:
+    """The origin of the latest change whose JSON Patch touched `path`, a path above it or
+    one below it. JSON Patch addresses list items by position and conflicts by identity,
+    so below a list only the list itself is compared."""
+    tokens = _up_to_first_list(parse_pointer(path), current)
+    for change in reversed(since_base):
+        for op in change.patch:
+            pointers = [op.get("path"), op.get("from") if op.get("op") == "move" else None]
+            for pointer in pointers:
+                if isinstance(pointer, str):
+                    written = parse_pointer(pointer)
+                    depth = min(len(tokens), len(written))
+                    if written[:depth] == tokens[:depth]:
+                        return change.origin
+    return None
+
+
+def _up_to_first_list(tokens: list[str], document: Any) -> list[str]:
+    node = document
+    for depth, token in enumerate(tokens):
+        if isinstance(node, list):
+            return tokens[:depth]
+        if not isinstance(node, dict) or token not in node:
+            break
+        node = node[token]
+    return tokens
