@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from loremaster import BackendUnavailable, ContextEvent, UsageError
-from loremaster.bus import EventBus, Gap, GapReason, MemoryBus, RedisBus, Subscription
+from loremaster.bus import ALL, EventBus, Gap, GapReason, MemoryBus, RedisBus, Subscription
 from loremaster.bus._wire import pack_event, unpack_message
 
 if TYPE_CHECKING:
@@ -298,3 +298,18 @@ def test_what_cannot_be_read_or_packed_becomes_a_gap() -> None:
         assert unpack_message("c1", garbage) == Gap("c1", GapReason.NOT_SHIPPED)
     huge = event(4, big=2**70)
     assert unpack_message("c1", pack_event(huge, 1024)) == Gap("c1", GapReason.NOT_SHIPPED, 4)
+
+
+async def test_subscribing_to_all_receives_every_context(
+    buses: Callable[..., Awaitable[Pair]],
+) -> None:
+    subscriber_bus, publisher = await buses()
+    everything = await subscriber_bus.subscribe(ALL)
+    one = await subscriber_bus.subscribe("c1")
+    for revision, context_id in ((1, "c1"), (1, "c2"), (2, "c1")):
+        await publisher.publish(event(revision, context_id))
+    assert await take(everything, 3) == [event(1, "c1"), event(1, "c2"), event(2, "c1")]
+    assert await take(one, 2) == [event(1, "c1"), event(2, "c1")]
+    assert await nothing_more(everything)
+    await everything.close()
+    assert await nothing_more(one)

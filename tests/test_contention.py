@@ -26,10 +26,13 @@ def _contend(job: Job, start: Any, results: Any) -> None:
     async def one_task(cm: ContextManager, task: int) -> tuple[int, int]:
         landed = conflicts = 0
         for n in range(job.updates_per_task):
-            key = f"w{job.worker}-t{task}-n{n}"
+            writer = f"w{job.worker}-t{task}-n{n}"
+            # Stale writers all set one path (so automatic merging cannot reconcile them);
+            # fresh writers each set their own.
+            key = "contested" if job.expected_revision is not None else writer
             try:
                 await cm.update_context(
-                    job.context_id, {"data": {key: n}}, expected_revision=job.expected_revision
+                    job.context_id, {"data": {key: writer}}, expected_revision=job.expected_revision
                 )
                 landed += 1
             except RevisionConflict:

@@ -1,4 +1,5 @@
-"""A per-process LRU of stored rows, validated by revision on every read."""
+"""A per-process LRU of stored rows: checked against storage on every read, or, while
+every committed change is heard (Redis), dropped when one is and trusted in between."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ class RecordCache:
         self._size = size
         self._ttl = ttl_seconds
         self._entries: OrderedDict[str, tuple[float, ContextRecord]] = OrderedDict()
+        self._floors: OrderedDict[str, int] = OrderedDict()
+        """The latest revision heard of per context: an older row is never cached."""
 
     def get(self, context_id: str) -> ContextRecord | None:
         entry = self._entries.get(context_id)
@@ -32,7 +35,7 @@ class RecordCache:
         return record
 
     def put(self, record: ContextRecord) -> None:
-        if self._size == 0:
+        if self._size == 0 or record.revision < self._floors.get(record.context_id, 0):
             return
         self._entries[record.context_id] = (time.monotonic(), record)
         self._entries.move_to_end(record.context_id)
@@ -41,6 +44,21 @@ class RecordCache:
 
     def discard(self, context_id: str) -> None:
         self._entries.pop(context_id, None)
+
+    def invalidate(self, context_id: str, revision: int) -> None:
+        """Someone committed `revision`: drop an older cached row, and never cache one."""
+        entry = self._entries.get(context_id)
+        if entry is not None and entry[1].revision < revision:
+            del self._entries[context_id]
+        if revision > self._floors.get(context_id, 0):
+            self._floors[context_id] = revision
+            self._floors.move_to_end(context_id)
+            while len(self._floors) > max(self._size, 1) * 4:
+                self._floors.popitem(last=False)
+
+    def clear(self) -> None:
+        """Changes may have gone unheard: forget every row."""
+        self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

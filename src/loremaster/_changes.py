@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jsonpatch
 from pydantic import ValidationError
 
 from ._access import authorize
@@ -35,7 +36,7 @@ from .models import (
     count_turns,
     from_micros,
 )
-from .patch import JsonPatch, apply_changes, escape_pointer, top_level_fields
+from .patch import JsonPatch, apply_changes, escape_pointer, same_json, top_level_fields
 from .storage import ContextRecord, EventRecord, Mutation, NewContext
 
 __all__ = [
@@ -150,9 +151,16 @@ def plan_update(
         raise ValidationFailed("the update would make the context invalid", exc.issues) from exc
     if check is not None:
         check(updated)
-    return commit_document(
+    mutation = commit_document(
         current, updated, op="update", ops=ops, user_id=user_id, now=now, max_bytes=max_bytes
     )
+    # The model may normalize what was written (a partial object gets its defaults): the
+    # event's patch must lead to what is stored.
+    stored = document_of(mutation.record)
+    if same_json(stored, document):
+        return mutation
+    ops = [*ops, *jsonpatch.make_patch(document, stored).patch]
+    return dataclasses.replace(mutation, event=dataclasses.replace(mutation.event, changes=ops))
 
 
 def commit_document(
@@ -178,6 +186,7 @@ def commit_document(
         last_accessed=max(now, current.last_accessed),
         version_number=current.version_number,
         versioning=current.versioning,
+        coordination=current.coordination,
     )
     check_size(record, max_bytes)
     return Mutation(

@@ -46,6 +46,7 @@ __all__ = [
     "context_from_record",
     "document_of",
     "event_from_record",
+    "field_ops",
     "message_from_record",
     "message_record",
     "next_cursor",
@@ -94,6 +95,23 @@ def validation_failed(message: str, exc: ValidationError) -> ValidationFailed:
         Issue("/" + "/".join(str(p) for p in error["loc"]), error["msg"]) for error in exc.errors()
     ]
     return ValidationFailed(message, issues)
+
+
+# Events also report what changed outside the fields: messages, versions, branches, the
+# edit lock and recorded conflicts.
+_OUTSIDE_FIELDS = frozenset(
+    {"messages", "message_count", "versions", "branches", "lock", "conflicts"}
+)
+
+
+def field_ops(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operations of an event's changes that apply to the context's fields."""
+    return [
+        op
+        for op in changes
+        if op.get("path", "").split("/")[1:2] not in ([], [""])
+        and op["path"].split("/")[1] not in _OUTSIDE_FIELDS
+    ]
 
 
 def document_of(record: ContextRecord) -> dict[str, Any]:
@@ -284,6 +302,7 @@ def event_from_record(record: EventRecord) -> ContextEvent:
         user_id=record.user_id,
         created_at=from_micros(record.created_at),
         branch=record.branch,
+        provider=record.provider,
     )
 
 

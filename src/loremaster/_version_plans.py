@@ -17,7 +17,7 @@ import jsonpatch
 
 from ._access import authorize
 from ._changes import check_size, commit_document, event_for, readable
-from ._records import ADMIN_FIELDS, context_from_record, document_of
+from ._records import ADMIN_FIELDS, context_from_record, document_of, field_ops
 from .codec import Codec
 from .errors import BranchNotFound, Issue, RevisionConflict, ValidationFailed
 from .models import MessageRole, Permission
@@ -118,7 +118,9 @@ class Versioning:
         """
         if mutation.version is not None:
             return mutation
-        ops = mutation.event.changes if mutation.document_changed else []
+        if not mutation.document_changed and not mutation.messages:
+            return mutation  # a lock, say: neither the fields nor the messages changed
+        ops = field_ops(mutation.event.changes) if mutation.document_changed else []
         record = dataclasses.replace(
             mutation.record, versioning=track_change(mutation.record.versioning, ops)
         )

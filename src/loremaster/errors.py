@@ -10,6 +10,7 @@ branch to one HTTP status and the CLI to a one-line message with exit code 1::
     ├── PermissionDenied         403  the user may not do this
     ├── RevisionConflict         409  expected_revision is stale
     ├── LockHeld                 423  another user holds the edit lock
+    │   └── LockLost                      the caller's own lock expired or was taken over
     ├── ValidationFailed         422  the input is not a valid context, message or patch
     ├── PayloadTooLarge          413  the write would exceed CONTEXT_MAX_SIZE_MB
     ├── UnsupportedFormat        415  a URL scheme, file or blob loremaster cannot read
@@ -40,6 +41,7 @@ __all__ = [
     "DataCorrupted",
     "Issue",
     "LockHeld",
+    "LockLost",
     "LoremasterError",
     "NotInitialized",
     "PayloadTooLarge",
@@ -106,6 +108,19 @@ class LockHeld(LoremasterError):
         super().__init__(f"context {context_id} is locked by {holder!r}")
         self.context_id = context_id
         self.holder = holder
+
+
+class LockLost(LockHeld):
+    """The caller held the lock, but its lease expired (or another took it over since):
+    the write is refused even though the caller believed it still held the lock."""
+
+    def __init__(self, context_id: str, holder: str, token: int) -> None:
+        LoremasterError.__init__(
+            self, f"{holder!r} no longer holds the lock on context {context_id} (token {token})"
+        )
+        self.context_id = context_id
+        self.holder = holder
+        self.token = token
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,18 @@ models and rows; the rules themselves live in `_changes`, `_access` and `_record
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
 import jsonpatch
+from pydantic import ValidationError as PydanticValidationError
 
 from ._access import authorize
 from ._cache import RecordCache
@@ -28,7 +30,21 @@ from ._changes import (
     plan_restore,
     plan_update,
 )
+from ._coordination import (
+    HistoryMoved,
+    check_lease,
+    conflict_model,
+    lock_model,
+    parse_strategy,
+    plan_join,
+    plan_leave,
+    plan_lock,
+    plan_release,
+    plan_resolve,
+    plan_settle,
+)
 from ._history import History, branch_model, version_model
+from ._live import Live
 from ._metrics import Metrics
 from ._migration import (
     ExportCache,
@@ -49,10 +65,12 @@ from ._records import (
     parse_context,
     parse_query,
     record_query,
+    validation_failed,
     verify_checksum,
     with_owner,
 )
 from ._retention import Hooks, maintenance_loop, new_holder, run_cleanup, run_due_maintenance
+from ._stale import StaleBase
 from ._version import __version__
 from ._version_plans import (
     ForkPoint,
@@ -71,6 +89,7 @@ from .config import Settings, load_settings
 from .errors import (
     ContextNotFound,
     Issue,
+    LockLost,
     LoremasterError,
     NotInitialized,
     RevisionConflict,
@@ -79,8 +98,11 @@ from .errors import (
 from .models import (
     Branch,
     CleanupReport,
+    ConflictStrategy,
     Context,
+    ContextConflict,
     ContextEvent,
+    ContextLock,
     ContextPage,
     ContextQuery,
     ContextState,
@@ -93,19 +115,30 @@ from .models import (
     Permission,
     ProviderType,
     SearchHit,
+    UpdateOrigin,
     VersionDiff,
 )
-from .patch import same_json
+from .patch import apply_changes, same_json
 from .storage import (
+    BranchPlan,
+    BranchRecord,
     ContextRecord,
     MigrationStatus,
+    Mutation,
     NewContext,
     NotModified,
     Plan,
     Storage,
     open_storage,
 )
-from .sync import MISSING, apply_choices, three_way_merge
+from .sync import (
+    MISSING,
+    EventStream,
+    PresenceEntry,
+    apply_choices,
+    snapshot_event,
+    three_way_merge,
+)
 from .translation import ContextTranslator
 from .validation import ContextValidator, ValidationResult
 from .versioning import VersionPolicy, VersionRequest, common_prefix, view_of
@@ -119,6 +152,7 @@ Changes = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 MergeStrategy = Literal["fail", "source", "target"]
 _VERSION_PAYLOAD_LIMIT = 1 << 30
 _EXPORT_CACHE_SIZE = 256
+_STALE_ATTEMPTS = 5
 _BRANCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
 
 
@@ -167,6 +201,10 @@ class ContextManager:
         self._translator = ContextTranslator(self.settings)
         self._exports = ExportCache(_EXPORT_CACHE_SIZE)
         self._cache = RecordCache(self.settings.cache_size, self.settings.cache_ttl)
+        self._live = Live(self.settings, self._cache)
+        self._stale = StaleBase(self._storage, self._history)
+        self._leases: dict[tuple[str, str], int] = {}
+        """Fencing tokens of the locks this manager took, by (context, holder)."""
         self._metrics = Metrics()
         self._initialized = False
         self._holder = new_holder()
@@ -188,6 +226,7 @@ class ContextManager:
             await self._storage.close()
             raise
         self._initialized = True
+        await self._live.start()
         if migrate:
             self._maintenance = asyncio.create_task(
                 maintenance_loop(self._storage, self.settings, self._holder, self._hooks),
@@ -206,6 +245,7 @@ class ContextManager:
                 if not task.cancelled() and task.exception() is not None:
                     log.warning("maintenance task ended with %r", task.exception())
         finally:
+            await self._live.close()
             if self._initialized:
                 self._initialized = False
                 await self._storage.close()
@@ -272,6 +312,7 @@ class ContextManager:
             await self.storage.insert_contexts(created)
         for new in created:
             self._cache.put(new.record)
+        await self._live.publish(event_from_record(new.event) for new in created)
         return [new.record.context_id for new in created]
 
     async def get_context(
@@ -308,18 +349,27 @@ class ContextManager:
         sync: bool = True,
         *,
         branch: str = "main",
+        strategy: ConflictStrategy | str | None = None,
+        origin: UpdateOrigin | Mapping[str, Any] | None = None,
     ) -> Context:
         """Apply `changes` and return the context as committed (without its messages).
 
         A dict is an RFC 7396 merge patch over the context's fields (nested objects merge,
-        None removes a key); a list is RFC 6902 JSON Patch operations. With
-        `expected_revision`, a context that has moved on raises `RevisionConflict` and
-        nothing is written. `sync` is reserved for the real-time event bus; today every
-        committed change is recorded in the event log (`get_events`) either way. With
-        `branch`, the change is made on that branch (see `create_branch`).
+        None removes a key); a list is RFC 6902 JSON Patch operations, applied to the
+        context as it was at `expected_revision` when that is given.
+
+        When the context has moved on since `expected_revision`, the update is settled by
+        `strategy` (else the context's ``conflict_policy``, else automatic_merge falling
+        back to `RevisionConflict`): three ways against that revision, so changes to
+        different paths both land and nothing is ever silently lost; see docs/sync.md.
+        `origin` says who wrote it (a user, or an AI provider: ``{"provider":
+        "anthropic"}``), for provider_priority. With ``sync=False`` the change is not
+        announced to subscribers at once (they find it in the event log). With `branch`,
+        the change is made on that branch (see `create_branch`).
         """
         with self._metrics.measure("update_context"):
             context_id = canonical_id(context_id)
+            writer = _origin(origin, user_id)
             check = self._check_update if self.settings.enable_validation else None
             plan = functools.partial(
                 plan_update,
@@ -328,7 +378,66 @@ class ContextManager:
                 expected_revision=expected_revision,
                 check=check,
             )
-            return context_from_record(await self._modify_on(context_id, branch, plan))
+            try:
+                record = await self._modify_on(
+                    context_id, branch, plan, writer=user_id, provider=writer.provider, sync=sync
+                )
+            except RevisionConflict:
+                if expected_revision is None:
+                    raise
+                record = await self._settle_stale(
+                    context_id,
+                    branch=branch,
+                    changes=changes,
+                    expected_revision=expected_revision,
+                    user_id=user_id,
+                    writer=writer,
+                    strategy=strategy,
+                    sync=sync,
+                )
+            return context_from_record(record)
+
+    async def _settle_stale(
+        self,
+        context_id: str,
+        *,
+        branch: str,
+        changes: Changes,
+        expected_revision: int,
+        user_id: str | None,
+        writer: UpdateOrigin,
+        strategy: ConflictStrategy | str | None,
+        sync: bool,
+    ) -> ContextRecord:
+        """An update written against `expected_revision`, settled by the conflict strategy
+        against whatever is committed when it lands (inside the write transaction)."""
+        override = parse_strategy(strategy)
+        for _ in range(_STALE_ATTEMPTS):
+            current = await self._on_branch(await self._readable(context_id, user_id), branch)
+            if current.revision <= expected_revision:
+                raise RevisionConflict(context_id, expected_revision, current.revision)
+            base, since = await self._stale.load(
+                context_id, branch, expected_revision, current.revision
+            )
+            plan = functools.partial(
+                plan_settle,
+                base=base,
+                incoming=apply_changes(base, changes)[0],
+                strategy=override,
+                origin=writer,
+                base_revision=expected_revision,
+                since=since,
+                since_revision=current.revision,
+                user_id=user_id,
+                check=self._check_update if self.settings.enable_validation else None,
+            )
+            try:
+                return await self._modify_on(
+                    context_id, branch, plan, writer=user_id, provider=writer.provider, sync=sync
+                )
+            except HistoryMoved:
+                continue
+        raise RevisionConflict(context_id, expected_revision, expected_revision)
 
     async def delete_context(
         self, context_id: str, user_id: str | None = None, hard_delete: bool = False
@@ -633,8 +742,7 @@ class ContextManager:
                 now=_now(),
                 max_bytes=self.settings.max_size_bytes,
             )
-            record, row = await self.storage.modify_branch(context_id, name, plan)
-            self._cache.put(record)
+            record, row = await self._modify_branch(context_id, name, plan, writer=user_id)
             return branch_model(record, row)
 
     async def list_branches(self, context_id: str, user_id: str | None = None) -> list[Branch]:
@@ -781,6 +889,147 @@ class ContextManager:
         rows = await self.storage.load_versions(context_id, [version_id])
         return version_model(rows[0])
 
+    # -- live: subscriptions, locks, rooms, conflicts ------------------------------------
+
+    async def subscribe(
+        self, context_id: str, user_id: str | None = None, since_revision: int | None = None
+    ) -> EventStream:
+        """Follow a context's committed changes: an async iterator of `ContextEvent`, each
+        revision exactly once and in order, across processes (with Redis). It replays the
+        event log after `since_revision` first (default: only changes from now on); when
+        the log no longer reaches back that far it yields one ``snapshot`` event holding
+        the whole context. Close it with ``await stream.close()`` or ``async with``."""
+        context_id = canonical_id(context_id)
+        record = await self._readable(context_id, user_id, include_deleted=True)
+
+        async def load_events(cid: str, after: int, limit: int) -> list[ContextEvent]:
+            rows = await self.storage.load_events(cid, since_revision=after, limit=limit)
+            return [event_from_record(row) for row in rows]
+
+        async def load_snapshot(cid: str) -> ContextEvent:
+            context = await self.get_context(cid, user_id, include_deleted=True)
+            return snapshot_event(cid, context.revision, context.model_dump(mode="json"))
+
+        return self._live.follow(
+            context_id,
+            after_revision=record.revision if since_revision is None else since_revision,
+            load_events=load_events,
+            load_snapshot=load_snapshot,
+        )
+
+    async def acquire_context_lock(
+        self, context_id: str, user_id: str, timeout: float | None = None
+    ) -> ContextLock:
+        """Take the exclusive edit lock for `timeout` seconds (default
+        CONTEXT_LOCK_TIMEOUT). While it lasts, writes by anyone else raise `LockHeld`;
+        once it has expired, the holder's own writes raise `LockLost` (it may have been
+        paused past its lease), whatever it believes. Taking it again extends it."""
+        return await self._lease(context_id, user_id, timeout, renew_only=False)
+
+    async def renew_context_lock(
+        self, context_id: str, user_id: str, timeout: float | None = None
+    ) -> ContextLock:
+        """Extend a lock the user still holds (`LockLost` if it has expired)."""
+        return await self._lease(context_id, user_id, timeout, renew_only=True)
+
+    async def release_context_lock(self, context_id: str, user_id: str) -> None:
+        """Give the lock up (nothing happens if the user does not hold it)."""
+        with self._metrics.measure("release_context_lock"):
+            context_id = canonical_id(context_id)
+            plan = functools.partial(plan_release, user_id=user_id)
+            await self._modify(context_id, plan, writer=user_id, guarded=False)
+            self._leases.pop((context_id, user_id), None)
+
+    async def _lease(
+        self, context_id: str, user_id: str, timeout: float | None, *, renew_only: bool
+    ) -> ContextLock:
+        with self._metrics.measure("acquire_context_lock"):
+            context_id = canonical_id(context_id)
+            seconds = self.settings.lock_timeout if timeout is None else timeout
+            if not user_id or seconds <= 0:
+                raise ValidationFailed("a lock needs a user and a timeout above 0 seconds")
+            plan = functools.partial(
+                plan_lock, user_id=user_id, seconds=seconds, renew_only=renew_only
+            )
+            record = await self._modify(context_id, plan, writer=user_id, guarded=False)
+            lock = lock_model(record)
+            self._leases[(context_id, user_id)] = lock.token
+            return lock
+
+    async def join_collaborative_session(self, context_id: str, user_id: str) -> Context:
+        """Sit `user_id` at a collaborative room's table: a participant (a change, event
+        op ``join``) and a member who may read and write, and present. Open rooms take
+        anyone with their id while seats remain (``max_participants``, at most
+        CONTEXT_MAX_PARTICIPANTS); members-only rooms take users who may already read."""
+        with self._metrics.measure("join_collaborative_session"):
+            context_id = canonical_id(context_id)
+            plan = functools.partial(
+                plan_join, user_id=user_id, max_participants=self.settings.max_participants
+            )
+            record = await self._modify(context_id, plan, writer=user_id, guarded=False)
+            await self._live.presence.heartbeat(context_id, user_id)
+            return context_from_record(record)
+
+    async def leave_collaborative_session(self, context_id: str, user_id: str) -> Context:
+        """Take `user_id` off the room's participants (event op ``leave``; they stay a
+        member) and out of its presence; a lock they hold is released."""
+        with self._metrics.measure("leave_collaborative_session"):
+            context_id = canonical_id(context_id)
+            plan = functools.partial(plan_leave, user_id=user_id)
+            record = await self._modify(context_id, plan, writer=user_id, guarded=False)
+            await self._live.presence.leave(context_id, user_id)
+            self._leases.pop((context_id, user_id), None)
+            return context_from_record(record)
+
+    async def update_presence(
+        self,
+        context_id: str,
+        user_id: str,
+        viewing: str | None = None,
+        typing: bool = False,
+    ) -> PresenceEntry:
+        """A heartbeat: `user_id` is here, looking at `viewing`, typing or not. Presence is
+        ephemeral (it lapses after 30 seconds without a heartbeat) and outside the
+        revision sequence: it makes no change and no event."""
+        context_id = canonical_id(context_id)
+        await self._readable(context_id, user_id)
+        return await self._live.presence.heartbeat(
+            context_id, user_id, viewing=viewing, typing=typing
+        )
+
+    async def get_presence(
+        self, context_id: str, user_id: str | None = None
+    ) -> list[PresenceEntry]:
+        """Who is present in a context now, and what they view or type."""
+        context_id = canonical_id(context_id)
+        await self._readable(context_id, user_id)
+        return await self._live.presence.members(context_id)
+
+    async def list_conflicts(
+        self, context_id: str, user_id: str | None = None
+    ) -> list[ContextConflict]:
+        """The conflicts waiting for a person (manual_merge, user_choice), oldest first;
+        a context with any is flagged until they are resolved."""
+        context_id = canonical_id(context_id)
+        record = await self._readable(context_id, user_id, include_deleted=True)
+        return [conflict_model(record, entry) for entry in record.coordination.conflicts]
+
+    async def resolve_conflict(
+        self,
+        conflict_id: str,
+        resolution: Mapping[str, str],
+        user_id: str | None = None,
+    ) -> Context:
+        """Settle a recorded conflict: `resolution` maps each of its paths to the side it
+        takes, ``"current"`` (what was committed), ``"incoming"`` (the conflicting update)
+        or ``"base"``. A user_choice conflict is settled by the user it was offered to."""
+        with self._metrics.measure("resolve_conflict"):
+            context_id = canonical_id(conflict_id.rsplit(".", 1)[0])
+            plan = functools.partial(
+                plan_resolve, conflict_id=conflict_id, resolution=resolution, user_id=user_id
+            )
+            return context_from_record(await self._modify(context_id, plan, writer=user_id))
+
     # -- providers -----------------------------------------------------------------------
 
     async def migrate_context(
@@ -880,6 +1129,7 @@ class ContextManager:
             "backend": self.storage.backend,
             **self._metrics.snapshot(),
             "cache_entries": len(self._cache),
+            "cache_trusted": self._live.cache_trusted,
             "translation_cache_entries": len(self._exports),
             "codec": self.codec.stats(),
             "storage": await self.storage.statistics(refresh=False),
@@ -948,7 +1198,7 @@ class ContextManager:
                 "schema_version": storage.schema_version,
                 **storage.details,
             },
-            "event_bus": "in-process",
+            "event_bus": self._live.transport,
         }
 
     # -- helpers -------------------------------------------------------------------------
@@ -957,9 +1207,12 @@ class ContextManager:
         self, context_id: str, user_id: str | None, *, include_deleted: bool = False
     ) -> ContextRecord:
         cached = self._cache.get(context_id)
-        loaded = await self.storage.load_context(
-            context_id, None if cached is None else (cached.revision, cached.last_modified)
-        )
+        if cached is not None and self._live.cache_trusted:
+            loaded: ContextRecord | NotModified | None = NotModified()
+        else:
+            loaded = await self.storage.load_context(
+                context_id, None if cached is None else (cached.revision, cached.last_modified)
+            )
         self._metrics.cache_lookup(isinstance(loaded, NotModified))
         if isinstance(loaded, NotModified):
             assert cached is not None
@@ -988,38 +1241,110 @@ class ContextManager:
     def _verified(self, record: ContextRecord) -> ContextRecord:
         return verify_checksum(record) if self.settings.enable_validation else record
 
-    async def _modify(self, context_id: str, plan: Plan) -> ContextRecord:
-        """Commit `plan` (given now and the size limit) on one context; cache the result."""
-        return (await self._modify_many({context_id: plan}))[context_id]
-
-    async def _modify_many(self, plans: Mapping[str, Plan]) -> dict[str, ContextRecord]:
-        """Commit each plan (given now and the size limit) on main, with versioning."""
-        records = await self.storage.modify_contexts(
-            {cid: self._versioning.on_main(self._bound(plan)) for cid, plan in plans.items()}
+    async def _modify(
+        self,
+        context_id: str,
+        plan: Plan,
+        *,
+        writer: str | None = None,
+        provider: str | None = None,
+        sync: bool = True,
+        guarded: bool = True,
+    ) -> ContextRecord:
+        """Commit `plan` on one context (see `_modify_many`)."""
+        records = await self._modify_many(
+            {context_id: plan}, writer=writer, provider=provider, sync=sync, guarded=guarded
         )
-        for record in records.values():
-            self._cache.put(record)
-            await self._prune_if_due(record)
+        return records[context_id]
+
+    async def _modify_many(
+        self,
+        plans: Mapping[str, Plan],
+        *,
+        writer: str | None = None,
+        provider: str | None = None,
+        sync: bool = True,
+        guarded: bool = True,
+    ) -> dict[str, ContextRecord]:
+        """Commit each plan (given now and the size limit) on main in one transaction:
+        checked against the edit lock (for `writer`, unless not `guarded`), versioned,
+        cached and announced to subscribers (unless not `sync`)."""
+        writes = _Writes(writer, provider, guarded)
+        checked = {
+            cid: self._checked(cid, self._versioning.on_main(self._bound(plan)), writes)
+            for cid, plan in plans.items()
+        }
+        with self._forgetting_lost_locks():
+            records = await self.storage.modify_contexts(checked)
+        await self._committed(records.values(), writes.made.values(), sync)
         return records
+
+    @contextlib.contextmanager
+    def _forgetting_lost_locks(self) -> Iterator[None]:
+        try:
+            yield
+        except LockLost as exc:
+            self._leases.pop((exc.context_id, exc.holder), None)
+            raise
 
     def _bound(self, plan: Plan) -> Plan:
         limits = {"now": _now(), "max_bytes": self.settings.max_size_bytes}
         return functools.partial(plan, **limits)
 
-    async def _modify_on(self, context_id: str, branch: str, plan: Plan) -> ContextRecord:
+    def _checked(self, context_id: str, plan: Plan, writes: _Writes) -> Plan:
+        def run(current: ContextRecord) -> Mutation | None:
+            return writes.keep(current, plan(current), self._leases)
+
+        return run
+
+    async def _committed(
+        self, records: Iterable[ContextRecord], made: Iterable[Mutation], sync: bool
+    ) -> None:
+        for record in records:
+            self._cache.put(record)
+            await self._prune_if_due(record)
+        if sync:
+            await self._live.publish(event_from_record(m.event) for m in made)
+
+    async def _modify_on(
+        self,
+        context_id: str,
+        branch: str,
+        plan: Plan,
+        *,
+        writer: str | None = None,
+        provider: str | None = None,
+        sync: bool = True,
+    ) -> ContextRecord:
         """Commit `plan` on `branch` of a context; the record as the branch now sees it."""
         if branch == "main":
-            return await self._modify(context_id, plan)
-        record, row = await self.storage.modify_branch(
-            context_id,
-            branch,
-            on_branch(self._bound(plan), name=branch, versioning=self._versioning),
+            return await self._modify(context_id, plan, writer=writer, provider=provider, sync=sync)
+        branch_plan = on_branch(self._bound(plan), name=branch, versioning=self._versioning)
+        record, row = await self._modify_branch(
+            context_id, branch, branch_plan, writer=writer, provider=provider, sync=sync
         )
-        self._cache.put(record)
         assert row is not None
-        view = branch_view(record, row)
-        await self._prune_if_due(view)
-        return view
+        return branch_view(record, row)
+
+    async def _modify_branch(
+        self,
+        context_id: str,
+        branch: str,
+        plan: BranchPlan,
+        *,
+        writer: str | None,
+        provider: str | None = None,
+        sync: bool = True,
+    ) -> tuple[ContextRecord, BranchRecord | None]:
+        writes = _Writes(writer, provider)
+
+        def run(current: ContextRecord, row: BranchRecord | None) -> Mutation | None:
+            return writes.keep(current, plan(current, row), self._leases)
+
+        with self._forgetting_lost_locks():
+            record, row = await self.storage.modify_branch(context_id, branch, run)
+        await self._committed([record], writes.made.values(), sync)
+        return record, row
 
     async def _on_branch(self, record: ContextRecord, branch: str) -> ContextRecord:
         if branch == "main":
@@ -1044,6 +1369,46 @@ class ContextManager:
 
     async def _prune(self, context_id: str, dry_run: bool = False) -> int:
         return await self._history.prune(context_id, self.settings.max_versions, dry_run=dry_run)
+
+
+@dataclasses.dataclass
+class _Writes:
+    """The changes one call commits: checked against the edit lock for `writer` (unless
+    not `guarded`), their events stamped with the `provider` that wrote them, and kept in
+    `made` to announce once committed."""
+
+    writer: str | None
+    provider: str | None
+    guarded: bool = True
+    made: dict[str, Mutation] = dataclasses.field(default_factory=dict)
+
+    def keep(
+        self,
+        current: ContextRecord,
+        mutation: Mutation | None,
+        leases: Mapping[tuple[str, str], int],
+    ) -> Mutation | None:
+        """`mutation` (a plan's, on `current`), if the edit lock lets the writer make it
+        (checked after the plan, so that a stranger learns nothing of the lock)."""
+        if mutation is None:
+            return None
+        if self.guarded:
+            token = None if self.writer is None else leases.get((current.context_id, self.writer))
+            check_lease(current, self.writer, token)
+        if self.provider is not None:
+            event = dataclasses.replace(mutation.event, provider=self.provider)
+            mutation = dataclasses.replace(mutation, event=event)
+        self.made[mutation.record.context_id] = mutation
+        return mutation
+
+
+def _origin(origin: UpdateOrigin | Mapping[str, Any] | None, user_id: str | None) -> UpdateOrigin:
+    if isinstance(origin, UpdateOrigin):
+        return origin
+    try:
+        return UpdateOrigin.model_validate({"user_id": user_id or "system", **(origin or {})})
+    except PydanticValidationError as exc:
+        raise validation_failed("invalid origin", exc) from exc
 
 
 def _present(value: Any) -> Any:

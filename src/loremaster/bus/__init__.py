@@ -11,12 +11,14 @@ A bus is transport, not storage: `loremaster.sync.follow` turns a subscription p
 events table into every revision exactly once, in order.
 """
 
+from ._fanout import ALL
 from ._protocol import EventBus
 from ._subscription import Gap, GapReason, Subscription
 from .memory import MemoryBus
 from .redis import RedisBus, redis_client
 
 __all__ = [
+    "ALL",
     "EventBus",
     "Gap",
     "GapReason",

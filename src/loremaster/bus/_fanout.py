@@ -8,7 +8,10 @@ from ..errors import UsageError
 from ..models import ContextEvent
 from ._subscription import Gap, Mailbox, Subscription
 
-__all__ = ["Fanout"]
+__all__ = ["ALL", "Fanout"]
+
+ALL = "*"
+"""Subscribing to this context id receives the events of every context."""
 
 
 class Fanout:

@@ -24,8 +24,9 @@ class EventBus(Protocol):
         committed all the same, and subscribers find it in the table."""
 
     async def subscribe(self, context_id: str) -> Subscription:
-        """Subscribe to the events of one context. When this returns, every event
-        published afterwards reaches the subscription, or a `Gap` does."""
+        """Subscribe to the events of one context (of every context with `ALL`). When
+        this returns, every event published afterwards reaches the subscription, or a
+        `Gap` does."""
 
     async def close(self) -> None:
         """Stop: every subscription ends, and the bus cannot be used again."""

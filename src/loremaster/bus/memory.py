@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from ..models import ContextEvent
-from ._fanout import Fanout
+from ._fanout import ALL, Fanout
 from ._subscription import Mailbox, Subscription
 
 __all__ = ["MemoryBus"]
@@ -25,6 +25,7 @@ class MemoryBus:
         if self._fanout.closed:
             raise UsageError("the event bus is closed")
         self._fanout.deliver(event.context_id, event)
+        self._fanout.deliver(ALL, event)
 
     async def subscribe(self, context_id: str) -> Subscription:
         subscription, _ = self._fanout.add(context_id, self._forget)

@@ -24,7 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import BackendUnavailable, UsageError
 from ..models import ContextEvent
-from ._fanout import Fanout
+from ._fanout import ALL, Fanout
 from ._subscription import Gap, GapReason, Mailbox, Subscription
 from ._wire import pack_event, unpack_message
 
@@ -119,7 +119,7 @@ class RedisBus:
         channel = self._channels.get(context_id)
         if channel is None:
             channel = self._channels[context_id] = _Channel()
-            await self._send("SUBSCRIBE", self._name(context_id))
+            await self._send(_SUBSCRIBE[context_id == ALL], self._name(context_id))
         if channel.confirmed:
             return subscription
         if self._listener is None:
@@ -170,7 +170,8 @@ class RedisBus:
             channel.owed.discard(mailbox)
         if self._fanout.remove(mailbox) and not self._fanout.closed:
             self._channels.pop(mailbox.context_id, None)
-            await self._send("UNSUBSCRIBE", self._name(mailbox.context_id))
+            command = "PUNSUBSCRIBE" if mailbox.context_id == ALL else "UNSUBSCRIBE"
+            await self._send(command, self._name(mailbox.context_id))
 
     async def _listen(self) -> None:
         failures = 0
@@ -179,9 +180,13 @@ class RedisBus:
             try:
                 await connection.connect()  # type: ignore[no-untyped-call]  # unannotated upstream
                 self._connection, self._down = connection, False
-                names = [self._name(context_id) for context_id in self._channels]
+                names = [
+                    self._name(context_id) for context_id in self._channels if context_id != ALL
+                ]
                 if names:
                     await connection.send_command("SUBSCRIBE", *names, check_health=False)
+                if ALL in self._channels:
+                    await connection.send_command("PSUBSCRIBE", self._name(ALL), check_health=False)
                 pinged = False
                 while True:
                     response = await connection.read_response(timeout=self._health_interval)
@@ -218,10 +223,13 @@ class RedisBus:
         if not name.startswith(self._channel_prefix):
             return
         context_id = name.removeprefix(self._channel_prefix)
-        if kind == b"message":
+        if kind == b"pmessage" and len(response) == 4:
+            published = response[2].decode().removeprefix(self._channel_prefix)
+            self._fanout.deliver(ALL, unpack_message(published, response[3]))
+        elif kind == b"message":
             if context_id in self._fanout.mailboxes:
                 self._fanout.deliver(context_id, unpack_message(context_id, response[2]))
-        elif kind == b"subscribe":
+        elif kind in (b"subscribe", b"psubscribe"):
             channel = self._channels.get(context_id)
             if channel is not None:
                 channel.confirmed = True
@@ -229,6 +237,9 @@ class RedisBus:
                 for mailbox in channel.owed:
                     mailbox.put(Gap(context_id, GapReason.RECONNECT))
                 channel.owed.clear()
+
+
+_SUBSCRIBE = {False: "SUBSCRIBE", True: "PSUBSCRIBE"}
 
 
 def _release(channel: _Channel) -> None:

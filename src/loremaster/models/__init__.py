@@ -1,5 +1,6 @@
 """The shared vocabulary: contexts, messages, queries and events (pydantic v2)."""
 
+from ._collaboration import ContextConflict, ContextLock, PathConflict
 from ._contexts import (
     CollaborativeContext,
     Context,
@@ -24,6 +25,7 @@ from ._messages import (
     ToolResultPart,
 )
 from ._migration import MigrationChange, MigrationResult
+from ._policy import ConflictPolicy, ConflictStrategy, UpdateOrigin
 from ._query import CleanupReport, ContextEvent, ContextPage, ContextQuery, OrderBy, SearchHit
 from ._time import UtcDatetime, from_micros, to_micros, utc_now
 from ._versions import (
@@ -40,8 +42,12 @@ __all__ = [
     "Branch",
     "CleanupReport",
     "CollaborativeContext",
+    "ConflictPolicy",
+    "ConflictStrategy",
     "Context",
+    "ContextConflict",
     "ContextEvent",
+    "ContextLock",
     "ContextPage",
     "ContextQuery",
     "ContextState",
@@ -58,6 +64,7 @@ __all__ = [
     "MigrationResult",
     "OrderBy",
     "Part",
+    "PathConflict",
     "Permission",
     "ProviderType",
     "SearchHit",
@@ -66,6 +73,7 @@ __all__ = [
     "ThinkingPart",
     "ToolCallPart",
     "ToolResultPart",
+    "UpdateOrigin",
     "UtcDatetime",
     "VersionDiff",
     "VersionKind",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._messages import Message, MessageRole
+from ._policy import ConflictPolicy
 from ._time import UtcDatetime, utc_now
 
 __all__ = [
@@ -74,6 +75,11 @@ class Context(BaseModel):
     owner_id: str | None = None
     collaborators: list[str] = Field(default_factory=list)
     permissions: dict[str, list[Permission]] = Field(default_factory=dict)
+    conflict_policy: ConflictPolicy | None = Field(
+        None,
+        description="how stale updates to this context are settled (None: the default, "
+        "automatic_merge falling back to RevisionConflict)",
+    )
     revision: int = Field(0, ge=0)
     created_at: UtcDatetime = Field(default_factory=utc_now)
     last_modified: UtcDatetime = Field(default_factory=utc_now)
@@ -140,6 +146,11 @@ class CollaborativeContext(Context):
     shared_state: dict[str, Any] = Field(default_factory=dict)
     locks: dict[str, Any] = Field(default_factory=dict)
     max_participants: int = Field(50, ge=1)
+    join_policy: Literal["open", "members"] = Field(
+        "open",
+        description="open: anyone with the room's id may join while it has seats; members: "
+        "only users who may already read it",
+    )
 
     @model_validator(mode="after")
     def _room_not_overfull(self) -> CollaborativeContext:

@@ -115,6 +115,7 @@ class ContextEvent(BaseModel):
     user_id: str | None
     created_at: UtcDatetime
     branch: str = "main"
+    provider: str | None = Field(None, description="the AI provider that wrote it, if one did")
 
 
 class CleanupReport(BaseModel):

@@ -11,7 +11,9 @@ __all__ = [
     "BranchPlan",
     "BranchRecord",
     "ContextRecord",
+    "Coordination",
     "EventRecord",
+    "Lease",
     "MessageRecord",
     "Mutation",
     "NewContext",
@@ -75,6 +77,42 @@ class VersionState:
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """An exclusive edit lock: who holds it, its fencing token (the context revision that
+    granted it: tokens only grow) and when it ends (microseconds, the database's clock)."""
+
+    holder: str
+    token: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Coordination:
+    """What a context row holds for collaboration: the edit lock, if any, and the
+    conflicts waiting for a person (their records as JSON)."""
+
+    lease: Lease | None = None
+    conflicts: tuple[dict[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        lease = self.lease
+        return {
+            "lease": None
+            if lease is None
+            else {"holder": lease.holder, "token": lease.token, "expires_at": lease.expires_at},
+            "conflicts": list(self.conflicts),
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Coordination:
+        lease = value.get("lease")
+        return cls(
+            lease=None if lease is None else Lease(**lease),
+            conflicts=tuple(value.get("conflicts", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ContextRecord:
     """One row of the contexts table. Times are microseconds since the epoch (UTC)."""
 
@@ -100,6 +138,9 @@ class ContextRecord:
     checksum: str | None = None
     version_number: int = 0
     versioning: VersionState = field(default_factory=VersionState)
+    coordination: Coordination = field(default_factory=Coordination)
+    read_at: int = 0
+    """When the row was read for a write, by the database's clock (microseconds)."""
 
     @property
     def size_bytes(self) -> int:
@@ -131,6 +172,7 @@ class EventRecord:
     user_id: str | None
     created_at: int
     branch: str = "main"
+    provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

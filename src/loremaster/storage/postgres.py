@@ -36,6 +36,7 @@ from ._types import (
     BranchPlan,
     BranchRecord,
     ContextRecord,
+    Coordination,
     EventRecord,
     MessageRecord,
     Mutation,
@@ -65,7 +66,7 @@ _COLUMNS = (
     "context_id, context_type, title, description, data, metadata, extra, state, owner_id, "
     "collaborators, permissions, revision, message_count, turn_count, doc_bytes, "
     "messages_bytes, created_at, last_modified, last_accessed, checksum, versioning, "
-    "version_number"
+    "version_number, coordination"
 )
 _VERSION_COLUMNS = (
     "version_id, context_id, number, branch, parent_id, kind, payload, size_bytes, "
@@ -161,6 +162,8 @@ def _record(row: asyncpg.Record) -> ContextRecord:
         checksum=row["checksum"],
         versioning=VersionState.from_json(loads(row["versioning"])),
         version_number=row["version_number"],
+        coordination=Coordination.from_json(loads(row["coordination"])),
+        read_at=row.get("read_at") or 0,
     )
 
 
@@ -280,6 +283,7 @@ def _row(record: ContextRecord) -> tuple[Any, ...]:
         record.checksum,
         _dumps(record.versioning.to_json()),
         record.version_number,
+        _dumps(record.coordination.to_json()),
     )
 
 
@@ -289,10 +293,10 @@ def _row(record: ContextRecord) -> tuple[Any, ...]:
 # (a version or a branch row, when there is one, follows in the same transaction).
 # Parameters $1-$7 are the event's, $8-$14 the messages' (as arrays), the row's follow;
 # the message segment and the event's branch come last.
-def _event_sql(branch: str) -> str:
+def _event_sql(branch: str, provider: str) -> str:
     return (
         "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, write_id, "
-        f"branch) SELECT $1, $2, $3, $4, $5, $6, $7, {branch} FROM r"
+        f"branch, provider) SELECT $1, $2, $3, $4, $5, $6, $7, {branch}, {provider} FROM r"
     )
 
 
@@ -309,25 +313,24 @@ def _messages_sql(segment: str) -> str:
 
 _CREATE = (
     f"WITH r AS (INSERT INTO contexts ({_COLUMNS}) VALUES ($1, $15, $16, $17, $18, $19, $20, "
-    "$21, $22, $23, $24, $2, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34) RETURNING 1), "
-    + _messages_sql("'main'")
-    + " "
-    + _event_sql("'main'")
+    "$21, $22, $23, $24, $2, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35) "
+    "RETURNING 1), " + _messages_sql("'main'") + " " + _event_sql("'main'", "$36")
 )
 _APPEND = (
     "WITH r AS (UPDATE contexts SET revision = $2, message_count = $16, turn_count = $17, "
-    "messages_bytes = $18, last_modified = $19, versioning = $21, version_number = $22 "
+    "messages_bytes = $18, last_modified = $19, versioning = $21, version_number = $22, "
+    "coordination = $25 "
     "WHERE context_id = $1 AND context_type = $15 AND revision = $20 RETURNING 1), "
-    f"{_messages_sql('$23')} {_event_sql('$24')}"
+    f"{_messages_sql('$23')} {_event_sql('$24', '$26')}"
 )
 _REWRITE = (
     "WITH r AS (UPDATE contexts SET title = $16, description = $17, data = $18, metadata = $19, "
     "extra = $20, state = $21, owner_id = $22, collaborators = $23, permissions = $24, "
     "revision = $2, message_count = $25, turn_count = $26, doc_bytes = $27, "
     "messages_bytes = $28, last_modified = $29, last_accessed = $30, checksum = $31, "
-    "versioning = $32, version_number = $33 "
-    "WHERE context_id = $1 AND context_type = $15 AND revision = $34 RETURNING 1), "
-    f"{_messages_sql('$35')} {_event_sql('$36')}"
+    "versioning = $32, version_number = $33, coordination = $34 "
+    "WHERE context_id = $1 AND context_type = $15 AND revision = $35 RETURNING 1), "
+    f"{_messages_sql('$36')} {_event_sql('$37', '$38')}"
 )
 _SAVE_BRANCH = (
     f"INSERT INTO branches ({_BRANCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
@@ -370,6 +373,7 @@ def _create_params(new: NewContext, write_id: uuid.UUID) -> tuple[Any, ...]:
         values[1],
         *values[2:11],
         *values[12:],
+        new.event.provider,
     )
 
 
@@ -384,6 +388,7 @@ def _rewrite_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) 
         old_revision,
         mutation.segment,
         mutation.event.branch,
+        mutation.event.provider,
     )
 
 
@@ -401,6 +406,8 @@ def _append_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -
         new.version_number,
         mutation.segment,
         mutation.event.branch,
+        _dumps(new.coordination.to_json()),
+        mutation.event.provider,
     )
 
 
@@ -764,7 +771,7 @@ class PostgresStorage:
             return []
         rows = await self._read(
             lambda conn: conn.fetch(
-                "SELECT revision, op, changes, user_id, created_at, branch FROM events "
+                "SELECT revision, op, changes, user_id, created_at, branch, provider FROM events "
                 "WHERE context_id = $1 AND revision > $2 ORDER BY revision LIMIT $3",
                 key,
                 since_revision,
@@ -780,6 +787,7 @@ class PostgresStorage:
                 row["user_id"],
                 _time(row["created_at"]),
                 row["branch"],
+                row["provider"],
             )
             for row in rows
         ]
@@ -1113,7 +1121,8 @@ async def _lock_rows(conn: Connection, context_ids: list[str]) -> dict[str, Cont
         if key is None:
             raise ContextNotFound(context_id)
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM contexts WHERE context_id = ANY($1::uuid[]) "
+        f"SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint "
+        "AS read_at FROM contexts WHERE context_id = ANY($1::uuid[]) "
         "ORDER BY context_id FOR UPDATE",
         keys,
     )

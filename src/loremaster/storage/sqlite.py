@@ -10,6 +10,7 @@ write that still finds the file locked is retried until ``sync_timeout``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import random
 import re
@@ -28,6 +29,7 @@ from ._types import (
     BranchPlan,
     BranchRecord,
     ContextRecord,
+    Coordination,
     EventRecord,
     MessageRecord,
     Mutation,
@@ -51,7 +53,7 @@ _CONTEXT_COLUMNS = (
     "context_id, context_type, title, description, data, metadata, extra, state, owner_id, "
     "collaborators, permissions, revision, message_count, turn_count, doc_bytes, "
     "messages_bytes, created_at, last_modified, last_accessed, checksum, versioning, "
-    "version_number"
+    "version_number, coordination"
 )
 _VERSION_COLUMNS = (
     "version_id, context_id, number, branch, parent_id, kind, payload, size_bytes, "
@@ -96,6 +98,7 @@ def _record(row: Sequence[Any]) -> ContextRecord:
         checksum=row[19],
         versioning=VersionState.from_json(loads(row[20])),
         version_number=row[21],
+        coordination=Coordination.from_json(loads(row[22])),
     )
 
 
@@ -303,7 +306,7 @@ class SQLiteStorage:
                 try:
                     conn.execute(
                         f"INSERT INTO contexts ({_CONTEXT_COLUMNS}) VALUES "
-                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         _row(new.record),
                     )
                 except sqlite3.IntegrityError as exc:
@@ -419,14 +422,12 @@ class SQLiteStorage:
     ) -> list[EventRecord]:
         def load(conn: sqlite3.Connection) -> list[EventRecord]:
             rows = conn.execute(
-                "SELECT revision, op, changes, user_id, created_at, branch FROM events "
+                "SELECT revision, op, changes, user_id, created_at, branch, provider FROM events "
                 "WHERE context_id = ? AND revision > ? ORDER BY revision LIMIT ?",
                 (context_id, since_revision, -1 if limit is None else limit),
             ).fetchall()
             return [
-                EventRecord(
-                    context_id, row[0], row[1], orjson.loads(row[2]), row[3], row[4], row[5]
-                )
+                EventRecord(context_id, row[0], row[1], orjson.loads(row[2]), *row[3:])
                 for row in rows
             ]
 
@@ -710,6 +711,7 @@ def _row(record: ContextRecord) -> tuple[Any, ...]:
         record.checksum,
         _dumps(record.versioning.to_json()),
         record.version_number,
+        _dumps(record.coordination.to_json()),
     )
 
 
@@ -726,21 +728,26 @@ def _apply_plan(conn: sqlite3.Connection, context_id: str, plan: Plan) -> Contex
 
 def _write_mutation(conn: sqlite3.Connection, current: ContextRecord, mutation: Mutation) -> None:
     new = mutation.record
-    state = (_dumps(new.versioning.to_json()), new.version_number)
+    state = (
+        _dumps(new.versioning.to_json()),
+        new.version_number,
+        _dumps(new.coordination.to_json()),
+    )
     if mutation.document_changed:
         conn.execute(
             "UPDATE contexts SET title = ?, description = ?, data = ?, metadata = ?, "
             "extra = ?, state = ?, owner_id = ?, collaborators = ?, permissions = ?, "
             "revision = ?, message_count = ?, turn_count = ?, doc_bytes = ?, "
             "messages_bytes = ?, last_modified = ?, last_accessed = ?, checksum = ?, "
-            "versioning = ?, version_number = ? WHERE context_id = ? AND revision = ?",
+            "versioning = ?, version_number = ?, coordination = ? "
+            "WHERE context_id = ? AND revision = ?",
             (*_row(new)[2:16], *_row(new)[17:], new.context_id, current.revision),
         )
     else:
         conn.execute(
             "UPDATE contexts SET revision = ?, message_count = ?, turn_count = ?, "
-            "messages_bytes = ?, last_modified = ?, versioning = ?, version_number = ? "
-            "WHERE context_id = ? AND revision = ?",
+            "messages_bytes = ?, last_modified = ?, versioning = ?, version_number = ?, "
+            "coordination = ? WHERE context_id = ? AND revision = ?",
             (
                 new.revision,
                 new.message_count,
@@ -824,8 +831,11 @@ def _message(row: Sequence[Any]) -> MessageRecord:
 
 
 def _select_context(conn: sqlite3.Connection, context_id: str) -> ContextRecord | None:
+    """The row, stamped with the time it was read (this machine is the database's)."""
     row = _one(conn, f"SELECT {_CONTEXT_COLUMNS} FROM contexts WHERE context_id = ?", (context_id,))
-    return None if row is None else _record(row)
+    if row is None:
+        return None
+    return dataclasses.replace(_record(row), read_at=time.time_ns() // 1000)
 
 
 def _insert_messages(
@@ -866,8 +876,8 @@ def _insert_messages(
 
 def _insert_event(conn: sqlite3.Connection, event: EventRecord) -> None:
     conn.execute(
-        "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, branch) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, branch, "
+        "provider) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             event.context_id,
             event.revision,
@@ -876,6 +886,7 @@ def _insert_event(conn: sqlite3.Connection, event: EventRecord) -> None:
             event.user_id,
             event.created_at,
             event.branch,
+            event.provider,
         ),
     )
 

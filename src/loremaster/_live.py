@@ -1,0 +1,111 @@
+"""The live side of a manager: the event bus it publishes committed changes on, the
+followers it hands out, presence, and keeping its row cache coherent with other processes.
+
+With Redis every process hears every committed change (one pattern subscription), so a
+cached row is dropped as soon as anyone changes it and reads may be served from memory;
+without Redis, other processes cannot be heard and every cached read is checked against
+storage instead (see `RecordCache`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterable, Iterable
+
+from ._cache import RecordCache
+from .bus import ALL, EventBus, Gap, MemoryBus, RedisBus
+from .config import Settings
+from .errors import BackendUnavailable
+from .models import ContextEvent
+from .sync import (
+    EventStream,
+    LoadEvents,
+    LoadSnapshot,
+    MemoryPresence,
+    PresenceTracker,
+    RedisPresence,
+    follow,
+)
+
+__all__ = ["Live"]
+
+log = logging.getLogger("loremaster.sync")
+
+
+class Live:
+    def __init__(self, settings: Settings, cache: RecordCache) -> None:
+        self._settings = settings
+        self._cache = cache
+        url = settings.redis_url
+        self.bus: EventBus = (
+            MemoryBus() if url is None else RedisBus(url, timeout=settings.sync_timeout)
+        )
+        self.presence: PresenceTracker = (
+            MemoryPresence() if url is None else RedisPresence(url, timeout=settings.sync_timeout)
+        )
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def transport(self) -> str:
+        return "redis" if isinstance(self.bus, RedisBus) else "in-process"
+
+    async def start(self) -> None:
+        """With Redis: start following every context's changes to keep the cache true."""
+        if isinstance(self.bus, RedisBus) and self._settings.enable_real_time_sync:
+            subscription = await self.bus.subscribe(ALL)
+            self._watcher = asyncio.create_task(self._watch(subscription), name="loremaster-cache")
+
+    @property
+    def cache_trusted(self) -> bool:
+        """Whether cached rows are known to be current: every change is being heard."""
+        return (
+            self._watcher is not None
+            and not self._watcher.done()
+            and isinstance(self.bus, RedisBus)
+            and self.bus.connected
+        )
+
+    async def _watch(self, subscription: AsyncIterable[ContextEvent | Gap]) -> None:
+        async for item in subscription:
+            if isinstance(item, Gap):
+                self._cache.clear()
+            else:
+                self._cache.invalidate(item.context_id, item.revision)
+
+    async def publish(self, events: Iterable[ContextEvent]) -> None:
+        """Announce committed changes; a bus that cannot take one is logged, not raised:
+        the change is committed and followers find it in the events table."""
+        if not self._settings.enable_real_time_sync:
+            return
+        for event in events:
+            try:
+                await self.bus.publish(event)
+            except BackendUnavailable as exc:
+                log.warning("event %s@%s not published: %s", event.context_id, event.revision, exc)
+
+    def follow(
+        self,
+        context_id: str,
+        *,
+        after_revision: int,
+        load_events: LoadEvents,
+        load_snapshot: LoadSnapshot,
+    ) -> EventStream:
+        return follow(
+            self.bus,
+            context_id,
+            load_events=load_events,
+            load_snapshot=load_snapshot,
+            after_revision=after_revision,
+        )
+
+    async def close(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await self.bus.close()
+        await self.presence.close()

@@ -1,0 +1,84 @@
+"""What a stale update is merged against: the document at the revision its writer read,
+and the changes committed since, with who wrote them. An I/O shell over storage.
+
+The base is rebuilt from the newest version at or before that revision, plus the events
+after it (the events' JSON Patches are exactly what each change applied to the fields).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._history import History
+from ._records import PROTECTED_FIELDS, field_ops
+from .errors import RevisionConflict
+from .models import UpdateOrigin
+from .storage import EventRecord, Storage
+from .sync import Change
+from .versioning import apply_patch
+
+__all__ = ["StaleBase"]
+
+_PAGE = 200
+
+
+def _field_ops(event: EventRecord) -> list[dict[str, Any]]:
+    return field_ops(event.changes)
+
+
+def _origin(event: EventRecord) -> UpdateOrigin:
+    return UpdateOrigin(user_id=event.user_id or "system", provider=event.provider)
+
+
+class StaleBase:
+    """The base document of a stale update and the changes since it."""
+
+    def __init__(self, storage: Storage, history: History) -> None:
+        self._storage = storage
+        self._history = history
+
+    async def load(
+        self, context_id: str, branch: str, base_revision: int, current_revision: int
+    ) -> tuple[dict[str, Any], list[Change]]:
+        """(the fields at `base_revision`, the changes after it up to `current_revision`);
+        `RevisionConflict` when history no longer reaches back that far."""
+        document, start = await self._document_before(context_id, branch, base_revision)
+        events = await self._storage.load_events(
+            context_id, since_revision=start, limit=current_revision - start
+        )
+        mine = [e for e in events if e.branch == branch]
+        for event in mine:
+            if event.revision > base_revision:
+                break
+            document = apply_patch(document, _field_ops(event))
+        since = [Change(_origin(e), _field_ops(e)) for e in mine if e.revision > base_revision]
+        if not events or events[-1].revision != current_revision:
+            raise RevisionConflict(context_id, base_revision, current_revision)
+        return document, since
+
+    async def _document_before(
+        self, context_id: str, branch: str, revision: int
+    ) -> tuple[dict[str, Any], int]:
+        before: int | None = None
+        while True:
+            page = await self._storage.list_versions(
+                context_id, branch=branch, before_number=before, limit=_PAGE
+            )
+            found = next((v for v in page if v.revision <= revision), None)
+            if found is not None:
+                _, document = await self._history.version(context_id, found.version_id)
+                return document, found.revision
+            if len(page) < _PAGE:
+                break
+            before = page[-1].number
+        return await self._created(context_id, branch, revision)
+
+    async def _created(
+        self, context_id: str, branch: str, revision: int
+    ) -> tuple[dict[str, Any], int]:
+        first = await self._storage.load_events(context_id, since_revision=0, limit=1)
+        if branch != "main" or not first or first[0].revision != 1 or first[0].op != "create":
+            raise RevisionConflict(context_id, revision, revision)
+        value: dict[str, Any] = first[0].changes[0]["value"]
+        skip = PROTECTED_FIELDS | {"message_count", "turn_count"}
+        return {k: v for k, v in value.items() if k not in skip}, 1
