@@ -85,6 +85,7 @@ async def test_every_context_type_round_trips_through_storage(manager: ContextMa
             title="table",
             room_id="room_abc123",
             active_participants=["dm", "p1"],
+            collaborators=["p1"],  # participants are members (the owner, dm, needs not be)
             shared_state={"quest": "Dragon's Lair"},
         ),
     ]

@@ -167,3 +167,12 @@ async def test_exports_are_cached_per_revision(db_url: str) -> None:
         stored = await cm.get_context(context_id)
         assert isinstance(stored, ConversationContext)
         assert newer == translator.to_provider(stored.messages, "google").payload
+
+
+async def test_migration_can_be_turned_off(sqlite_url: str) -> None:
+    from loremaster import ConfigurationError
+
+    async with ContextManager(database_url=sqlite_url, enable_translation=False) as cm:
+        context_id = await cm.create_context(_tool_conversation(), user_id="dm")
+        with pytest.raises(ConfigurationError):
+            await cm.migrate_context(context_id, to_provider="anthropic")

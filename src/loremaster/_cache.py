@@ -34,6 +34,14 @@ class RecordCache:
         self._entries.move_to_end(context_id)
         return record
 
+    def fresh(self, context_id: str, within: float) -> ContextRecord | None:
+        """The cached row if it was cached in the last `within` seconds."""
+        entry = self._entries.get(context_id)
+        if entry is None or time.monotonic() - entry[0] > within:
+            return None
+        self._entries.move_to_end(context_id)
+        return entry[1]
+
     def put(self, record: ContextRecord) -> None:
         if self._size == 0 or record.revision < self._floors.get(record.context_id, 0):
             return

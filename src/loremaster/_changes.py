@@ -26,6 +26,7 @@ from ._records import (
 )
 from .errors import ContextNotFound, Issue, PayloadTooLarge, RevisionConflict, ValidationFailed
 from .models import (
+    CollaborativeContext,
     Context,
     ContextState,
     ContextType,
@@ -73,6 +74,15 @@ def event_for(
     )
 
 
+def _seated(context: Context) -> Context:
+    """A new room's participants are at the table: members who may read and write."""
+    if not isinstance(context, CollaborativeContext):
+        return context
+    seated = [p for p in context.active_participants if p != context.owner_id]
+    members = list(dict.fromkeys([*context.collaborators, *seated]))
+    return context.model_copy(update={"collaborators": members})
+
+
 def plan_create(
     context: Context, *, user_id: str | None, now: int, max_bytes: int, bodies: MessageBodies
 ) -> NewContext:
@@ -81,7 +91,7 @@ def plan_create(
     ``created_at`` is kept (an import keeps its history's start); the other times are now.
     """
     messages = context.messages if isinstance(context, ConversationContext) else []
-    stamped = with_owner(context, user_id).model_copy(
+    stamped = _seated(with_owner(context, user_id)).model_copy(
         update={"last_modified": from_micros(now), "last_accessed": from_micros(now)}
     )
     packed = [message_record(m, seq, bodies) for seq, m in enumerate(messages, start=1)]

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterable, Iterable
+from typing import Any
 
 from ._cache import RecordCache
 from .bus import ALL, EventBus, Gap, MemoryBus, RedisBus
@@ -46,15 +47,25 @@ class Live:
             MemoryPresence() if url is None else RedisPresence(url, timeout=settings.sync_timeout)
         )
         self._watcher: asyncio.Task[None] | None = None
+        self._heard_epoch = -1
+        """The bus's epoch once the cache had dropped what a lost connection may hide."""
 
-    @property
-    def transport(self) -> str:
-        return "redis" if isinstance(self.bus, RedisBus) else "in-process"
+    def health(self) -> dict[str, Any]:
+        if not isinstance(self.bus, RedisBus):
+            return {"transport": "in-process", "connected": True}
+        return {
+            "transport": "redis",
+            "connected": self.bus.connected,
+            "reconnects": self.bus.epoch,
+            "cache_trusted": self.cache_trusted,
+        }
 
     async def start(self) -> None:
         """With Redis: start following every context's changes to keep the cache true."""
         if isinstance(self.bus, RedisBus) and self._settings.enable_real_time_sync:
             subscription = await self.bus.subscribe(ALL)
+            if self.bus.connected:
+                self._heard_epoch = self.bus.epoch
             self._watcher = asyncio.create_task(self._watch(subscription), name="loremaster-cache")
 
     @property
@@ -65,12 +76,15 @@ class Live:
             and not self._watcher.done()
             and isinstance(self.bus, RedisBus)
             and self.bus.connected
+            and self.bus.epoch == self._heard_epoch
         )
 
     async def _watch(self, subscription: AsyncIterable[ContextEvent | Gap]) -> None:
         async for item in subscription:
             if isinstance(item, Gap):
                 self._cache.clear()
+                if isinstance(self.bus, RedisBus) and self.bus.connected:
+                    self._heard_epoch = self.bus.epoch
             else:
                 self._cache.invalidate(item.context_id, item.revision)
 

@@ -87,6 +87,7 @@ from ._version_plans import (
 from .codec import Codec, train_dictionary
 from .config import Settings, load_settings
 from .errors import (
+    ConfigurationError,
     ContextNotFound,
     Issue,
     LockLost,
@@ -153,6 +154,7 @@ MergeStrategy = Literal["fail", "source", "target"]
 _VERSION_PAYLOAD_LIMIT = 1 << 30
 _EXPORT_CACHE_SIZE = 256
 _STALE_ATTEMPTS = 5
+_TRUSTED_FOR = 5.0  # seconds a cached row is served unchecked while every change is heard
 _BRANCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
 
 
@@ -1052,6 +1054,10 @@ class ContextManager:
         ``fit`` (default True: measure the window), ``reserve_output`` (tokens kept for
         the answer), ``on_loss`` (``"convert"`` or ``"refuse"``)."""
         with self._metrics.measure("migrate_context"):
+            if not self.settings.enable_translation:
+                raise ConfigurationError(
+                    "provider migration is turned off (CONTEXT_ENABLE_TRANSLATION=false)"
+                )
             context_id = canonical_id(context_id)
             plan = parse_migration(from_provider, to_provider, options)
             context = await self.get_context(context_id, user_id)
@@ -1125,11 +1131,11 @@ class ContextManager:
     async def get_performance_stats(self) -> dict[str, Any]:
         """Counts and latency percentiles per operation, the cache's hit rate, and the
         storage statistics (contexts, sizes and messages by type and state)."""
+        metrics = self._metrics.snapshot()
+        metrics["cache"] |= {"entries": len(self._cache), "trusted": self._live.cache_trusted}
         return {
             "backend": self.storage.backend,
-            **self._metrics.snapshot(),
-            "cache_entries": len(self._cache),
-            "cache_trusted": self._live.cache_trusted,
+            **metrics,
             "translation_cache_entries": len(self._exports),
             "codec": self.codec.stats(),
             "storage": await self.storage.statistics(refresh=False),
@@ -1198,7 +1204,7 @@ class ContextManager:
                 "schema_version": storage.schema_version,
                 **storage.details,
             },
-            "event_bus": self._live.transport,
+            "event_bus": self._live.health(),
         }
 
     # -- helpers -------------------------------------------------------------------------
@@ -1206,10 +1212,12 @@ class ContextManager:
     async def _readable(
         self, context_id: str, user_id: str | None, *, include_deleted: bool = False
     ) -> ContextRecord:
-        cached = self._cache.get(context_id)
-        if cached is not None and self._live.cache_trusted:
-            loaded: ContextRecord | NotModified | None = NotModified()
-        else:
+        # While every change is heard, a recently cached row is current; an older one is
+        # checked, in case an announcement was lost (its writer could not reach Redis).
+        recent = self._cache.fresh(context_id, _TRUSTED_FOR) if self._live.cache_trusted else None
+        cached = recent or self._cache.get(context_id)
+        loaded: ContextRecord | NotModified | None = NotModified()
+        if recent is None:
             loaded = await self.storage.load_context(
                 context_id, None if cached is None else (cached.revision, cached.last_modified)
             )
@@ -1300,11 +1308,13 @@ class ContextManager:
     async def _committed(
         self, records: Iterable[ContextRecord], made: Iterable[Mutation], sync: bool
     ) -> None:
+        records = list(records)
         for record in records:
             self._cache.put(record)
-            await self._prune_if_due(record)
         if sync:
             await self._live.publish(event_from_record(m.event) for m in made)
+        for record in records:
+            await self._prune_if_due(record)
 
     async def _modify_on(
         self,

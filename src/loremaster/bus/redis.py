@@ -97,12 +97,19 @@ class RedisBus:
         self._channels: dict[str, _Channel] = {}
         self._connection: AbstractConnection | None = None
         self._down = False
+        self._epoch = 0
         self._listener: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
         """Whether the subscriber connection is up (False before the first subscription)."""
         return self._connection is not None
+
+    @property
+    def epoch(self) -> int:
+        """How many times the subscriber connection has been lost: a subscriber that has
+        handled the `Gap` of the latest loss has heard everything since."""
+        return self._epoch
 
     async def publish(self, event: ContextEvent) -> None:
         if self._fanout.closed:
@@ -211,6 +218,7 @@ class RedisBus:
 
     def _lost(self) -> None:
         self._connection, self._down = None, True
+        self._epoch += 1
         for context_id, channel in self._channels.items():
             channel.confirmed = False
             channel.owed.update(self._fanout.mailboxes.get(context_id, ()))
