@@ -314,3 +314,18 @@ async def test_a_cache_is_not_trusted_across_a_lost_connection(
             while not (await reader.health_check())["event_bus"]["connected"]:
                 await asyncio.sleep(0.001)
             assert (await reader.get_context(room)).title == title  # reconnected, gap pending
+
+
+async def test_a_shared_cache_in_redis_serves_other_processes_and_never_stale_rows(
+    postgres_url: str, redis_url: str
+) -> None:
+    settings = {"database_url": postgres_url, "redis_url": redis_url, "cache_l2": True}
+    async with ContextManager(**settings) as writer, ContextManager(**settings) as reader:
+        room = await _room(writer)
+        stored = await writer.get_context(room)
+        assert (await reader.get_context(room)) == stored  # from Redis, checked by revision
+        assert (await reader.get_performance_stats())["cache"]["hits"] == 1
+        async with ContextManager(database_url=postgres_url) as elsewhere:
+            await elsewhere.update_context(room, {"title": "Changed behind its back"})
+        async with ContextManager(**settings) as fresh:
+            assert (await fresh.get_context(room)).title == "Changed behind its back"

@@ -16,7 +16,8 @@ from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
 from ._cache import RecordCache
-from .bus import ALL, EventBus, Gap, MemoryBus, RedisBus
+from ._l2 import SharedRows
+from .bus import ALL, EventBus, Gap, MemoryBus, RedisBus, redis_client
 from .config import Settings
 from .errors import BackendUnavailable
 from .models import ContextEvent
@@ -46,6 +47,10 @@ class Live:
         self.presence: PresenceTracker = (
             MemoryPresence() if url is None else RedisPresence(url, timeout=settings.sync_timeout)
         )
+        self.rows: SharedRows | None = None
+        if url is not None and settings.cache_l2:
+            client = redis_client(url, timeout=settings.sync_timeout, client_name="loremaster-rows")
+            self.rows = SharedRows(client, ttl_seconds=settings.cache_ttl)
         self._watcher: asyncio.Task[None] | None = None
         self._heard_epoch = -1
         """The bus's epoch once the cache had dropped what a lost connection may hide."""
@@ -123,3 +128,5 @@ class Live:
                 await watcher
         await self.bus.close()
         await self.presence.close()
+        if self.rows is not None:
+            await self.rows.close()

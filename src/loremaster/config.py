@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     pool_max_overflow: int = Field(10, ge=0, description="extra connections under load")
 
     cache_size: int = Field(1024, ge=0, description="contexts kept in the per-process cache")
+    cache_l2: bool = Field(
+        False, description="also share cached rows between processes in Redis (needs redis_url)"
+    )
     access_touch_seconds: float = Field(
         60.0, ge=0, description="last_accessed is written at most this often per context"
     )

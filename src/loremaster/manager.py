@@ -313,7 +313,7 @@ class ContextManager:
         if created:
             await self.storage.insert_contexts(created)
         for new in created:
-            self._cache.put(new.record)
+            await self._remember(new.record)
         await self._live.publish(event_from_record(new.event) for new in created)
         return [new.record.context_id for new in created]
 
@@ -453,6 +453,8 @@ class ContextManager:
                     context_id, functools.partial(_authorize_admin, user_id=user_id)
                 )
                 self._cache.discard(context_id)
+                if self._live.rows is not None:
+                    await self._live.rows.discard(context_id)
             else:
                 await self._modify(context_id, functools.partial(plan_delete, user_id=user_id))
 
@@ -1216,6 +1218,8 @@ class ContextManager:
         # checked, in case an announcement was lost (its writer could not reach Redis).
         recent = self._cache.fresh(context_id, _TRUSTED_FOR) if self._live.cache_trusted else None
         cached = recent or self._cache.get(context_id)
+        if cached is None and self._live.rows is not None:
+            cached = await self._live.rows.get(context_id)
         loaded: ContextRecord | NotModified | None = NotModified()
         if recent is None:
             loaded = await self.storage.load_context(
@@ -1225,16 +1229,23 @@ class ContextManager:
         if isinstance(loaded, NotModified):
             assert cached is not None
             record = cached
+            self._cache.put(record)  # it may have come from the shared cache
         elif loaded is None:
             self._cache.discard(context_id)
             raise ContextNotFound(context_id)
         else:
             record = self._verified(loaded)
-            self._cache.put(record)
+            await self._remember(record)
         authorize(record, user_id, Permission.READ)
         if record.state == ContextState.DELETED and not include_deleted:
             raise ContextNotFound(context_id)
         return record
+
+    async def _remember(self, record: ContextRecord) -> None:
+        """Cache a row just committed or read from storage, here and (L2) in Redis."""
+        self._cache.put(record)
+        if self._live.rows is not None:
+            await self._live.rows.put(record)
 
     async def _touch(self, record: ContextRecord) -> None:
         now = _now()
@@ -1310,7 +1321,7 @@ class ContextManager:
     ) -> None:
         records = list(records)
         for record in records:
-            self._cache.put(record)
+            await self._remember(record)
         if sync:
             await self._live.publish(event_from_record(m.event) for m in made)
         for record in records:

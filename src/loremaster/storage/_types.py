@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 __all__ = [
     "BranchPlan",
@@ -145,6 +148,16 @@ class ContextRecord:
     @property
     def size_bytes(self) -> int:
         return self.doc_bytes + self.messages_bytes
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, blob: bytes) -> ContextRecord:
+        fields = orjson.loads(blob)
+        fields["versioning"] = VersionState.from_json(fields["versioning"])
+        fields["coordination"] = Coordination.from_json(fields["coordination"])
+        return cls(**fields)
 
 
 @dataclass(frozen=True, slots=True)
