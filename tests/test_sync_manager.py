@@ -329,3 +329,48 @@ async def test_a_shared_cache_in_redis_serves_other_processes_and_never_stale_ro
             await elsewhere.update_context(room, {"title": "Changed behind its back"})
         async with ContextManager(**settings) as fresh:
             assert (await fresh.get_context(room)).title == "Changed behind its back"
+
+
+async def test_choosing_current_keeps_what_was_committed_since(cm: ContextManager) -> None:
+    room = await _room(cm, collaborators=["ana"], conflict_policy={"strategy": "manual_merge"})
+    await _stale(cm, room, None)  # hp: 5 committed, 9 incoming
+    await cm.update_context(room, {"shared_state": {"hp": 1}}, user_id="dm")
+    [conflict] = await cm.list_conflicts(room)
+    kept = await cm.resolve_conflict(conflict.conflict_id, {"/shared_state/hp": "current"}, "dm")
+    assert kept.shared_state["hp"] == 1
+    with pytest.raises(ValidationFailed):
+        await cm.resolve_conflict(None, {})  # type: ignore[arg-type]
+
+
+async def test_the_lock_holder_writes_every_way_and_is_fenced_every_way(
+    cm: ContextManager,
+) -> None:
+    from loremaster import ConversationContext
+
+    talk = await cm.create_context(ConversationContext(title="t", collaborators=["bo"]), "dm")
+    await cm.acquire_context_lock(talk, user_id="bo", timeout=0.3)
+    await cm.append_messages(talk, {"role": "user", "content": "mine"}, user_id="bo")
+    await cm.create_version(talk, user_id="bo", message="mine too")
+    with pytest.raises(LockHeld):
+        await cm.append_messages(talk, {"role": "user", "content": "no"}, user_id="dm")
+    await asyncio.sleep(0.4)
+    with pytest.raises(LockLost):
+        await cm.append_messages(talk, {"role": "user", "content": "late"}, user_id="bo")
+    for timeout in (float("nan"), float("inf"), 1e12, 0, -1):
+        with pytest.raises(ValidationFailed):
+            await cm.acquire_context_lock(talk, user_id="bo", timeout=timeout)
+
+
+async def test_a_stale_update_on_a_fresh_branch_merges(cm: ContextManager) -> None:
+    room = await _room(cm, collaborators=["ana"])
+    await cm.create_branch(room, "plan-b", user_id="dm")
+    branch = await cm.get_context(room, branch="plan-b")
+    await cm.update_context(room, {"shared_state": {"gold": 1}}, user_id="dm", branch="plan-b")
+    merged = await cm.update_context(
+        room,
+        {"shared_state": {"mp": 3}},
+        user_id="ana",
+        expected_revision=branch.revision,
+        branch="plan-b",
+    )
+    assert merged.shared_state == {"gold": 1, "mp": 3}

@@ -377,3 +377,60 @@ async def test_changes_made_by_retention_are_versioned_too(db_url: str) -> None:
         history = await cm.get_version_history(context_id)
         archived = await cm.get_version(context_id, history[0].version_id)
         assert (archived.state.value, archived.data) == ("archived", {"hp": 2})
+
+
+async def test_branch_versions_survive_changes_to_who_may_access_the_context(db_url: str) -> None:
+    async with ContextManager(database_url=db_url) as cm:
+        context_id = await _conversation(cm, data={"a": 1})
+        await cm.create_branch(context_id, "side", user_id="dm")
+        await cm.update_context(context_id, {"collaborators": ["bob"]}, user_id="dm")
+        await cm.update_context(context_id, {"data": {"a": 2}}, user_id="dm", branch="side")
+        await cm.update_context(context_id, {"data": {"a": 3}}, user_id="dm", branch="side")
+        for version in await cm.get_version_history(context_id, branch="side"):
+            past = await cm.get_version(context_id, version.version_id, user_id="dm")
+            assert past.collaborators == ["bob"]  # the context's, as it is now
+        history = await cm.get_version_history(context_id, branch="side")
+        assert (await cm.get_version(context_id, history[0].version_id)).data == {"a": 3}
+
+
+async def test_a_branch_merges_again_and_again_without_copying_twice(db_url: str) -> None:
+    async with ContextManager(database_url=db_url) as cm:
+        context_id = await _conversation(cm, data={"a": 1, "b": 1})
+        await cm.append_messages(context_id, {"role": "user", "content": "m1"})
+        await cm.create_branch(context_id, "side")
+        for turn in (1, 2, 3):
+            await cm.append_messages(
+                context_id, {"role": "user", "content": f"side{turn}"}, branch="side"
+            )
+            await cm.update_context(context_id, {"data": {"b": turn * 10}}, branch="side")
+            result = await cm.merge_branch(context_id, "side")
+            assert (result.merged, result.conflicts, result.messages_added) == (True, [], 1)
+            assert result.version is not None
+            assert result.version.merged_version_id is not None
+            await cm.update_context(context_id, {"data": {"a": turn + 1}})  # main moves on
+        main = await cm.get_context(context_id)
+        assert isinstance(main, ConversationContext)
+        assert [m.text for m in main.messages] == ["m1", "side1", "side2", "side3"]
+        assert main.data == {"a": 4, "b": 30}
+
+
+async def test_bad_version_and_branch_input_is_refused_before_anything_is_written(
+    db_url: str,
+) -> None:
+    async with ContextManager(database_url=db_url) as cm:
+        context_id = await _conversation(cm)
+        revision = (await cm.get_context(context_id)).revision
+        for call in (
+            cm.create_version(context_id, tags=[1]),  # type: ignore[list-item]
+            cm.create_version(context_id, tags="checkpoint"),
+            cm.create_version(context_id, message=None),  # type: ignore[arg-type]
+            cm.create_branch(context_id, 5),  # type: ignore[arg-type]
+            cm.get_version_history(context_id, before=2**70),
+            cm.get_events(context_id, since_revision=2**70),
+            cm.get_messages(context_id, limit=2**70),
+            cm.update_context(context_id, {"title": "x"}, expected_revision="1"),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(ValidationFailed):
+                await call
+        assert (await cm.get_context(context_id)).revision == revision
+        assert len(await cm.get_version_history(context_id)) == 1

@@ -199,7 +199,9 @@ def plan_leave(
     record = dataclasses.replace(
         mutation.record, coordination=dataclasses.replace(current.coordination, lease=None)
     )
-    return dataclasses.replace(mutation, record=record)
+    released = {"op": "replace", "path": "/lock", "value": None}
+    event = dataclasses.replace(mutation.event, changes=[*mutation.event.changes, released])
+    return dataclasses.replace(mutation, record=record, event=event)
 
 
 def _conflict_id(context_id: str, revision: int) -> str:
@@ -371,8 +373,15 @@ def plan_resolve(
             [Issue(path, repr(choice), "choice") for path, choice in unknown.items()],
         )
     pending = PendingConflict.from_dict(entry, None)
-    choices = {path: _CHOICES[choice] for path, choice in resolution.items()}
-    document = apply_choices(document_of(current), pending.conflicts, choices)
+    paths = {c.path for c in pending.conflicts}
+    issues = [Issue(p, "no conflict at this path", "choice") for p in resolution if p not in paths]
+    issues += [Issue(p, "no side chosen", "choice") for p in sorted(paths - set(resolution))]
+    if issues:
+        raise ValidationFailed("the choices do not match the conflict's paths", issues)
+    # "current" keeps what is committed now, which later changes may have moved on.
+    changing = [c for c in pending.conflicts if resolution[c.path] != "current"]
+    choices = {c.path: _CHOICES[resolution[c.path]] for c in changing}
+    document = apply_choices(document_of(current), changing, choices)
     ops: JsonPatch = jsonpatch.make_patch(document_of(current), document).patch
     updated = context_from_record(current, document=document)
     mutation = commit_document(

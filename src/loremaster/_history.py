@@ -28,6 +28,7 @@ def version_model(version: VersionRecord) -> ContextVersion:
         number=version.number,
         branch=version.branch,
         parent_version_id=version.parent_id,
+        merged_version_id=version.merge_parent_id,
         author=version.author,
         message=version.message,
         tags=list(version.tags),
@@ -78,9 +79,6 @@ class History:
         if not chain:
             raise VersionNotFound(context_id, version_id)
         return chain[-1], reconstruct(self._codec, chain)
-
-    async def chain_length(self, context_id: str, version_id: str) -> int:
-        return len(await self._storage.load_version_chain(context_id, version_id))
 
     async def branch(self, context_id: str, name: str) -> BranchRecord:
         branch = await self._storage.load_branch(context_id, name)

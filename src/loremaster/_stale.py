@@ -52,8 +52,8 @@ class StaleBase:
                 break
             document = apply_patch(document, _field_ops(event))
         since = [Change(_origin(e), _field_ops(e)) for e in mine if e.revision > base_revision]
-        if not events or events[-1].revision != current_revision:
-            raise RevisionConflict(context_id, base_revision, current_revision)
+        if [e.revision for e in events] != list(range(start + 1, current_revision + 1)):
+            raise RevisionConflict(context_id, base_revision, current_revision)  # trimmed
         return document, since
 
     async def _document_before(
@@ -71,6 +71,12 @@ class StaleBase:
             if len(page) < _PAGE:
                 break
             before = page[-1].number
+        if branch != "main":  # a branch with no version of its own yet: its fork point
+            row = await self._storage.load_branch(context_id, branch)
+            if row is not None and row.base_version is not None:
+                fork, document = await self._history.version(context_id, row.base_version)
+                if fork.revision <= revision:
+                    return document, fork.revision
         return await self._created(context_id, branch, revision)
 
     async def _created(

@@ -94,7 +94,8 @@ class Versioning:
         self, record: ContextRecord, branch: str, request: VersionRequest
     ) -> tuple[ContextRecord, VersionRecord]:
         """A version of `record` (a branch's state after a change) and the record with
-        its head moved to it."""
+        its head moved to it. A branch's versions hold its own fields only: owner,
+        collaborators, permissions and state are the context's, and change on main."""
         version, state = make_version(
             codec=self.codec,
             policy=self.policy,
@@ -102,7 +103,7 @@ class Versioning:
             branch=branch,
             number=record.version_number + 1,
             state=record.versioning,
-            document=document_of(record),
+            document=document_of(record) if branch == "main" else branch_document(record),
             view=view_of(record.versioning, record.message_count),
             turn_count=record.turn_count,
             revision=record.revision,
@@ -202,10 +203,14 @@ def plan_create_version(
     versioning: Versioning,
     now: int,
     max_bytes: int,
+    expected_revision: int | None = None,
 ) -> Mutation:
-    """A version of the branch as it is now, announced as a ``create_version`` change."""
+    """A version of the branch as it is now, announced as a ``create_version`` change
+    (`RevisionConflict` if the context is no longer at `expected_revision`)."""
     del max_bytes  # a version adds nothing to the context's size
     _writable(current, request.author)
+    if expected_revision is not None and current.revision != expected_revision:
+        raise RevisionConflict(current.context_id, expected_revision, current.revision)
     record = dataclasses.replace(current, revision=current.revision + 1, last_modified=now)
     record, version = versioning.make(record, branch, request)
     change = {"op": "add", "path": "/versions/-", "value": {"version_id": version.version_id}}
@@ -276,7 +281,6 @@ class ForkPoint:
     document: dict[str, Any]
     view: tuple[Piece, ...]
     turn_count: int
-    depth: int
 
 
 def plan_create_branch(
@@ -311,7 +315,6 @@ def plan_create_branch(
             document=branch_document(record),
             view=view_of(record.versioning, record.message_count),
             turn_count=record.turn_count,
-            depth=record.versioning.depth,
         )
     branch = BranchRecord(
         context_id=record.context_id,
@@ -320,12 +323,10 @@ def plan_create_branch(
         message_count=fork.view[-1][1] if fork.view else 0,
         turn_count=fork.turn_count,
         messages_bytes=0,
-        versioning=VersionState(
+        versioning=VersionState(  # its first version is a snapshot: it holds fewer fields
             segment=f"{name}~{record.revision}",
             lineage=fork.view,
             head=fork.version_id,
-            depth=fork.depth,
-            pending=[],
             head_at=now,
         ),
         base_version=fork.version_id,
@@ -357,6 +358,7 @@ def plan_merge(
     messages: Sequence[MessageRecord],
     message_changes: JsonPatch,
     expected_revision: int,
+    merged_from: str,
     request: VersionRequest,
     branch: str,
     versioning: Versioning,
@@ -364,8 +366,9 @@ def plan_merge(
     max_bytes: int,
 ) -> Mutation:
     """`ops` (the merged fields) and the source's `messages` applied to the target
-    branch, as one revision and one version; `RevisionConflict` if the context moved on
-    since the merge was computed."""
+    branch, as one revision and one version that records the source version it took in
+    (`merged_from`); `RevisionConflict` if the context moved on since the merge was
+    computed."""
     _writable(current, request.author)
     if current.revision != expected_revision:
         raise RevisionConflict(current.context_id, expected_revision, current.revision)
@@ -386,6 +389,7 @@ def plan_merge(
     check_size(record, max_bytes)
     record = dataclasses.replace(record, versioning=track_change(record.versioning, ops))
     record, version = versioning.make(record, branch, request)
+    version = dataclasses.replace(version, merge_parent_id=merged_from)
     return dataclasses.replace(
         mutation,
         record=record,

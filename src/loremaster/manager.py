@@ -59,6 +59,7 @@ from ._records import (
     best_hits,
     canonical_id,
     context_from_record,
+    document_of,
     event_from_record,
     message_record,
     next_cursor,
@@ -119,23 +120,26 @@ from .models import (
     UpdateOrigin,
     VersionDiff,
 )
-from .patch import apply_changes, same_json
+from .patch import apply_changes
 from .storage import (
     BranchPlan,
     BranchRecord,
     ContextRecord,
+    MessageRecord,
     MigrationStatus,
     Mutation,
     NewContext,
     NotModified,
     Plan,
     Storage,
+    VersionRecord,
     open_storage,
 )
 from .sync import (
     MISSING,
     EventStream,
     PresenceEntry,
+    Side,
     apply_choices,
     snapshot_event,
     three_way_merge,
@@ -154,6 +158,7 @@ MergeStrategy = Literal["fail", "source", "target"]
 _VERSION_PAYLOAD_LIMIT = 1 << 30
 _EXPORT_CACHE_SIZE = 256
 _STALE_ATTEMPTS = 5
+_LONGEST_LOCK = 366 * 24 * 3600.0
 _TRUSTED_FOR = 5.0  # seconds a cached row is served unchecked while every change is heard
 _BRANCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
 
@@ -372,6 +377,8 @@ class ContextManager:
         with self._metrics.measure("update_context"):
             context_id = canonical_id(context_id)
             writer = _origin(origin, user_id)
+            if expected_revision is not None:
+                _count(expected_revision, "expected_revision")
             check = self._check_update if self.settings.enable_validation else None
             plan = functools.partial(
                 plan_update,
@@ -456,14 +463,16 @@ class ContextManager:
                 if self._live.rows is not None:
                     await self._live.rows.discard(context_id)
             else:
-                await self._modify(context_id, functools.partial(plan_delete, user_id=user_id))
+                await self._modify(
+                    context_id, functools.partial(plan_delete, user_id=user_id), writer=user_id
+                )
 
     async def restore_context(self, context_id: str, user_id: str | None = None) -> Context:
         """Bring a soft-deleted context back (state ``active``)."""
         with self._metrics.measure("restore_context"):
             context_id = canonical_id(context_id)
             plan = functools.partial(plan_restore, user_id=user_id)
-            return context_from_record(await self._modify(context_id, plan))
+            return context_from_record(await self._modify(context_id, plan, writer=user_id))
 
     async def query_contexts(
         self, query: ContextQuery | None = None, user_id: str | None = None, **filters: Any
@@ -515,7 +524,7 @@ class ContextManager:
                 revisions = await self._append({context_id: messages}, user_id)
                 return revisions[context_id]
             plan = self._append_plan(context_id, messages, user_id)
-            return (await self._modify_on(context_id, branch, plan)).revision
+            return (await self._modify_on(context_id, branch, plan, writer=user_id)).revision
 
     async def append_messages_batch(
         self,
@@ -538,7 +547,7 @@ class ContextManager:
             if context_id in plans:
                 raise ValidationFailed(f"context {context_id} is named twice in one batch")
             plans[context_id] = self._append_plan(context_id, messages, user_id)
-        records = await self._modify_many(plans)
+        records = await self._modify_many(plans, writer=user_id)
         return {context_id: record.revision for context_id, record in records.items()}
 
     def _append_plan(
@@ -566,8 +575,9 @@ class ContextManager:
         """
         with self._metrics.measure("get_messages"):
             context_id = canonical_id(context_id)
-            if limit < 1:
-                raise ValidationFailed("limit must be at least 1")
+            _count(limit, "limit", lowest=1)
+            if before_seq is not None:
+                _count(before_seq, "before_seq")
             record = await self._on_branch(await self._readable(context_id, user_id), branch)
             view = view_of(record.versioning, record.message_count)
             rows = await self._history.message_rows(
@@ -585,8 +595,9 @@ class ContextManager:
         """The committed changes after `since_revision`, in revision order: the audit log."""
         with self._metrics.measure("get_events"):
             context_id = canonical_id(context_id)
-            if limit is not None and limit < 1:
-                raise ValidationFailed("limit must be at least 1")
+            _count(since_revision, "since_revision")
+            if limit is not None:
+                _count(limit, "limit", lowest=1)
             await self._readable(context_id, user_id, include_deleted=True)
             rows = await self.storage.load_events(
                 context_id, since_revision=since_revision, limit=limit
@@ -609,11 +620,14 @@ class ContextManager:
         removed by cleanup."""
         with self._metrics.measure("create_version"):
             context_id = canonical_id(context_id)
-            request = VersionRequest(user_id, message, tuple(dict.fromkeys(tags)))
+            if isinstance(tags, str):
+                raise ValidationFailed("tags is a list of texts", [Issue("/tags", repr(tags))])
+            labels = tuple(dict.fromkeys(_text(tag, "tags") for tag in tags))
+            request = VersionRequest(user_id, _text(message, "message"), labels)
             plan = functools.partial(
                 plan_create_version, request=request, branch=branch, versioning=self._versioning
             )
-            record = await self._modify_on(context_id, branch, plan)
+            record = await self._modify_on(context_id, branch, plan, writer=user_id)
             assert record.versioning.head is not None
             return await self._version_metadata(context_id, record.versioning.head)
 
@@ -631,8 +645,10 @@ class ContextManager:
         passing the last one's ``number`` as `before`; filter by `branch` or `tag`."""
         with self._metrics.measure("get_version_history"):
             context_id = canonical_id(context_id)
-            if not 1 <= limit <= 1000:
+            if not 1 <= _count(limit, "limit") <= 1000:
                 raise ValidationFailed("limit must be between 1 and 1000")
+            if before is not None:
+                _count(before, "before")
             await self._readable(context_id, user_id, include_deleted=True)
             rows = await self.storage.list_versions(
                 context_id, branch=branch, tag=tag, before_number=before, limit=limit
@@ -664,7 +680,7 @@ class ContextManager:
                 turn_count=version.turn_count,
                 last_modified=version.created_at,
             )
-            return context_from_record(past, messages, document=document)
+            return context_from_record(past, messages, document=_completed(record, document))
 
     async def diff_versions(
         self, context_id: str, a: str, b: str, user_id: str | None = None
@@ -674,9 +690,10 @@ class ContextManager:
         b has that a does not."""
         with self._metrics.measure("diff_versions"):
             context_id = canonical_id(context_id)
-            await self._readable(context_id, user_id, include_deleted=True)
+            record = await self._readable(context_id, user_id, include_deleted=True)
             version_a, document_a = await self._history.version(context_id, a)
             version_b, document_b = await self._history.version(context_id, b)
+            document_a, document_b = _completed(record, document_a), _completed(record, document_b)
             shared = common_prefix(version_a.view, version_b.view)
             rows = await self._history.message_rows(context_id, version_b.view, after_seq=shared)
             return VersionDiff(
@@ -711,7 +728,9 @@ class ContextManager:
                 branch=branch,
                 versioning=self._versioning,
             )
-            return context_from_record(await self._modify_on(context_id, branch, plan))
+            return context_from_record(
+                await self._modify_on(context_id, branch, plan, writer=user_id)
+            )
 
     async def create_branch(
         self,
@@ -726,7 +745,7 @@ class ContextManager:
         `get_messages` and `get_version_history`."""
         with self._metrics.measure("create_branch"):
             context_id = canonical_id(context_id)
-            if name == "main" or not _BRANCH_NAME.fullmatch(name):
+            if name == "main" or not _BRANCH_NAME.fullmatch(_text(name, "name")):
                 raise ValidationFailed(
                     "a branch name is 1-100 letters, digits, '.', '_', '/' or '-', not main",
                     [Issue("/branch", name, "branch_name")],
@@ -789,104 +808,122 @@ class ContextManager:
         user_id: str | None,
         strategy: MergeStrategy,
     ) -> MergeResult:
+        theirs = await self._on_branch(await self._readable(context_id, user_id), source)
+        if theirs.versioning.head is None or theirs.versioning.changes_since:
+            # A merge records the source version it took in: make one of the source as is.
+            await self.create_version(context_id, user_id, "merge point", branch=source)
         record = await self._readable(context_id, user_id)
         theirs = await self._on_branch(record, source)
         ours = await self._on_branch(record, target)
-        base_id = await self._common_version(context_id, theirs, ours)
-        base: dict[str, Any] = {}
-        if base_id is not None:
-            base = (await self._history.version(context_id, base_id))[1]
-            base = {k: v for k, v in base.items() if k not in ADMIN_FIELDS}
+        base = await self._common_version(context_id, theirs, ours)
+        base_fields: dict[str, Any] = {}
+        if base is not None:
+            document = (await self._history.version(context_id, base.version_id))[1]
+            base_fields = {k: v for k, v in document.items() if k not in ADMIN_FIELDS}
         ours_document = branch_document(ours)
-        merge = three_way_merge(base, ours_document, branch_document(theirs))
-        conflicts = [
-            MergeConflict(
-                path=c.path,
-                base=_present(c.base),
-                source=_present(c.theirs),
-                target=_present(c.ours),
-            )
-            for c in merge.conflicts
-        ]
-        if conflicts and strategy == "fail":
-            return MergeResult(
-                source=source,
-                target=target,
-                base_version_id=base_id,
-                merged=False,
-                conflicts=conflicts,
-            )
+        merge = three_way_merge(base_fields, ours_document, branch_document(theirs))
+        outcome = MergeResult(
+            source=source,
+            target=target,
+            base_version_id=None if base is None else base.version_id,
+            merged=False,
+            conflicts=[
+                MergeConflict(
+                    path=c.path,
+                    base=_present(c.base),
+                    source=_present(c.theirs),
+                    target=_present(c.ours),
+                )
+                for c in merge.conflicts
+            ],
+        )
+        if outcome.conflicts and strategy == "fail":
+            return outcome
         merged = merge.merged
         if strategy == "source":
-            merged = apply_choices(
-                merged, merge.conflicts, {c.path: "theirs" for c in merge.conflicts}
-            )
-        ops = (
-            []
-            if same_json(merged, ours_document)
-            else jsonpatch.make_patch(ours_document, merged).patch
-        )
-        source_view = view_of(theirs.versioning, theirs.message_count)
-        shared = common_prefix(view_of(ours.versioning, ours.message_count), source_view)
-        rows = await self._history.message_rows(context_id, source_view, after_seq=shared)
+            choices: dict[str, Side] = {c.path: "theirs" for c in merge.conflicts}
+            merged = apply_choices(merged, merge.conflicts, choices)
+        ops = jsonpatch.make_patch(ours_document, merged).patch
+        rows = await self._messages_to_merge(context_id, theirs, ours, base)
         added = await self._history.messages(rows)
-        message_changes = [
-            {
-                "op": "add",
-                "path": "/messages/-",
-                "value": m.model_dump(mode="json", exclude={"seq"}),
-            }
-            for m in added
-        ]
+        assert theirs.versioning.head is not None
         plan = functools.partial(
             plan_merge,
             ops=ops,
             messages=rows,
-            message_changes=message_changes,
+            message_changes=[
+                {
+                    "op": "add",
+                    "path": "/messages/-",
+                    "value": m.model_dump(mode="json", exclude={"seq"}),
+                }
+                for m in added
+            ],
             expected_revision=record.revision,
+            merged_from=theirs.versioning.head,
             request=VersionRequest(user_id, f"merge {source} into {target}"),
             branch=target,
             versioning=self._versioning,
         )
-        committed = await self._modify_on(context_id, target, plan)
+        committed = await self._modify_on(context_id, target, plan, writer=user_id)
         assert committed.versioning.head is not None
-        return MergeResult(
-            source=source,
-            target=target,
-            base_version_id=base_id,
-            merged=True,
-            revision=committed.revision,
-            version=await self._version_metadata(context_id, committed.versioning.head),
-            changes=ops,
-            messages_added=len(rows),
-            conflicts=conflicts,
+        return outcome.model_copy(
+            update={
+                "merged": True,
+                "revision": committed.revision,
+                "version": await self._version_metadata(context_id, committed.versioning.head),
+                "changes": ops,
+                "messages_added": len(rows),
+            }
         )
+
+    async def _messages_to_merge(
+        self,
+        context_id: str,
+        theirs: ContextRecord,
+        ours: ContextRecord,
+        base: VersionRecord | None,
+    ) -> list[MessageRecord]:
+        """The source's messages since the version both share (since its fork, or its
+        last merge), less any the target already holds (by id)."""
+        source_view = view_of(theirs.versioning, theirs.message_count)
+        target_view = view_of(ours.versioning, ours.message_count)
+        since = common_prefix(source_view, target_view if base is None else base.view)
+        rows = await self._history.message_rows(context_id, source_view, after_seq=since)
+        held = await self._history.message_rows(
+            context_id, target_view, after_seq=common_prefix(target_view, source_view)
+        )
+        known = {row.message_id for row in held}
+        return [row for row in rows if row.message_id not in known]
 
     async def _common_version(
         self, context_id: str, a: ContextRecord, b: ContextRecord
-    ) -> str | None:
-        """The newest version both branches' heads descend from."""
+    ) -> VersionRecord | None:
+        """The newest version both branches' heads descend from, through their parents
+        and the versions earlier merges took in."""
         versions = {v.version_id: v for v in await self.storage.list_versions(context_id)}
 
-        def ancestors(version_id: str | None) -> list[str]:
-            line: list[str] = []
-            while version_id is not None and version_id in versions:
-                line.append(version_id)
-                version_id = versions[version_id].parent_id
-            return line
+        def ancestors(head: str | None) -> set[str]:
+            seen: set[str] = set()
+            pending = [head]
+            while pending:
+                version_id = pending.pop()
+                if version_id is None or version_id in seen or version_id not in versions:
+                    continue
+                seen.add(version_id)
+                pending += [versions[version_id].parent_id, versions[version_id].merge_parent_id]
+            return seen
 
-        of_b = set(ancestors(b.versioning.head))
-        return next((v for v in ancestors(a.versioning.head) if v in of_b), None)
+        shared = ancestors(a.versioning.head) & ancestors(b.versioning.head)
+        return max((versions[v] for v in shared), key=lambda v: v.number, default=None)
 
     async def _fork_point(self, context_id: str, version_id: str) -> ForkPoint:
         version, document = await self._history.version(context_id, version_id)
-        depth = await self._history.chain_length(context_id, version_id) - 1
         return ForkPoint(
             version_id=version.version_id,
             document={k: v for k, v in document.items() if k not in ADMIN_FIELDS},
             view=version.view,
             turn_count=version.turn_count,
-            depth=depth,
         )
 
     async def _version_metadata(self, context_id: str, version_id: str) -> ContextVersion:
@@ -904,6 +941,8 @@ class ContextManager:
         the log no longer reaches back that far it yields one ``snapshot`` event holding
         the whole context. Close it with ``await stream.close()`` or ``async with``."""
         context_id = canonical_id(context_id)
+        if since_revision is not None:
+            _count(since_revision, "since_revision")
         record = await self._readable(context_id, user_id, include_deleted=True)
 
         async def load_events(cid: str, after: int, limit: int) -> list[ContextEvent]:
@@ -950,8 +989,17 @@ class ContextManager:
         with self._metrics.measure("acquire_context_lock"):
             context_id = canonical_id(context_id)
             seconds = self.settings.lock_timeout if timeout is None else timeout
-            if not user_id or seconds <= 0:
-                raise ValidationFailed("a lock needs a user and a timeout above 0 seconds")
+            if (
+                not isinstance(user_id, str)
+                or not user_id
+                or isinstance(seconds, bool)
+                or not isinstance(seconds, (int, float))
+                or not 0 < seconds <= _LONGEST_LOCK
+            ):
+                raise ValidationFailed(
+                    "a lock needs a user and a timeout above 0 seconds, at most a year",
+                    [Issue("/timeout", repr(timeout))],
+                )
             plan = functools.partial(
                 plan_lock, user_id=user_id, seconds=seconds, renew_only=renew_only
             )
@@ -1028,7 +1076,7 @@ class ContextManager:
         takes, ``"current"`` (what was committed), ``"incoming"`` (the conflicting update)
         or ``"base"``. A user_choice conflict is settled by the user it was offered to."""
         with self._metrics.measure("resolve_conflict"):
-            context_id = canonical_id(conflict_id.rsplit(".", 1)[0])
+            context_id = canonical_id(_text(conflict_id, "conflict_id").rsplit(".", 1)[0])
             plan = functools.partial(
                 plan_resolve, conflict_id=conflict_id, resolution=resolution, user_id=user_id
             )
@@ -1066,9 +1114,16 @@ class ContextManager:
             outcome = translate_conversation(self._translator, context, plan)
             if not outcome.result.migrated:
                 return outcome.result
-            before = await self.create_version(
-                context_id, user_id, f"before migration to {plan.target.value}", ("migration",)
+            checkpoint = functools.partial(
+                plan_create_version,
+                request=VersionRequest(
+                    user_id, f"before migration to {plan.target.value}", ("migration",)
+                ),
+                branch="main",
+                versioning=self._versioning,
+                expected_revision=context.revision,  # what was translated is still current
             )
+            before = await self._modify(context_id, checkpoint, writer=user_id)
             rows = None
             if outcome.messages is not None:
                 rows = [
@@ -1086,11 +1141,11 @@ class ContextManager:
                 branch="main",
                 versioning=self._versioning,
             )
-            record = await self._modify(context_id, rewrite)
+            record = await self._modify(context_id, rewrite, writer=user_id)
             return outcome.result.model_copy(
                 update={
                     "revision": record.revision,
-                    "version_before": before.version_id,
+                    "version_before": before.versioning.head,
                     "version_after": record.versioning.head,
                 }
             )
@@ -1426,10 +1481,38 @@ class _Writes:
 def _origin(origin: UpdateOrigin | Mapping[str, Any] | None, user_id: str | None) -> UpdateOrigin:
     if isinstance(origin, UpdateOrigin):
         return origin
+    if origin is not None and not isinstance(origin, Mapping):
+        raise ValidationFailed(
+            "origin is an UpdateOrigin or a dict", [Issue("/origin", repr(origin))]
+        )
     try:
         return UpdateOrigin.model_validate({"user_id": user_id or "system", **(origin or {})})
     except PydanticValidationError as exc:
         raise validation_failed("invalid origin", exc) from exc
+
+
+_LARGEST = 2**62
+
+
+def _count(value: Any, name: str, *, lowest: int = 0) -> int:
+    """`value` if it is a whole number storage can hold (and at least `lowest`)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value < _LARGEST:
+        raise ValidationFailed(
+            f"{name} must be a whole number from {lowest}", [Issue(f"/{name}", repr(value))]
+        )
+    return value
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{name} must be text", [Issue(f"/{name}", repr(value))])
+    return value
+
+
+def _completed(record: ContextRecord, document: dict[str, Any]) -> dict[str, Any]:
+    """A version's fields; a branch version's lack the context's own (owner,
+    collaborators, permissions, state), which are taken as they are now."""
+    return {**{k: v for k, v in document_of(record).items() if k in ADMIN_FIELDS}, **document}
 
 
 def _present(value: Any) -> Any:

@@ -48,6 +48,9 @@ class ContextVersion(BaseModel):
     number: int = Field(description="1, 2, 3, ... per context, across branches")
     branch: str
     parent_version_id: str | None
+    merged_version_id: str | None = Field(
+        None, description="for a merge: the source branch's version that was merged in"
+    )
     author: str | None
     message: str
     tags: list[str]

@@ -211,6 +211,8 @@ class VersionRecord:
     created_at: int
     checksum: str
     size_bytes: int
+    merge_parent_id: str | None = None
+    """A merge's version: the source branch's version that was merged in."""
 
 
 @dataclass(frozen=True, slots=True)

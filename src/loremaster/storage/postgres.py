@@ -70,7 +70,8 @@ _COLUMNS = (
 )
 _VERSION_COLUMNS = (
     "version_id, context_id, number, branch, parent_id, kind, payload, size_bytes, "
-    "message_seq, view, turn_count, revision, author, message, tags, created_at, checksum"
+    "message_seq, view, turn_count, revision, author, message, tags, created_at, checksum, "
+    "merge_parent_id"
 )
 _VERSION_METADATA = _VERSION_COLUMNS.replace("payload", "''::bytea AS payload")
 _BRANCH_COLUMNS = (
@@ -186,6 +187,7 @@ def _version(row: asyncpg.Record) -> VersionRecord:
         tags=tuple(row["tags"]),
         created_at=_time(row["created_at"]),
         checksum=row["checksum"],
+        merge_parent_id=row["merge_parent_id"],
     )
 
 
@@ -208,6 +210,7 @@ def _version_row(version: VersionRecord) -> tuple[Any, ...]:
         list(version.tags),
         from_micros(version.created_at),
         version.checksum,
+        version.merge_parent_id,
     )
 
 
@@ -340,7 +343,7 @@ _SAVE_BRANCH = (
 )
 _INSERT_VERSION = (
     f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17)"
+    "$10, $11, $12, $13, $14, $15, $16, $17, $18)"
 )
 
 

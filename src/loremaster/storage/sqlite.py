@@ -57,7 +57,8 @@ _CONTEXT_COLUMNS = (
 )
 _VERSION_COLUMNS = (
     "version_id, context_id, number, branch, parent_id, kind, payload, size_bytes, "
-    "message_seq, view, turn_count, revision, author, message, tags, created_at, checksum"
+    "message_seq, view, turn_count, revision, author, message, tags, created_at, checksum, "
+    "merge_parent_id"
 )
 _VERSION_METADATA = _VERSION_COLUMNS.replace("payload", "x''")
 _BRANCH_COLUMNS = (
@@ -121,6 +122,7 @@ def _version(row: Sequence[Any]) -> VersionRecord:
         tags=tuple(orjson.loads(row[14])),
         created_at=row[15],
         checksum=row[16],
+        merge_parent_id=row[17],
     )
 
 
@@ -806,13 +808,14 @@ def _version_row(version: VersionRecord) -> tuple[Any, ...]:
         _dumps(list(version.tags)),
         version.created_at,
         version.checksum,
+        version.merge_parent_id,
     )
 
 
 def _insert_versions(conn: sqlite3.Connection, versions: Sequence[VersionRecord]) -> None:
     conn.executemany(
         f"INSERT INTO versions ({_VERSION_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [_version_row(version) for version in versions],
     )
 

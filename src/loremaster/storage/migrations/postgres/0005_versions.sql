@@ -15,6 +15,7 @@ CREATE TABLE versions (
     number      BIGINT NOT NULL,
     branch      TEXT NOT NULL,
     parent_id   TEXT,
+    merge_parent_id TEXT,
     kind        VARCHAR(10) NOT NULL,
     payload     BYTEA NOT NULL,
     size_bytes  INTEGER NOT NULL,

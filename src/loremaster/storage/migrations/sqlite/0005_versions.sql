@@ -15,6 +15,7 @@ CREATE TABLE versions (
     number      INTEGER NOT NULL,
     branch      TEXT NOT NULL,
     parent_id   TEXT,
+    merge_parent_id TEXT,
     kind        TEXT NOT NULL,
     payload     BLOB NOT NULL,
     size_bytes  INTEGER NOT NULL,
