@@ -108,7 +108,10 @@ async def _fill_history(url: str, cm: ContextManager, context_id: str) -> None:
     if url.startswith("sqlite"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
             db.execute(
-                "INSERT INTO versions SELECT lower(hex(randomblob(16))), ?, n + 1, 'main', NULL, "
+                "INSERT INTO versions (version_id, context_id, number, branch, parent_id, kind, "
+                "payload, size_bytes, message_seq, view, turn_count, revision, author, message, "
+                "tags, created_at, checksum) "
+                "SELECT lower(hex(randomblob(16))), ?, n + 1, 'main', NULL, "
                 "'delta', x'00', 1, 0, '[]', 0, n, 'dm', '', "
                 "CASE WHEN n % 1000 = 0 THEN '[\"milestone\"]' ELSE '[]' END, n, 'x' "
                 "FROM (WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s "
@@ -121,7 +124,10 @@ async def _fill_history(url: str, cm: ContextManager, context_id: str) -> None:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(
-            "INSERT INTO versions SELECT md5(n::text || $1), $1::uuid, n + 1, 'main', NULL, "
+            "INSERT INTO versions (version_id, context_id, number, branch, parent_id, kind, "
+            "payload, size_bytes, message_seq, view, turn_count, revision, author, message, "
+            "tags, created_at, checksum) "
+            "SELECT md5(n::text || $1), $1::uuid, n + 1, 'main', NULL, "
             "'delta', '\\x00', 1, 0, '[]', 0, n, 'dm', '', "
             "CASE WHEN n % 1000 = 0 THEN ARRAY['milestone'] ELSE ARRAY[]::text[] END, now(), 'x' "
             "FROM generate_series(1, $2) AS n",
