@@ -351,6 +351,38 @@ def plan_create_branch(
     )
 
 
+def _commit_fields(
+    current: ContextRecord,
+    *,
+    op: str,
+    ops: JsonPatch,
+    expected_revision: int,
+    author: str | None,
+    now: int,
+) -> Mutation:
+    """`ops` applied to the fields as one revision, tracked for versioning;
+    `RevisionConflict` if the context moved on since they were computed."""
+    _writable(current, author)
+    if current.revision != expected_revision:
+        raise RevisionConflict(current.context_id, expected_revision, current.revision)
+    updated = context_from_record(current, document=apply_patch(document_of(current), ops))
+    mutation = commit_document(
+        current, updated, op=op, ops=ops, user_id=author, now=now, max_bytes=2**62
+    )
+    state = track_change(mutation.record.versioning, ops)
+    return dataclasses.replace(
+        mutation, record=dataclasses.replace(mutation.record, versioning=state)
+    )
+
+
+def _stored_bytes(messages: Sequence[MessageRecord]) -> int:
+    return sum(len(m.body) + len(m.blob or b"") for m in messages)
+
+
+def _users(messages: Sequence[MessageRecord]) -> int:
+    return sum(m.role == MessageRole.USER for m in messages)
+
+
 def plan_merge(
     current: ContextRecord,
     *,
@@ -369,34 +401,31 @@ def plan_merge(
     branch, as one revision and one version that records the source version it took in
     (`merged_from`); `RevisionConflict` if the context moved on since the merge was
     computed."""
-    _writable(current, request.author)
-    if current.revision != expected_revision:
-        raise RevisionConflict(current.context_id, expected_revision, current.revision)
-    document = apply_patch(document_of(current), ops)
-    updated = context_from_record(current, document=document)
-    mutation = commit_document(
-        current, updated, op="merge", ops=ops, user_id=request.author, now=now, max_bytes=2**62
+    mutation = _commit_fields(
+        current,
+        op="merge",
+        ops=ops,
+        expected_revision=expected_revision,
+        author=request.author,
+        now=now,
     )
     start = current.message_count + 1
     copies = [dataclasses.replace(m, seq=seq) for seq, m in enumerate(messages, start=start)]
     record = dataclasses.replace(
         mutation.record,
         message_count=current.message_count + len(copies),
-        turn_count=current.turn_count + sum(m.role == MessageRole.USER for m in copies),
-        messages_bytes=current.messages_bytes
-        + sum(len(m.body) + len(m.blob or b"") for m in copies),
+        turn_count=current.turn_count + _users(copies),
+        messages_bytes=current.messages_bytes + _stored_bytes(copies),
     )
     check_size(record, max_bytes)
-    record = dataclasses.replace(record, versioning=track_change(record.versioning, ops))
     record, version = versioning.make(record, branch, request)
-    version = dataclasses.replace(version, merge_parent_id=merged_from)
     return dataclasses.replace(
         mutation,
         record=record,
         event=event_for(record, "merge", [*ops, *message_changes], request.author),
         messages=copies,
         segment=record.versioning.segment,
-        version=version,
+        version=dataclasses.replace(version, merge_parent_id=merged_from),
     )
 
 
@@ -418,15 +447,10 @@ def plan_rewrite(
     messages replaced by `messages` (a new segment: the old ones stay stored, reachable
     through the versions that cover them); one revision and one version.
     `RevisionConflict` if the context moved on since the rewrite was computed."""
-    _writable(current, request.author)
-    if current.revision != expected_revision:
-        raise RevisionConflict(current.context_id, expected_revision, current.revision)
-    updated = context_from_record(current, document=apply_patch(document_of(current), ops))
-    mutation = commit_document(
-        current, updated, op=op, ops=ops, user_id=request.author, now=now, max_bytes=2**62
+    mutation = _commit_fields(
+        current, op=op, ops=ops, expected_revision=expected_revision, author=request.author, now=now
     )
     record = mutation.record
-    record = dataclasses.replace(record, versioning=track_change(record.versioning, ops))
     changes = list(ops)
     if messages is not None:
         state = dataclasses.replace(
@@ -436,9 +460,8 @@ def plan_rewrite(
             record,
             versioning=state,
             message_count=len(messages),
-            turn_count=sum(m.role == MessageRole.USER for m in messages),
-            messages_bytes=record.messages_bytes
-            + sum(len(m.body) + len(m.blob or b"") for m in messages),
+            turn_count=_users(messages),
+            messages_bytes=record.messages_bytes + _stored_bytes(messages),
         )
         changes.append({"op": "replace", "path": "/messages", "value": list(message_values)})
     check_size(record, max_bytes)
