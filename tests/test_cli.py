@@ -192,13 +192,14 @@ def test_the_demo_campaign_round_trips_through_export_and_import(
     assert main(["health", "--json", "--database-url", other]) == 0
     copied = orjson.loads(run.capsys.readouterr().out)
     assert copied["storage"]["contexts"] == 3
-    assert copied["storage"]["messages"] == 6
+    assert copied["storage"]["messages"] == 7  # main's view; versions and branches stay
 
 
 def test_stats_health_and_demo(run: Runner) -> None:
     demo = run.json("demo")
     assert demo["room"]["shared_state"] == {"quest": "Dragon's Lair", "level": 5}
-    assert demo["conversation"]["message_count"] == 6
+    assert demo["conversation"]["message_count"] == 7
+    assert [v["branch"] for v in demo["history"]][:2] == ["main", "sneak-in"]
     assert demo["search"][0]["context_id"] == demo["conversation"]["context_id"]
     out, _ = run("demo")
     assert "loremaster demo" in out

@@ -82,6 +82,19 @@ async def run_demo(cm: ContextManager, *, as_json: bool) -> None:
     room = await cm.update_context(
         room_id, {"shared_state": {"level": 5}}, user_id=PLAYERS[1], expected_revision=2
     )
+    # Versions like git: a checkpoint, a "what if" branch from it, both futures kept.
+    checkpoint = await cm.create_version(conversation_id, GM, "At the lair's mouth", ["checkpoint"])
+    await cm.create_branch(conversation_id, "sneak-in", checkpoint.version_id, GM)
+    await cm.append_messages(
+        conversation_id,
+        {"role": "user", "content": "We sneak in through the flooded tunnel."},
+        user_id=PLAYERS[1],
+        branch="sneak-in",
+    )
+    await cm.append_messages(
+        conversation_id, {"role": "user", "content": "We charge the front gate!"}, PLAYERS[0]
+    )
+    history = await cm.get_version_history(conversation_id, GM, limit=5)
     conversation = await cm.get_context(conversation_id, user_id=PLAYERS[1])
     session = await cm.get_context(session_id, user_id=PLAYERS[0])
     hits = await cm.search_contexts("dragon hoard", user_id=PLAYERS[0])
@@ -95,6 +108,7 @@ async def run_demo(cm: ContextManager, *, as_json: bool) -> None:
                 "room": room.model_dump(mode="json"),
                 "search": [hit.model_dump(mode="json") for hit in hits],
                 "room_events": [event.model_dump(mode="json") for event in events],
+                "history": [version.model_dump(mode="json") for version in history],
             }
         )
         return
@@ -103,9 +117,12 @@ async def run_demo(cm: ContextManager, *, as_json: bool) -> None:
     _render.show_context(conversation)
     _render.show_mapping("Shared state of the party room", room.model_dump()["shared_state"])
     _render.show_events(events)
+    _render.show_history(history)
     _render.show_hits(hits)
     where = cm.settings.database_url
     option = "" if where == DEFAULT_DATABASE_URL else f" --database-url {where}"
     _render.console.print(
-        f"Stored in {where}. Try: loremaster show {conversation_id}{option}", soft_wrap=True
+        f"Stored in {where}. Try: loremaster show {conversation_id}{option}\n"
+        f"     and: loremaster branch list {conversation_id}{option}",
+        soft_wrap=True,
     )
