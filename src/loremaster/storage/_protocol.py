@@ -156,7 +156,8 @@ class Storage(Protocol):
         self, context_id: str, *, delete: Sequence[str], replace: Sequence[VersionRecord]
     ) -> bool:
         """In one transaction delete versions and rewrite others' parent, kind and payload;
-        False (nothing written) if some version to delete is already gone."""
+        False (nothing written) if some version to delete is already gone or has become a
+        branch's fork point meanwhile."""
 
     async def contexts_over_version_limit(self, limit: int, *, max_contexts: int) -> list[str]:
         """Ids of contexts with more than `limit` versions."""

@@ -1055,7 +1055,9 @@ class PostgresStorage:
         async def rewrite(conn: Connection, write_id: uuid.UUID, earlier: list[bool]) -> bool:
             deleted = await conn.fetchval(
                 "WITH d AS (DELETE FROM versions WHERE context_id = $1 "
-                "AND version_id = ANY($2::text[]) RETURNING 1) SELECT count(*) FROM d",
+                "AND version_id = ANY($2::text[]) AND version_id NOT IN (SELECT base_version "
+                "FROM branches WHERE context_id = $1 AND base_version IS NOT NULL) "
+                "RETURNING 1) SELECT count(*) FROM d",
                 uuid.UUID(context_id),
                 list(delete),
             )

@@ -647,8 +647,10 @@ class SQLiteStorage:
     ) -> bool:
         def rewrite(conn: sqlite3.Connection) -> bool:
             deleted = conn.execute(
-                "DELETE FROM versions WHERE context_id = ? AND version_id "
-                "IN (SELECT value FROM json_each(?))",
+                "DELETE FROM versions WHERE context_id = ?1 AND version_id "
+                "IN (SELECT value FROM json_each(?2)) AND version_id NOT IN "
+                "(SELECT base_version FROM branches WHERE context_id = ?1 "
+                "AND base_version IS NOT NULL)",
                 (context_id, _dumps(list(delete))),
             ).rowcount
             if deleted != len(delete):
