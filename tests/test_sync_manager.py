@@ -374,3 +374,40 @@ async def test_a_stale_update_on_a_fresh_branch_merges(cm: ContextManager) -> No
         branch="plan-b",
     )
     assert merged.shared_state == {"gold": 1, "mp": 3}
+
+
+async def test_a_conflict_on_a_branch_is_kept_and_resolved_there(cm: ContextManager) -> None:
+    room = await _room(cm)
+    await cm.create_branch(room, "b", user_id="dm")
+    first = await cm.update_context(room, {"title": "b1"}, user_id="dm", branch="b")
+    await cm.update_context(room, {"title": "b2"}, user_id="dm", branch="b")
+    kept = await cm.update_context(
+        room,
+        {"title": "b3"},
+        user_id="dm",
+        branch="b",
+        expected_revision=first.revision,
+        strategy="manual_merge",
+    )
+    assert kept.title == "b2"
+    [conflict] = await cm.list_conflicts(room)
+    await cm.resolve_conflict(conflict.conflict_id, {"/title": "incoming"}, "dm")
+    assert (await cm.get_context(room, branch="b")).title == "b3"
+    assert (await cm.get_context(room)).title == "Party Planning Session"
+
+
+async def test_an_unannounced_change_reaches_a_trusted_cache_within_seconds(
+    postgres_url: str, redis_url: str
+) -> None:
+    async with (
+        ContextManager(database_url=postgres_url, redis_url=redis_url) as reader,
+        ContextManager(database_url=postgres_url, redis_url=redis_url) as writer,
+    ):
+        room = await _room(writer)
+        await reader.get_context(room)
+        await writer.update_context(room, {"title": "quietly"}, user_id="dm", sync=False)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 8
+        while (await reader.get_context(room)).title != "quietly":  # read all along
+            assert loop.time() < until
+            await asyncio.sleep(0.2)

@@ -434,3 +434,29 @@ async def test_bad_version_and_branch_input_is_refused_before_anything_is_writte
                 await call
         assert (await cm.get_context(context_id)).revision == revision
         assert len(await cm.get_version_history(context_id)) == 1
+
+
+async def test_a_refused_merge_writes_nothing_even_from_a_changed_source(db_url: str) -> None:
+    async with ContextManager(database_url=db_url, version_every_changes=5) as cm:
+        context_id = await _conversation(cm)
+        await cm.create_branch(context_id, "side")
+        await cm.update_context(context_id, {"title": "side's"}, branch="side")  # unversioned
+        await cm.update_context(context_id, {"title": "main's"})
+        revision = (await cm.get_context(context_id)).revision
+        refused = await cm.merge_branch(context_id, "side")
+        assert not refused.merged
+        assert (await cm.get_context(context_id)).revision == revision
+
+
+async def test_cleanup_keeps_what_merges_took_in(db_url: str) -> None:
+    async with ContextManager(database_url=db_url, max_versions=4) as cm:
+        context_id = await _conversation(cm)
+        await cm.create_branch(context_id, "b")
+        await cm.update_context(context_id, {"description": "x"}, branch="b")
+        assert (await cm.merge_branch(context_id, "b")).merged
+        await cm.update_context(context_id, {"description": "y"})
+        for n in range(6):
+            await cm.update_context(context_id, {"data": {"n": n}}, branch="b")
+        again = await cm.merge_branch(context_id, "b")
+        assert (again.merged, again.conflicts) == (True, [])
+        assert (await cm.get_context(context_id)).description == "y"

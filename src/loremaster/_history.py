@@ -126,8 +126,9 @@ class History:
             self._bodies.codec.dictionary_for[context_type] = dictionary_id
 
     async def prune(self, context_id: str, limit: int, *, dry_run: bool = False) -> int:
-        """Remove the oldest versions beyond `limit` (tagged versions, branch heads and
-        fork points stay), re-basing the versions that rested on them. How many went."""
+        """Remove the oldest versions beyond `limit` (tagged versions, branch heads, fork
+        points and versions merges took in stay), re-basing the versions that rested on
+        them. How many went."""
         for _ in range(3):  # another process pruning at the same time makes us look again
             versions = await self._storage.list_versions(context_id)
             record = await self._storage.load_context(context_id)
@@ -136,6 +137,7 @@ class History:
             branches = await self._storage.list_branches(context_id)
             keep = {record.versioning.head}
             keep |= {b.versioning.head for b in branches} | {b.base_version for b in branches}
+            keep |= {v.merge_parent_id for v in versions}  # what later merges start from
             victims = choose_victims(versions, keep={k for k in keep if k}, limit=limit)
             if dry_run or not victims:
                 return len(victims)

@@ -161,11 +161,16 @@ def _split(current: ContextRecord, branch: BranchRecord, mutation: Mutation, nam
         versioning=new.versioning,
         last_modified=new.last_modified,
     )
+    conflicts = tuple(
+        entry if entry in current.coordination.conflicts else {**entry, "branch": name}
+        for entry in new.coordination.conflicts
+    )
     context_row = dataclasses.replace(
         current,
         revision=new.revision,
         last_modified=new.last_modified,
         version_number=new.version_number,
+        coordination=dataclasses.replace(new.coordination, conflicts=conflicts),
     )
     return dataclasses.replace(
         mutation,

@@ -808,10 +808,6 @@ class ContextManager:
         user_id: str | None,
         strategy: MergeStrategy,
     ) -> MergeResult:
-        theirs = await self._on_branch(await self._readable(context_id, user_id), source)
-        if theirs.versioning.head is None or theirs.versioning.changes_since:
-            # A merge records the source version it took in: make one of the source as is.
-            await self.create_version(context_id, user_id, "merge point", branch=source)
         record = await self._readable(context_id, user_id)
         theirs = await self._on_branch(record, source)
         ours = await self._on_branch(record, target)
@@ -839,6 +835,11 @@ class ContextManager:
         )
         if outcome.conflicts and strategy == "fail":
             return outcome
+        if theirs.versioning.head is None or theirs.versioning.changes_since:
+            # A merge records the source version it took in: make one of the source as it
+            # is, then merge again from the top (the context has moved on by one revision).
+            await self.create_version(context_id, user_id, "merge point", branch=source)
+            raise RevisionConflict(context_id, record.revision, record.revision + 1)
         merged = merge.merged
         if strategy == "source":
             choices: dict[str, Side] = {c.path: "theirs" for c in merge.conflicts}
@@ -1077,10 +1078,15 @@ class ContextManager:
         or ``"base"``. A user_choice conflict is settled by the user it was offered to."""
         with self._metrics.measure("resolve_conflict"):
             context_id = canonical_id(_text(conflict_id, "conflict_id").rsplit(".", 1)[0])
+            record = await self._readable(context_id, user_id)
+            entry = next((e for e in record.coordination.conflicts if e["id"] == conflict_id), {})
             plan = functools.partial(
                 plan_resolve, conflict_id=conflict_id, resolution=resolution, user_id=user_id
             )
-            return context_from_record(await self._modify(context_id, plan, writer=user_id))
+            branch = entry.get("branch", "main")
+            return context_from_record(
+                await self._modify_on(context_id, branch, plan, writer=user_id)
+            )
 
     # -- providers -----------------------------------------------------------------------
 
@@ -1284,7 +1290,8 @@ class ContextManager:
         if isinstance(loaded, NotModified):
             assert cached is not None
             record = cached
-            self._cache.put(record)  # it may have come from the shared cache
+            if recent is None:  # checked against storage just now (it may come from L2)
+                self._cache.put(record)
         elif loaded is None:
             self._cache.discard(context_id)
             raise ContextNotFound(context_id)
@@ -1308,6 +1315,8 @@ class ContextManager:
         if now - record.last_accessed >= interval:
             await self.storage.touch(record.context_id, when=now, not_since=now - interval)
             self._cache.discard(record.context_id)
+            if self._live.rows is not None:
+                await self._live.rows.discard(record.context_id)
 
     def _check_update(self, updated: Context) -> None:
         _refuse_invalid(self.validator.check(updated))

@@ -1056,7 +1056,9 @@ class PostgresStorage:
             deleted = await conn.fetchval(
                 "WITH d AS (DELETE FROM versions WHERE context_id = $1 "
                 "AND version_id = ANY($2::text[]) AND version_id NOT IN (SELECT base_version "
-                "FROM branches WHERE context_id = $1 AND base_version IS NOT NULL) "
+                "FROM branches WHERE context_id = $1 AND base_version IS NOT NULL UNION "
+                "SELECT merge_parent_id FROM versions WHERE context_id = $1 "
+                "AND merge_parent_id IS NOT NULL) "
                 "RETURNING 1) SELECT count(*) FROM d",
                 uuid.UUID(context_id),
                 list(delete),
@@ -1066,9 +1068,12 @@ class PostgresStorage:
                     return True  # the earlier attempt's rewrite landed
                 raise _VersionsMoved("another cleanup rewrote these versions first")
             await conn.executemany(
-                "UPDATE versions SET parent_id = $1, kind = $2, payload = $3, size_bytes = $4 "
-                "WHERE version_id = $5",
-                [(v.parent_id, v.kind, v.payload, v.size_bytes, v.version_id) for v in replace],
+                "UPDATE versions SET parent_id = $1, merge_parent_id = $2, kind = $3, "
+                "payload = $4, size_bytes = $5 WHERE version_id = $6",
+                [
+                    (v.parent_id, v.merge_parent_id, v.kind, v.payload, v.size_bytes, v.version_id)
+                    for v in replace
+                ],
             )
             return True
 

@@ -650,15 +650,19 @@ class SQLiteStorage:
                 "DELETE FROM versions WHERE context_id = ?1 AND version_id "
                 "IN (SELECT value FROM json_each(?2)) AND version_id NOT IN "
                 "(SELECT base_version FROM branches WHERE context_id = ?1 "
-                "AND base_version IS NOT NULL)",
+                "AND base_version IS NOT NULL UNION SELECT merge_parent_id FROM versions "
+                "WHERE context_id = ?1 AND merge_parent_id IS NOT NULL)",
                 (context_id, _dumps(list(delete))),
             ).rowcount
             if deleted != len(delete):
                 raise _VersionsMoved
             conn.executemany(
-                "UPDATE versions SET parent_id = ?, kind = ?, payload = ?, size_bytes = ? "
-                "WHERE version_id = ?",
-                [(v.parent_id, v.kind, v.payload, v.size_bytes, v.version_id) for v in replace],
+                "UPDATE versions SET parent_id = ?, merge_parent_id = ?, kind = ?, payload = ?, "
+                "size_bytes = ? WHERE version_id = ?",
+                [
+                    (v.parent_id, v.merge_parent_id, v.kind, v.payload, v.size_bytes, v.version_id)
+                    for v in replace
+                ],
             )
             return True
 

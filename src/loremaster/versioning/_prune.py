@@ -65,8 +65,10 @@ def _rebase(
     decode: Callable[[VersionRecord], Any],
     encode: Callable[[Any], bytes],
 ) -> VersionRecord:
+    # A removed merge's record of what it took in passes to the version after it.
+    merged = child.merge_parent_id or removed.merge_parent_id
     if child.kind == "snapshot":
-        return dataclasses.replace(child, parent_id=removed.parent_id)
+        return dataclasses.replace(child, parent_id=removed.parent_id, merge_parent_id=merged)
     if removed.kind == "snapshot":
         payload = encode(apply_patch(decode(removed), decode(child)))
         kind = "snapshot"
@@ -74,5 +76,10 @@ def _rebase(
         payload = encode([*decode(removed), *decode(child)])
         kind = "delta"
     return dataclasses.replace(
-        child, parent_id=removed.parent_id, kind=kind, payload=payload, size_bytes=len(payload)
+        child,
+        parent_id=removed.parent_id,
+        merge_parent_id=merged,
+        kind=kind,
+        payload=payload,
+        size_bytes=len(payload),
     )
