@@ -41,6 +41,18 @@ async def cm(db_url: str, bus_url: str | None) -> AsyncIterator[ContextManager]:
         yield manager
 
 
+@pytest.fixture
+async def two_processes(
+    postgres_url: str, redis_url: str
+) -> AsyncIterator[tuple[ContextManager, ContextManager]]:
+    """A reader and a writer, as two server processes would be: one PostgreSQL, one Redis."""
+    async with (
+        ContextManager(database_url=postgres_url, redis_url=redis_url) as reader,
+        ContextManager(database_url=postgres_url, redis_url=redis_url) as writer,
+    ):
+        yield reader, writer
+
+
 async def _room(cm: ContextManager, **fields: Any) -> str:
     return await cm.create_context(
         CollaborativeContext(title="Party Planning Session", **fields), user_id="dm"
@@ -277,43 +289,37 @@ async def test_presence_is_ephemeral_and_makes_no_change(cm: ContextManager) -> 
 
 
 async def test_caches_follow_changes_made_by_other_processes(
-    postgres_url: str, redis_url: str
+    two_processes: tuple[ContextManager, ContextManager],
 ) -> None:
-    async with (
-        ContextManager(database_url=postgres_url, redis_url=redis_url) as reader,
-        ContextManager(database_url=postgres_url, redis_url=redis_url) as writer,
-    ):
-        room = await _room(writer)
-        await reader.get_context(room)
-        assert (await reader.get_performance_stats())["cache"]["trusted"]
-        for _ in range(5):
-            await reader.get_context(room)  # served from memory
-        await writer.update_context(room, {"title": "Renamed"}, user_id="dm")
-        for _ in range(100):
-            if (await reader.get_context(room)).title == "Renamed":
-                break
-            await asyncio.sleep(0.01)
-        assert (await reader.get_context(room)).title == "Renamed"
-        cache = (await reader.get_performance_stats())["cache"]
-        assert cache["hits"] >= 5
+    reader, writer = two_processes
+    room = await _room(writer)
+    await reader.get_context(room)
+    assert (await reader.get_performance_stats())["cache"]["trusted"]
+    for _ in range(5):
+        await reader.get_context(room)  # served from memory
+    await writer.update_context(room, {"title": "Renamed"}, user_id="dm")
+    for _ in range(100):
+        if (await reader.get_context(room)).title == "Renamed":
+            break
+        await asyncio.sleep(0.01)
+    assert (await reader.get_context(room)).title == "Renamed"
+    cache = (await reader.get_performance_stats())["cache"]
+    assert cache["hits"] >= 5
 
 
 async def test_a_cache_is_not_trusted_across_a_lost_connection(
-    postgres_url: str, redis_url: str, cut_connections: CutConnections
+    two_processes: tuple[ContextManager, ContextManager], cut_connections: CutConnections
 ) -> None:
-    async with (
-        ContextManager(database_url=postgres_url, redis_url=redis_url) as reader,
-        ContextManager(database_url=postgres_url, redis_url=redis_url) as writer,
-    ):
-        room = await _room(writer)
-        for attempt in range(5):
-            await reader.get_context(room)  # cached
-            await cut_connections("loremaster-bus")  # the announcement will be missed
-            title = f"while away {attempt}"
-            await writer.update_context(room, {"title": title}, user_id="dm")
-            while not (await reader.health_check())["event_bus"]["connected"]:
-                await asyncio.sleep(0.001)
-            assert (await reader.get_context(room)).title == title  # reconnected, gap pending
+    reader, writer = two_processes
+    room = await _room(writer)
+    for attempt in range(5):
+        await reader.get_context(room)  # cached
+        await cut_connections("loremaster-bus")  # the announcement will be missed
+        title = f"while away {attempt}"
+        await writer.update_context(room, {"title": title}, user_id="dm")
+        while not (await reader.health_check())["event_bus"]["connected"]:
+            await asyncio.sleep(0.001)
+        assert (await reader.get_context(room)).title == title  # reconnected, gap pending
 
 
 async def test_a_shared_cache_in_redis_serves_other_processes_and_never_stale_rows(
@@ -397,17 +403,14 @@ async def test_a_conflict_on_a_branch_is_kept_and_resolved_there(cm: ContextMana
 
 
 async def test_an_unannounced_change_reaches_a_trusted_cache_within_seconds(
-    postgres_url: str, redis_url: str
+    two_processes: tuple[ContextManager, ContextManager],
 ) -> None:
-    async with (
-        ContextManager(database_url=postgres_url, redis_url=redis_url) as reader,
-        ContextManager(database_url=postgres_url, redis_url=redis_url) as writer,
-    ):
-        room = await _room(writer)
-        await reader.get_context(room)
-        await writer.update_context(room, {"title": "quietly"}, user_id="dm", sync=False)
-        loop = asyncio.get_running_loop()
-        until = loop.time() + 8
-        while (await reader.get_context(room)).title != "quietly":  # read all along
-            assert loop.time() < until
-            await asyncio.sleep(0.2)
+    reader, writer = two_processes
+    room = await _room(writer)
+    await reader.get_context(room)
+    await writer.update_context(room, {"title": "quietly"}, user_id="dm", sync=False)
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 8
+    while (await reader.get_context(room)).title != "quietly":  # read all along
+        assert loop.time() < until
+        await asyncio.sleep(0.2)
