@@ -32,7 +32,7 @@ from .models import (
 )
 from .patch import JsonPatch
 from .storage import ContextRecord, Lease, Mutation
-from .sync import MISSING, Change, PendingConflict, Side, apply_choices, resolve_update
+from .sync import Change, PendingConflict, Side, apply_choices, resolve_update
 
 __all__ = [
     "HistoryMoved",
@@ -307,11 +307,6 @@ def _record_conflict(mutation: Mutation, pending: PendingConflict) -> Mutation:
     change = {"op": "add", "path": "/conflicts/-", "value": {"conflict_id": entry["id"]}}
     event = dataclasses.replace(mutation.event, changes=[*mutation.event.changes, change])
     return dataclasses.replace(mutation, record=record, event=event)
-
-
-def _side_value(conflict: Mapping[str, Any], side: str) -> Any:
-    value = conflict.get(side, MISSING)
-    return None if value is MISSING else value
 
 
 def conflict_model(record: ContextRecord, entry: Mapping[str, Any]) -> ContextConflict:

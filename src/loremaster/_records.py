@@ -100,18 +100,19 @@ def validation_failed(message: str, exc: ValidationError) -> ValidationFailed:
 # Events also report what changed outside the fields: messages, versions, branches, the
 # edit lock and recorded conflicts.
 _OUTSIDE_FIELDS = frozenset(
-    {"messages", "message_count", "versions", "branches", "lock", "conflicts"}
+    {"", "messages", "message_count", "versions", "branches", "lock", "conflicts"}
 )
 
 
 def field_ops(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The operations of an event's changes that apply to the context's fields."""
-    return [
-        op
-        for op in changes
-        if op.get("path", "").split("/")[1:2] not in ([], [""])
-        and op["path"].split("/")[1] not in _OUTSIDE_FIELDS
-    ]
+    """The operations of an event's changes that apply to one of the context's fields
+    (not to the whole document, nor to what lies outside the fields)."""
+    return [op for op in changes if _top_field(op.get("path", "")) not in _OUTSIDE_FIELDS]
+
+
+def _top_field(path: str) -> str:
+    """The field a JSON Pointer starts with ("" for the whole document)."""
+    return path.split("/")[1] if path.startswith("/") else ""
 
 
 def document_of(record: ContextRecord) -> dict[str, Any]:

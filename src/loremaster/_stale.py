@@ -22,10 +22,6 @@ __all__ = ["StaleBase"]
 _PAGE = 200
 
 
-def _field_ops(event: EventRecord) -> list[dict[str, Any]]:
-    return field_ops(event.changes)
-
-
 def _origin(event: EventRecord) -> UpdateOrigin:
     return UpdateOrigin(user_id=event.user_id or "system", provider=event.provider)
 
@@ -50,8 +46,10 @@ class StaleBase:
         for event in mine:
             if event.revision > base_revision:
                 break
-            document = apply_patch(document, _field_ops(event))
-        since = [Change(_origin(e), _field_ops(e)) for e in mine if e.revision > base_revision]
+            document = apply_patch(document, field_ops(event.changes))
+        since = [
+            Change(_origin(e), field_ops(e.changes)) for e in mine if e.revision > base_revision
+        ]
         if [e.revision for e in events] != list(range(start + 1, current_revision + 1)):
             raise RevisionConflict(context_id, base_revision, current_revision)  # trimmed
         return document, since

@@ -14,7 +14,7 @@ from ._store import (
     track_change,
     version_checksum,
 )
-from ._views import common_prefix, ranges, truncate, view_of
+from ._views import common_prefix, ranges, view_of
 
 __all__ = [
     "VersionPolicy",
@@ -28,7 +28,6 @@ __all__ = [
     "ranges",
     "reconstruct",
     "track_change",
-    "truncate",
     "version_checksum",
     "view_of",
 ]

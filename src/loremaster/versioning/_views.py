@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..storage import Piece, VersionState
 
-__all__ = ["common_prefix", "ranges", "truncate", "view_of"]
+__all__ = ["common_prefix", "ranges", "view_of"]
 
 
 def view_of(state: VersionState, message_count: int) -> tuple[Piece, ...]:
@@ -30,16 +30,6 @@ def ranges(view: tuple[Piece, ...]) -> list[tuple[str, int, int]]:
         spans.append((segment, start, end))
         start = end
     return spans
-
-
-def truncate(view: tuple[Piece, ...], count: int) -> tuple[Piece, ...]:
-    """The pieces of a view's first `count` messages."""
-    kept: list[Piece] = []
-    for segment, start, end in ranges(view):
-        if start >= count:
-            break
-        kept.append((segment, min(end, count)))
-    return tuple(kept)
 
 
 def common_prefix(a: tuple[Piece, ...], b: tuple[Piece, ...]) -> int:
