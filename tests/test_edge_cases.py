@@ -11,7 +11,6 @@ from loremaster import (
     ContextManager,
     ContextNotFound,
     ConversationContext,
-    PermissionDenied,
     ValidationFailed,
 )
 
@@ -34,7 +33,7 @@ async def test_a_recreated_context_is_not_served_from_a_stale_cache(db_url: str)
             ),
             user_id="bob",
         )
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(ContextNotFound):
             await a.get_messages(context_id, user_id="alice")
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -338,20 +340,33 @@ async def test_stranger_is_denied_and_learns_nothing(manager: ContextManager, db
     context_id = await manager.create_context(
         ConversationContext(title="The Secret Villain", collaborators=["p1"]), user_id="dm"
     )
+    missing = str(uuid.uuid4())
     before = await table_counts(db_url)
-    calls = [
-        manager.get_context(context_id, user_id="eve"),
-        manager.update_context(context_id, {"title": "pwned"}, user_id="eve"),
-        manager.append_messages(context_id, {"role": "user", "content": "x"}, user_id="eve"),
-        manager.get_messages(context_id, user_id="eve"),
-        manager.get_events(context_id, user_id="eve"),
-        manager.delete_context(context_id, user_id="eve"),
-        manager.delete_context(context_id, user_id="eve", hard_delete=True),
-        manager.restore_context(context_id, user_id="eve"),
-    ]
-    for call in calls:
-        with pytest.raises(PermissionDenied) as caught:
-            await call
+
+    def calls(target: str) -> list[Any]:
+        return [
+            manager.get_context(target, user_id="eve"),
+            manager.update_context(target, {"title": "pwned"}, user_id="eve"),
+            manager.append_messages(target, {"role": "user", "content": "x"}, user_id="eve"),
+            manager.get_messages(target, user_id="eve"),
+            manager.get_events(target, user_id="eve"),
+            manager.delete_context(target, user_id="eve"),
+            manager.delete_context(target, user_id="eve", hard_delete=True),
+            manager.restore_context(target, user_id="eve"),
+            manager.create_version(target, user_id="eve"),
+            manager.get_version_history(target, user_id="eve"),
+            manager.acquire_context_lock(target, user_id="eve"),
+            manager.list_conflicts(target, user_id="eve"),
+            manager.subscribe(target, user_id="eve"),
+        ]
+
+    # A stranger cannot tell the context from one that does not exist.
+    for existing, absent in zip(calls(context_id), calls(missing), strict=True):
+        with pytest.raises(ContextNotFound) as caught:
+            await existing
+        with pytest.raises(ContextNotFound) as nothing:
+            await absent
+        assert str(caught.value).replace(context_id, missing) == str(nothing.value)
         assert "Secret Villain" not in str(caught.value)
     assert await table_counts(db_url) == before
     assert len(await manager.query_contexts(user_id="eve")) == 0
@@ -369,7 +384,7 @@ async def test_roles_owner_collaborator_and_permissions(manager: ContextManager)
     )
     for user in ("dm", "player", "reader", "writer", "admin"):
         assert (await manager.get_context(context_id, user_id=user)).title == "table"
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(ContextNotFound):
         await manager.get_context(context_id, user_id="nobody")
 
     await manager.update_context(context_id, {"shared_state": {"a": 1}}, user_id="player")

@@ -13,6 +13,7 @@ from loremaster import (
     CollaborativeContext,
     Context,
     ContextManager,
+    ContextNotFound,
     LockHeld,
     LockLost,
     PermissionDenied,
@@ -106,7 +107,7 @@ async def test_a_subscriber_sees_every_revision_once_in_order(cm: ContextManager
     assert [e.revision for e in await _take(replay, 6)] == list(range(16, 22))
     await stream.close()
     await replay.close()
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(ContextNotFound):
         await cm.subscribe(room, user_id="stranger")
 
 
@@ -150,6 +151,21 @@ async def test_locks_keep_others_out_and_fence_an_expired_holder(cm: ContextMana
     assert (await cm.get_context(room)).title == "anyone's"
     with pytest.raises(LockLost):
         await cm.renew_context_lock(room, user_id="bo")
+
+
+async def test_taking_a_held_lock_again_never_shortens_it(cm: ContextManager) -> None:
+    room = await _room(cm, collaborators=["ana", "bo"])
+    long = await cm.acquire_context_lock(room, user_id="ana", timeout=60)
+    again = await cm.acquire_context_lock(room, user_id="ana", timeout=0.1)
+    renewed = await cm.renew_context_lock(room, user_id="ana", timeout=0.1)
+    assert again.token == renewed.token == long.token
+    assert again.expires_at >= long.expires_at
+    assert renewed.expires_at >= long.expires_at
+    await asyncio.sleep(0.3)
+    with pytest.raises(LockHeld):
+        await cm.update_context(room, {"title": "bo's"}, user_id="bo")
+    longer = await cm.acquire_context_lock(room, user_id="ana", timeout=120)
+    assert longer.expires_at > long.expires_at
 
 
 async def test_expired_lease_alone_also_refuses_its_holder(cm: ContextManager) -> None:
@@ -269,7 +285,7 @@ async def test_joining_a_room(cm: ContextManager) -> None:
     assert [e.op for e in await cm.get_events(room)][-4:] == ["join", "update", "join", "leave"]
 
     closed = await _room(cm, join_policy="members")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(ContextNotFound):
         await cm.join_collaborative_session(closed, user_id="stranger")
     with pytest.raises(ValidationFailed):
         await cm.join_collaborative_session(
@@ -284,7 +300,7 @@ async def test_presence_is_ephemeral_and_makes_no_change(cm: ContextManager) -> 
     assert (entry.viewing, entry.typing) == ("map", True)
     assert [(p.user_id, p.viewing) for p in await cm.get_presence(room, "dm")] == [("ana", "map")]
     assert (await cm.get_context(room)).revision == revision
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(ContextNotFound):
         await cm.update_presence(room, "stranger")
 
 

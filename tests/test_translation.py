@@ -201,11 +201,21 @@ def test_a_system_message_mid_conversation_goes_where_each_provider_takes_it() -
     openai = translate(conversation, OPENAI)
     assert openai.payload["messages"][2] == {"role": "system", "content": "The dragon wakes."}
     assert openai.report.lossless
-    for provider in (ANTHROPIC, GOOGLE):
-        result = translate(conversation, provider)
-        assert [c.code for c in result.report.changes] == ["system_as_user"]
-        assert result.report.changes[0].path == "/2"
-        assert result.messages[2].role is MessageRole.USER
+    anthropic = translate(conversation, ANTHROPIC)
+    assert [c.code for c in anthropic.report.changes] == ["system_as_user"]
+    assert anthropic.report.changes[0].path == "/2"
+    assert anthropic.messages[2].role is MessageRole.USER
+    # Gemini wants turns to alternate: the system message, now a user one, joins the next.
+    google = translate(conversation, GOOGLE)
+    assert [(c.code, c.path) for c in google.report.changes] == [
+        ("system_as_user", "/2"),
+        ("same_role_merged", "/2"),
+        ("same_role_merged", "/3"),
+    ]
+    assert google.payload["contents"][2] == {
+        "role": "user",
+        "parts": [{"text": "The dragon wakes."}, {"text": "Run!"}],
+    }
     newer = translate(conversation, ANTHROPIC, "claude-opus-4-8")
     assert newer.payload["messages"][2] == {"role": "system", "content": "The dragon wakes."}
     assert newer.report.lossless
@@ -688,7 +698,9 @@ def test_history_starting_with_the_assistant() -> None:
     assert anthropic.payload["messages"][0] == {"role": "user", "content": PLACEHOLDER_TEXT}
     assert codes(anthropic) == {"system_prompt": 1, "placeholder_user": 1}
     assert translate(conversation, OPENAI).report.lossless
-    assert translate(conversation, GOOGLE).payload["contents"][0]["role"] == "model"
+    google = translate(conversation, GOOGLE)
+    assert google.payload["contents"][0] == {"role": "user", "parts": [{"text": PLACEHOLDER_TEXT}]}
+    assert codes(google) == {"system_prompt": 1, "placeholder_user": 1}
     with_call = [msg("assistant", call("x")), msg("tool", result("x", "1"))]
     assert translate(with_call, GOOGLE).payload["contents"][0] == {
         "role": "user",
@@ -1187,6 +1199,39 @@ def test_what_a_provider_carries_round_trips_exactly(
     assert again.payload == translator.to_provider(conversation, provider).payload
 
 
+@_SETTINGS
+@given(conversations())
+def test_gemini_turns_alternate_and_start_with_the_user(conversation: list[Message]) -> None:
+    """What Gemini refuses: "multiturn requests alternate between user and model", "function
+    call turn comes immediately after a user turn or after a function response turn"."""
+    contents = translate(conversation, GOOGLE).payload["contents"]
+    roles = [c["role"] for c in contents]
+    assert all(a != b for a, b in itertools.pairwise(roles)), roles
+    assert not roles or roles[0] == "user"
+    for before, turn in itertools.pairwise(contents):
+        if any("function_call" in part for part in turn["parts"]):
+            assert before["role"] == "user"
+
+
+def test_a_user_message_after_tool_results_shares_their_gemini_turn() -> None:
+    conversation = [
+        msg("user", text("Open the door")),
+        msg("assistant", call("r")),
+        msg("tool", result("r", "6")),
+        msg("user", text("And then?")),
+        msg("user", text("Quickly!")),
+    ]
+    google = translate(conversation, GOOGLE)
+    assert [c["role"] for c in google.payload["contents"]] == ["user", "model", "user"]
+    assert google.payload["contents"][2]["parts"][1:] == [
+        {"text": "And then?"},
+        {"text": "Quickly!"},
+    ]
+    assert codes(google) == {"same_role_merged": 2, "user_after_results": 1}
+    read = translator.from_provider(google.payload, GOOGLE)
+    assert [m.role.value for m in read] == ["user", "assistant", "tool", "user"]
+
+
 def _unnamed_survive(before: list[Message], after: list[Message], changes: Iterable[Any]) -> None:
     named = {int(c.path.split("/")[1]) for c in changes if c.path}
     remaining = iter(content(after))
@@ -1270,3 +1315,65 @@ def test_the_package_exports_a_sorted_complete_api() -> None:
     assert package.__all__ == sorted(package.__all__, key=lambda name: (not name.isupper(), name))
     for name in package.__all__:
         assert hasattr(package, name), name
+
+
+# Wording and names a user reaches for.
+
+
+def test_rewritten_arguments_are_converted_not_dropped() -> None:
+    spaced = {
+        "messages": [
+            {"role": "user", "content": "Attack!"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_a",
+                        "type": "function",
+                        "function": {"name": "roll", "arguments": '{"dice": "1d20",  "bonus": 2}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_a", "content": "17"},
+        ]
+    }
+    messages = translator.from_provider(spaced, OPENAI)
+    for provider in (ANTHROPIC, GOOGLE):
+        result = translate(messages, provider)
+        [change] = [c for c in result.report.changes if c.code == "arguments_reserialized"]
+        assert change.action.value == "converted"
+        assert "provider_data_dropped" not in codes(result)
+        read = translator.from_provider(result.payload, provider)
+        [called] = [p for m in read for p in m.parts if isinstance(p, ToolCallPart)]
+        assert called.arguments == {"dice": "1d20", "bonus": 2}
+    assert translate(messages, OPENAI).report.lossless
+
+
+def test_gemini_is_another_name_of_google() -> None:
+    assert ProviderType("gemini") is GOOGLE
+    assert ProviderType("Anthropic") is ANTHROPIC
+    assert translator.to_provider([msg("user", text("Hi"))], "gemini").report.provider is GOOGLE
+
+
+def test_a_model_of_another_provider_or_an_unknown_one_warns() -> None:
+    hello = [msg("user", text("Hi"))]
+    assert translate(hello, GOOGLE, "gemini-2.5-pro").report.warnings == ()
+    [other] = translate(hello, GOOGLE, "gpt-4o").report.warnings
+    assert "gpt-4o" in other
+    assert "openai" in other
+    [unknown] = translate(hello, ANTHROPIC, "claude-9-imaginary").report.warnings
+    assert "does not know" in unknown
+    assert str(translate(hello, GOOGLE, "gpt-4o").report).startswith("warning: ")
+
+
+def test_translate_command_takes_gemini_and_warns_of_a_foreign_model(tmp_path: Path) -> None:
+    source = tmp_path / "openai.json"
+    source.write_text(json.dumps(PARALLEL_OPENAI))
+    printed = CliRunner().invoke(
+        translate_command,
+        [str(source), "--from", "openai", "--to", "gemini", "--model", "claude-opus-4-8"],
+    )
+    assert printed.exit_code == 0, printed.output
+    assert "contents" in json.loads(printed.stdout)
+    assert "warning: 'claude-opus-4-8' is a model of anthropic" in printed.stderr

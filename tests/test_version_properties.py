@@ -106,10 +106,12 @@ async def _scenario(policy: dict[str, Any], edits: list[tuple[Any, Any, Any]]) -
             kept = expected[a]["messages"][: len(expected[a]["messages"]) - diff.messages_removed]
             assert kept + [m.text for m in diff.messages_added] == expected[b]["messages"]
 
-    async with ContextManager(database_url=f"sqlite:///{_DB}", max_versions=3, **policy) as cm:
+    limits = {"max_versions": 3, "max_checkpoints": 2}
+    async with ContextManager(database_url=f"sqlite:///{_DB}", **limits, **policy) as cm:
         await cm.run_cleanup()
         history = await cm.get_version_history(context_id, limit=1000)
-        assert len(history) <= max(3, 2 + sum(1 for v in history if v.tags))
+        assert sum(v.automatic for v in history) <= 3
+        assert sum(not v.automatic and not v.tags for v in history) <= 2
         for version in history:
             assert (
                 _state(await cm.get_version(context_id, version.version_id))

@@ -11,9 +11,9 @@ import pytest
 from loremaster import (
     BranchNotFound,
     ContextManager,
+    ContextNotFound,
     ConversationContext,
     DataCorrupted,
-    PermissionDenied,
     SessionContext,
     ValidationFailed,
     VersionNotFound,
@@ -110,7 +110,7 @@ async def test_get_version_returns_the_context_as_it_was(db_url: str) -> None:
         assert (await cm.get_context(context_id)).data == {"scene": "forest"}
         with pytest.raises(VersionNotFound):
             await cm.get_version(context_id, "no-such-version")
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(ContextNotFound):
             await cm.get_version(context_id, before.version_id, user_id="stranger")
 
 
@@ -187,7 +187,7 @@ async def test_rollback_does_not_restore_access_control(db_url: str) -> None:
         context_id = await _conversation(cm, collaborators=["ana"])
         version = await cm.create_version(context_id, user_id="dm")
         await cm.update_context(context_id, {"collaborators": []}, user_id="dm")
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(ContextNotFound):
             await cm.rollback_to_version(context_id, version.version_id, user_id="ana")
         await cm.rollback_to_version(context_id, version.version_id, user_id="dm")
         assert (await cm.get_context(context_id)).collaborators == []
@@ -249,7 +249,7 @@ async def test_branch_errors(db_url: str) -> None:
             await cm.update_context(context_id, {"title": "x"}, branch="nowhere")
         with pytest.raises(ValidationFailed):
             await cm.update_context(context_id, {"collaborators": ["eve"]}, branch="what-if")
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(ContextNotFound):
             await cm.create_branch(context_id, "mine", user_id="stranger")
 
 
@@ -336,7 +336,8 @@ async def test_cleanup_keeps_tagged_versions_heads_and_fork_points(db_url: str) 
             await cm.update_context(context_id, {"data": {"hp": hp}}, user_id="dm")
 
         history = await cm.get_version_history(context_id, limit=1000)
-        assert len(history) == 10
+        assert sum(v.automatic for v in history) == 10  # the tagged one counts against none
+        assert len(history) == 11
         ids = {v.version_id for v in history}
         assert kept.version_id in ids
         branches = await cm.list_branches(context_id)

@@ -13,9 +13,8 @@ from typing import Any
 import jsonpatch
 from pydantic import ValidationError
 
-from ._access import authorize
+from ._access import GUARDED_FIELDS, authorize
 from ._records import (
-    ADMIN_FIELDS,
     PROTECTED_FIELDS,
     MessageBodies,
     context_from_record,
@@ -24,6 +23,7 @@ from ._records import (
     record_from_document,
     with_owner,
 )
+from ._storable import check_json
 from .errors import ContextNotFound, Issue, PayloadTooLarge, RevisionConflict, ValidationFailed
 from .models import (
     CollaborativeContext,
@@ -150,7 +150,7 @@ def plan_update(
             "read-only fields cannot be changed" + hint,
             [Issue("/" + escape_pointer(name), "read-only") for name in protected],
         )
-    if touched & ADMIN_FIELDS:
+    if touched & GUARDED_FIELDS:
         authorize(current, user_id, Permission.ADMIN)
     document, ops = apply_changes(document_of(current), changes)
     if not ops:
@@ -264,20 +264,25 @@ def check_purgeable(current: ContextRecord, *, deleted_before: int) -> None:
 
 
 def parse_messages(messages: Sequence[Message | Mapping[str, Any]]) -> list[Message]:
-    """Messages from models or dicts (the ``{"role", "content"}`` shorthand included)."""
+    """Messages from models or dicts (the ``{"role", "content"}`` shorthand included),
+    whose content is storable JSON (`check_json`). A model is validated again, as
+    `parse_context` does."""
     parsed: list[Message] = []
-    for index, message in enumerate(messages):
-        if isinstance(message, Message):
-            parsed.append(message)
-            continue
+    for index, given in enumerate(messages):
+        fields: Any = given
+        if isinstance(given, Message):
+            check_json(given, f"/{index}")  # first: past its depth limit, pydantic cannot dump it
+            fields = given.model_dump(warnings=False)
         try:
-            parsed.append(Message.model_validate(message))
+            message = Message.model_validate(fields)
         except ValidationError as exc:
             issues = [
                 Issue(f"/{index}/" + "/".join(str(p) for p in error["loc"]), error["msg"])
                 for error in exc.errors()
             ]
             raise ValidationFailed("invalid message", issues) from exc
+        check_json(message, f"/{index}")
+        parsed.append(message)
     return parsed
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonpatch
 
-from ._access import authorize
+from ._access import GUARDED_FIELDS, authorize
 from ._changes import commit_document, event_for, plan_update, readable
 from ._records import context_from_record, document_of
 from .errors import Issue, LockHeld, LockLost, PermissionDenied, ValidationFailed
@@ -107,7 +107,8 @@ def plan_lock(
     max_bytes: int,
 ) -> Mutation:
     """Take (or extend) the edit lock for `seconds`. A new lease's fencing token is the
-    revision that grants it, so tokens only grow; extending keeps the token."""
+    revision that grants it, so tokens only grow; extending keeps the token and never
+    shortens the lease."""
     del max_bytes
     readable(current, user_id)
     authorize(current, user_id, Permission.WRITE)
@@ -118,7 +119,10 @@ def plan_lock(
         stale = current.coordination.lease
         raise LockLost(current.context_id, user_id, 0 if stale is None else stale.token)
     token = current.revision + 1 if lease is None else lease.token
-    granted = Lease(user_id, token, current.read_at + int(seconds * 1_000_000))
+    expires_at = current.read_at + int(seconds * 1_000_000)
+    if lease is not None:
+        expires_at = max(expires_at, lease.expires_at)
+    granted = Lease(user_id, token, expires_at)
     return _with_lease(current, granted, op="lock", now=now)
 
 
@@ -127,6 +131,7 @@ def plan_release(
 ) -> Mutation | None:
     """Give the lock up; nothing to do if the user does not hold it (or it expired)."""
     del max_bytes
+    readable(current, user_id)
     lease = current.coordination.lease
     if lease is None or lease.holder != user_id:
         live = _live(current)
@@ -158,9 +163,9 @@ def _commit_room(
 def plan_join(
     current: ContextRecord, *, user_id: str, max_participants: int, now: int, max_bytes: int
 ) -> Mutation | None:
-    """Add `user_id` to the room's participants (and members: who sits at the table may
-    write). An open room takes anyone while it has seats; a members-only room takes
-    those who may already read it."""
+    """Add `user_id` to the room's participants. An open room takes anyone while it has
+    seats, and who sits at its table becomes a member (may read and write); a members-only
+    room takes those who may already read it, with the rights they have."""
     del max_bytes
     room = _room(current)
     if current.state != "active":
@@ -177,7 +182,8 @@ def plan_join(
             [Issue("/active_participants", f"{len(participants)} of {seats}", "room_full")],
         )
     room["active_participants"] = [*participants, user_id]
-    if user_id != current.owner_id and user_id not in room["collaborators"]:
+    open_room = room.get("join_policy", "open") == "open"
+    if open_room and user_id != current.owner_id and user_id not in room["collaborators"]:
         room["collaborators"] = [*room["collaborators"], user_id]
     return _commit_room(current, room, op="join", user_id=user_id, now=now)
 
@@ -187,6 +193,7 @@ def plan_leave(
 ) -> Mutation | None:
     """Take `user_id` off the participants (they stay a member); a lock they hold goes."""
     del max_bytes
+    readable(current, user_id)
     room = _room(current)
     participants: list[str] = list(room["active_participants"])
     if user_id not in participants:
@@ -250,6 +257,10 @@ def plan_settle(
     three ways into the fields as committed now, by the conflict policy: what it decides
     lands, paths left for a person are recorded (manual_merge, user_choice), and an open
     path with no fallback is a `RevisionConflict`."""
+    readable(current, user_id)
+    if any(base.get(f) != incoming.get(f) for f in GUARDED_FIELDS):
+        # Before settling: a conflict record never holds a change its author may not make.
+        authorize(current, user_id, Permission.ADMIN)
     policy = policy_for(current, strategy)
     ranked = policy.strategy is ConflictStrategy.PROVIDER_PRIORITY
     if ranked and current.revision != since_revision:

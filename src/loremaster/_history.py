@@ -16,9 +16,19 @@ from .codec import Codec
 from .errors import BranchNotFound, UnsupportedFormat, VersionNotFound
 from .models import Branch, ContextVersion, Message, from_micros
 from .storage import BranchRecord, ContextRecord, MessageRecord, Piece, Storage, VersionRecord
-from .versioning import choose_victims, decode_payload, prune_plan, ranges, reconstruct
+from .versioning import (
+    VersionLimits,
+    choose_victims,
+    decode_payload,
+    prune_plan,
+    ranges,
+    reconstruct,
+)
 
 __all__ = ["History", "branch_model", "version_model"]
+
+# A cleanup that keeps losing to writers gives up; the next one starts afresh.
+_PRUNE_ATTEMPTS = 5
 
 
 def version_model(version: VersionRecord) -> ContextVersion:
@@ -38,6 +48,7 @@ def version_model(version: VersionRecord) -> ContextVersion:
         checksum=version.checksum,
         revision=version.revision,
         message_seq=version.message_seq,
+        automatic=version.automatic,
     )
 
 
@@ -125,20 +136,24 @@ class History:
             self._bodies.codec.add_dictionary(dictionary_id, data)
             self._bodies.codec.dictionary_for[context_type] = dictionary_id
 
-    async def prune(self, context_id: str, limit: int, *, dry_run: bool = False) -> int:
-        """Remove the oldest versions beyond `limit` (tagged versions, branch heads, fork
+    async def prune(self, context_id: str, limits: VersionLimits, *, dry_run: bool = False) -> int:
+        """Remove the oldest versions beyond `limits` (tagged versions, branch heads, fork
         points and versions merges took in stay), re-basing the versions that rested on
-        them. How many went."""
-        for _ in range(3):  # another process pruning at the same time makes us look again
+        them. How many went.
+
+        The plan is made from reads; storage checks it again in the rewrite's transaction
+        (with writers held off) and refuses it if a version was made, or a head moved,
+        meanwhile: then it is made again from fresh reads."""
+        for _ in range(_PRUNE_ATTEMPTS):
             versions = await self._storage.list_versions(context_id)
             record = await self._storage.load_context(context_id)
-            if len(versions) <= limit or not isinstance(record, ContextRecord):
+            if not isinstance(record, ContextRecord):
                 return 0
             branches = await self._storage.list_branches(context_id)
             keep = {record.versioning.head}
             keep |= {b.versioning.head for b in branches} | {b.base_version for b in branches}
             keep |= {v.merge_parent_id for v in versions}  # what later merges start from
-            victims = choose_victims(versions, keep={k for k in keep if k}, limit=limit)
+            victims = choose_victims(versions, keep={k for k in keep if k}, limits=limits)
             if dry_run or not victims:
                 return len(victims)
             if await self._remove(context_id, versions, victims):

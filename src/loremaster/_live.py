@@ -35,21 +35,30 @@ __all__ = ["Live"]
 
 log = logging.getLogger("loremaster.sync")
 
+_PUBLISH_TIMEOUT = 5.0
+"""Seconds at most that a write, already committed, waits for Redis to take its events;
+the same bound serves each presence call and each wait for a subscription."""
+_CACHE_TIMEOUT = 1.0
+"""Seconds at most for one call to the shared row cache: one slower than the database is
+no cache, and a write stores its rows there after its commit."""
+
 
 class Live:
     def __init__(self, settings: Settings, cache: RecordCache) -> None:
         self._settings = settings
         self._cache = cache
         url = settings.redis_url
+        self._publish_timeout = min(settings.sync_timeout, _PUBLISH_TIMEOUT)
         self.bus: EventBus = (
-            MemoryBus() if url is None else RedisBus(url, timeout=settings.sync_timeout)
+            MemoryBus() if url is None else RedisBus(url, timeout=self._publish_timeout)
         )
         self.presence: PresenceTracker = (
-            MemoryPresence() if url is None else RedisPresence(url, timeout=settings.sync_timeout)
+            MemoryPresence() if url is None else RedisPresence(url, timeout=self._publish_timeout)
         )
         self.rows: SharedRows | None = None
         if url is not None and settings.cache_l2:
-            client = redis_client(url, timeout=settings.sync_timeout, client_name="loremaster-rows")
+            timeout = min(settings.sync_timeout, _CACHE_TIMEOUT)
+            client = redis_client(url, timeout=timeout, client_name="loremaster-rows")
             self.rows = SharedRows(client, ttl_seconds=settings.cache_ttl)
         self._watcher: asyncio.Task[None] | None = None
         self._heard_epoch = -1
@@ -94,15 +103,22 @@ class Live:
                 self._cache.invalidate(item.context_id, item.revision)
 
     async def publish(self, events: Iterable[ContextEvent]) -> None:
-        """Announce committed changes; a bus that cannot take one is logged, not raised:
-        the change is committed and followers find it in the events table."""
+        """Announce committed changes, all within `_PUBLISH_TIMEOUT` (or `sync_timeout`, if
+        shorter); an event the bus does not take by then is logged, not raised: the change
+        is committed and followers find it in the events table."""
         if not self._settings.enable_real_time_sync:
             return
+        deadline = asyncio.get_running_loop().time() + self._publish_timeout
         for event in events:
             try:
-                await self.bus.publish(event)
+                async with asyncio.timeout_at(deadline):
+                    await self.bus.publish(event)
+                continue
             except BackendUnavailable as exc:
-                log.warning("event %s@%s not published: %s", event.context_id, event.revision, exc)
+                reason = str(exc)
+            except TimeoutError:
+                reason = f"no answer within {self._publish_timeout:g} s"
+            log.warning("event %s@%s not published: %s", event.context_id, event.revision, reason)
 
     def follow(
         self,

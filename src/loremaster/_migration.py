@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
+from ._storable import MAX_INT, check_text, describe, pointer
 from .errors import Issue, LoremasterError, ValidationFailed
 from .models import (
     Context,
@@ -31,6 +32,7 @@ __all__ = [
     "ExportCache",
     "MigrationPlan",
     "Outcome",
+    "check_window",
     "export_payload",
     "parse_migration",
     "parse_provider",
@@ -41,13 +43,28 @@ _OPTIONS = {"model", "preserve_history", "fit", "reserve_output", "on_loss"}
 
 
 def parse_provider(value: ProviderType | str | None, name: str) -> ProviderType:
-    try:
-        return ProviderType(str(value))
-    except ValueError as exc:
-        choices = ", ".join(p.value for p in ProviderType)
+    if isinstance(value, str) and value in set(ProviderType):
+        return ProviderType(value)
+    choices = ", ".join(p.value for p in ProviderType)
+    raise ValidationFailed(
+        f"{name} must be one of {choices}", [Issue(f"/{name}", describe(value), "provider")]
+    )
+
+
+def check_window(model: Any, reserve_output: Any, at: str = "") -> None:
+    """Refuse a target model that is not text, or tokens kept for the answer that are not
+    a whole number (`at`: where they were given)."""
+    if model is not None:
+        check_text(model, f"{at}/model")
+    if reserve_output is not None and (
+        isinstance(reserve_output, bool)
+        or not isinstance(reserve_output, int)
+        or not 0 <= reserve_output <= MAX_INT
+    ):
         raise ValidationFailed(
-            f"{name} must be one of {choices}", [Issue(f"/{name}", repr(value), "provider")]
-        ) from exc
+            "reserve_output is a whole number of tokens",
+            [Issue(f"{at}/reserve_output", describe(reserve_output))],
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,12 +84,19 @@ def parse_migration(
     options: Mapping[str, Any] | None,
 ) -> MigrationPlan:
     """The migration asked for; `ValidationFailed` for unknown providers or options."""
+    if options is not None and not isinstance(options, Mapping):
+        raise ValidationFailed("options is a dict", [Issue("/options", describe(options))])
     options = dict(options or {})
-    unknown = sorted(set(options) - _OPTIONS)
+    unknown = [key for key in options if key not in _OPTIONS]
     if unknown:
         raise ValidationFailed(
-            "unknown migration options", [Issue(f"/options/{k}", "unknown") for k in unknown]
+            "unknown migration options",
+            [
+                Issue(pointer("/options", k if isinstance(k, str) else describe(k)), "unknown")
+                for k in unknown
+            ],
         )
+    check_window(options.get("model"), options.get("reserve_output"), "/options")
     if options.get("on_loss", "convert") not in ("convert", "refuse"):
         raise ValidationFailed("on_loss is convert or refuse", [Issue("/options/on_loss", "")])
     source = None if from_provider is None else parse_provider(from_provider, "from_provider")

@@ -16,6 +16,7 @@ from uuid import UUID
 import orjson
 from pydantic import ValidationError
 
+from ._storable import check_json, check_text, describe
 from .codec import Codec
 from .errors import DataCorrupted, Issue, ValidationFailed
 from .models import (
@@ -36,8 +37,8 @@ from .models import (
 from .storage import ContextRecord, EventRecord, MessageRecord, RecordQuery, SearchRecord
 
 __all__ = [
-    "ADMIN_FIELDS",
     "PROTECTED_FIELDS",
+    "SEARCHABLE_CHARACTERS",
     "MessageBodies",
     "best_hits",
     "canonical_id",
@@ -73,9 +74,6 @@ PROTECTED_FIELDS = frozenset(
     }
 )
 """Fields no update may set: identity, bookkeeping, and messages (use append_messages)."""
-
-ADMIN_FIELDS = frozenset({"owner_id", "collaborators", "permissions", "state"})
-"""Fields only the owner or an admin may change."""
 
 _COLUMNS = (
     "title",
@@ -240,14 +238,26 @@ def context_from_record(
         raise validation_failed(f"not a valid {record.context_type} context", exc) from exc
 
 
+SEARCHABLE_CHARACTERS = 100_000
+"""How much of a message's text full-text search indexes: its first 100,000 characters.
+PostgreSQL cannot index more than 1 MB of lexemes per value, and a message may be larger."""
+
+
 def _search_text(message: Message) -> str:
     texts: list[str] = []
+    size = 0
     for part in message.parts:
         if isinstance(part, TextPart):
-            texts.append(part.text)
+            found = [part.text]
         elif isinstance(part, ToolResultPart):
-            texts.extend(item.text for item in part.content if isinstance(item, TextPart))
-    return "\n".join(texts)
+            found = [item.text for item in part.content if isinstance(item, TextPart)]
+        else:
+            continue
+        texts += found
+        size += sum(len(text) + 1 for text in found)
+        if size > SEARCHABLE_CHARACTERS:
+            break
+    return "\n".join(texts)[:SEARCHABLE_CHARACTERS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +358,7 @@ def _decode_cursor(query: ContextQuery) -> tuple[Any, str] | None:
         value, context_id = token["v"], token["i"]
         if not isinstance(context_id, str) or not isinstance(value, (int, str)):
             raise ValueError("malformed cursor")
+        check_json([value, context_id], "/cursor")
     except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ValidationFailed(
             "invalid cursor: pass the next_cursor of the previous page of the same query, "
@@ -402,25 +413,39 @@ def best_hits(rows: Iterable[SearchRecord], limit: int) -> list[SearchHit]:
 
 
 def parse_context(context: Context | Mapping[str, Any]) -> Context:
-    """A context model from a model or a dict (its class chosen by ``context_type``)."""
+    """A context model from a model or a dict (its class chosen by ``context_type``),
+    whose content is storable JSON (`check_json`). A model is validated again: one made
+    with ``model_copy(update=...)`` or ``model_construct`` never was."""
     if isinstance(context, Context):
-        return context
+        check_json(context)  # first: past its own depth limit, pydantic cannot dump it
+        context = context.model_dump(warnings=False)
+    if not isinstance(context, Mapping):
+        raise ValidationFailed(
+            "a context is a Context model or a dict", [Issue("", f"got {describe(context)}")]
+        )
+    kind = context.get("context_type", ContextType.GENERIC)
     try:
-        cls = context_class(context.get("context_type", ContextType.GENERIC))
-    except ValueError as exc:
-        raise ValidationFailed(f"unknown context_type {context.get('context_type')!r}") from exc
+        cls = context_class(kind)
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed(
+            "unknown context_type", [Issue("/context_type", describe(kind))]
+        ) from exc
     try:
-        return cls.model_validate(dict(context))
+        model = cls.model_validate(dict(context))
     except ValidationError as exc:
         raise validation_failed(f"not a valid {cls.kind.value} context", exc) from exc
+    check_json(model)
+    return model
 
 
 def canonical_id(context_id: str) -> str:
     """The one spelling of an id (lowercase UUID), so every backend finds the same row."""
+    if isinstance(context_id, UUID):
+        return str(context_id)
     try:
-        return str(UUID(str(context_id)))
+        return str(UUID(check_text(context_id, "/context_id")))
     except ValueError:
-        return str(context_id)  # not a UUID: no context has it, and lookups say so
+        return context_id  # not a UUID: no context has it, and lookups say so
 
 
 def with_owner(context: Context, user_id: str | None) -> Context:
@@ -434,8 +459,13 @@ def parse_query(query: ContextQuery | None, filters: Mapping[str, Any]) -> Conte
     """The query from a `ContextQuery` or from its fields given as keyword filters."""
     if query is not None and filters:
         raise ValidationFailed("give a ContextQuery or keyword filters, not both")
-    if query is not None:
+    if isinstance(query, ContextQuery):
         return query
+    if query is not None:
+        raise ValidationFailed(
+            "query is a ContextQuery (or give its fields as keywords)",
+            [Issue("/query", describe(query))],
+        )
     try:
         return ContextQuery.model_validate(filters)
     except ValidationError as exc:

@@ -124,7 +124,7 @@ _PRUNE_BATCH = 1000
 
 async def _prune_versions(storage: Storage, settings: Settings, prune: Prune, dry_run: bool) -> int:
     over = await storage.contexts_over_version_limit(
-        settings.max_versions, max_contexts=_PRUNE_BATCH
+        settings.max_versions, settings.max_checkpoints, max_contexts=_PRUNE_BATCH
     )
     pruned = 0
     for context_id in over:

@@ -15,9 +15,9 @@ from typing import Any
 
 import jsonpatch
 
-from ._access import authorize
+from ._access import GUARDED_FIELDS, OWNERSHIP_FIELDS, authorize
 from ._changes import check_size, commit_document, event_for, readable
-from ._records import ADMIN_FIELDS, context_from_record, document_of, field_ops
+from ._records import context_from_record, document_of, field_ops
 from .codec import Codec
 from .errors import BranchNotFound, Issue, RevisionConflict, ValidationFailed
 from .models import MessageRole, Permission
@@ -61,7 +61,7 @@ _DOCUMENT_COLUMNS = ("title", "description", "data", "metadata")
 def branch_document(record: ContextRecord) -> dict[str, Any]:
     """The fields a branch holds of its own: all but owner, collaborators, permissions
     and state, which belong to the context."""
-    return {k: v for k, v in document_of(record).items() if k not in ADMIN_FIELDS}
+    return {k: v for k, v in document_of(record).items() if k not in OWNERSHIP_FIELDS}
 
 
 def branch_view(current: ContextRecord, branch: BranchRecord) -> ContextRecord:
@@ -127,7 +127,9 @@ class Versioning:
         )
         if not self.policy.due(record.versioning, record.last_modified):
             return dataclasses.replace(mutation, record=record)
-        record, version = self.make(record, branch, VersionRequest(mutation.event.user_id))
+        record, version = self.make(
+            record, branch, VersionRequest(mutation.event.user_id, automatic=True)
+        )
         return dataclasses.replace(mutation, record=record, version=version)
 
     def on_main(self, plan: Plan) -> Plan:
@@ -143,7 +145,7 @@ def _split(current: ContextRecord, branch: BranchRecord, mutation: Mutation, nam
     new = mutation.record
     changed = sorted(
         field
-        for field in ADMIN_FIELDS
+        for field in OWNERSHIP_FIELDS
         if getattr(new, field) != getattr(current, field) and field != "state"
     )
     if changed or new.state != current.state:
@@ -241,13 +243,15 @@ def plan_rollback(
 ) -> Mutation:
     """The branch back at `target`'s fields and messages, as a new revision and version.
 
-    Owner, collaborators, permissions and state stay as they are now. Messages after the
+    Owner, collaborators, permissions, state and a room's join policy stay as they are
+    now. Messages after the
     target leave the branch's view (a new segment starts) but stay stored, reachable
     through the versions that cover them.
     """
     _writable(current, user_id)
     now_document = document_of(current)
-    restored = {**document, **{field: now_document[field] for field in ADMIN_FIELDS}}
+    kept = {field: now_document[field] for field in GUARDED_FIELDS if field in now_document}
+    restored = {**document, **kept}
     ops: JsonPatch = jsonpatch.make_patch(now_document, restored).patch
     updated = context_from_record(current, document=restored)
     mutation = commit_document(

@@ -62,7 +62,12 @@ class Settings(BaseSettings):
     enable_translation: bool = Field(True, description="allow provider migration")
 
     max_size_mb: float = Field(10.0, gt=0, description="largest context, messages included")
-    max_versions: int = Field(100, ge=1, description="versions kept per context")
+    max_versions: int = Field(
+        100, ge=1, description="automatic versions (one per change) kept per context"
+    )
+    max_checkpoints: int = Field(
+        1000, ge=1, description="versions made on request (create_version...) kept per context"
+    )
     version_strategy: Literal["full", "incremental", "hybrid"] = Field(
         "hybrid", description="snapshots, JSON Patches, or patches with a snapshot every K"
     )

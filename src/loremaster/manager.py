@@ -20,7 +20,7 @@ from typing import Any, Literal, Self
 import jsonpatch
 from pydantic import ValidationError as PydanticValidationError
 
-from ._access import authorize
+from ._access import OWNERSHIP_FIELDS, authorize, authorize_commit
 from ._cache import RecordCache
 from ._changes import (
     parse_messages,
@@ -48,13 +48,13 @@ from ._live import Live
 from ._metrics import Metrics
 from ._migration import (
     ExportCache,
+    check_window,
     export_payload,
     parse_migration,
     parse_provider,
     translate_conversation,
 )
 from ._records import (
-    ADMIN_FIELDS,
     MessageBodies,
     best_hits,
     canonical_id,
@@ -72,6 +72,7 @@ from ._records import (
 )
 from ._retention import Hooks, maintenance_loop, new_holder, run_cleanup, run_due_maintenance
 from ._stale import StaleBase
+from ._storable import check_json, check_text, describe
 from ._version import __version__
 from ._version_plans import (
     ForkPoint,
@@ -120,7 +121,7 @@ from .models import (
     UpdateOrigin,
     VersionDiff,
 )
-from .patch import apply_changes
+from .patch import apply_changes, check_changes
 from .storage import (
     BranchPlan,
     BranchRecord,
@@ -134,6 +135,7 @@ from .storage import (
     Storage,
     VersionRecord,
     open_storage,
+    search_words,
 )
 from .sync import (
     MISSING,
@@ -146,7 +148,7 @@ from .sync import (
 )
 from .translation import ContextTranslator
 from .validation import ContextValidator, ValidationResult
-from .versioning import VersionPolicy, VersionRequest, common_prefix, view_of
+from .versioning import VersionLimits, VersionPolicy, VersionRequest, common_prefix, view_of
 
 __all__ = ["ContextManager", "MergeStrategy"]
 
@@ -161,6 +163,12 @@ _STALE_ATTEMPTS = 5
 _LONGEST_LOCK = 366 * 24 * 3600.0
 _TRUSTED_FOR = 5.0  # seconds a cached row is served unchecked while every change is heard
 _BRANCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
+# A search's bounds. Each word is one more condition to match: 500 took SQLite 17 seconds,
+# and near 100,000 PostgreSQL's query parser runs out of stack.
+_SEARCH_MAX_CHARS = 1000
+_SEARCH_MAX_WORDS = 32
+_MERGE_STRATEGIES = ("fail", "source", "target")
+_LARGEST_DICTIONARY = 1 << 20
 
 
 def _now() -> int:
@@ -297,6 +305,11 @@ class ContextManager:
     async def _create(
         self, contexts: Sequence[Context | Mapping[str, Any]], user_id: str | None
     ) -> list[str]:
+        _user(user_id)
+        if isinstance(contexts, (str, bytes, Mapping)) or not isinstance(contexts, Sequence):
+            raise ValidationFailed(
+                "contexts is a list of contexts", [Issue("/contexts", describe(contexts))]
+            )
         models = [with_owner(parse_context(context), user_id) for context in contexts]
         if self.settings.enable_validation:
             for model in models:
@@ -376,16 +389,17 @@ class ContextManager:
         """
         with self._metrics.measure("update_context"):
             context_id = canonical_id(context_id)
+            check_changes(changes)
+            _user(user_id)
             writer = _origin(origin, user_id)
             if expected_revision is not None:
                 _count(expected_revision, "expected_revision")
-            check = self._check_update if self.settings.enable_validation else None
             plan = functools.partial(
                 plan_update,
                 changes=changes,
                 user_id=user_id,
                 expected_revision=expected_revision,
-                check=check,
+                check=self._check_update,
             )
             try:
                 record = await self._modify_on(
@@ -438,7 +452,7 @@ class ContextManager:
                 since=since,
                 since_revision=current.revision,
                 user_id=user_id,
-                check=self._check_update if self.settings.enable_validation else None,
+                check=self._check_update,
             )
             try:
                 return await self._modify_on(
@@ -481,6 +495,7 @@ class ContextManager:
         the fields of `ContextQuery` as keywords). Messages are not loaded."""
         with self._metrics.measure("query_contexts"):
             query = parse_query(query, filters)
+            _user(user_id)
             records = [
                 self._verified(record)
                 for record in await self.storage.query_contexts(record_query(query, user_id))
@@ -498,7 +513,9 @@ class ContextManager:
         """Full-text search over titles, descriptions and message text of the contexts
         `user_id` may read; one hit per context, best first."""
         with self._metrics.measure("search_contexts"):
-            if not 1 <= limit <= 1000:
+            _search_text(text)
+            _user(user_id)
+            if not 1 <= _count(limit, "limit") <= 1000:
                 raise ValidationFailed("limit must be between 1 and 1000")
             rows = await self.storage.search(text, reader=user_id, limit=limit)
             return best_hits(rows, limit)
@@ -541,6 +558,10 @@ class ContextManager:
         batches: Mapping[str, Sequence[MessageInput] | MessageInput],
         user_id: str | None,
     ) -> dict[str, int]:
+        if not isinstance(batches, Mapping):
+            raise ValidationFailed(
+                "batches maps context ids to messages", [Issue("/batches", describe(batches))]
+            )
         plans: dict[str, Plan] = {}
         for given_id, messages in batches.items():
             context_id = canonical_id(given_id)
@@ -553,7 +574,14 @@ class ContextManager:
     def _append_plan(
         self, context_id: str, messages: Sequence[MessageInput] | MessageInput, user_id: str | None
     ) -> Plan:
-        batch = [messages] if isinstance(messages, (Message, Mapping)) else list(messages)
+        if isinstance(messages, (Message, Mapping)):
+            batch: list[MessageInput] = [messages]
+        elif isinstance(messages, (list, tuple)):
+            batch = list(messages)
+        else:
+            raise ValidationFailed(
+                "messages is a message or a list of them", [Issue("/messages", describe(messages))]
+            )
         parsed = parse_messages(batch)
         if not parsed:
             raise ValidationFailed(f"no messages to append to {context_id}")
@@ -620,16 +648,14 @@ class ContextManager:
         removed by cleanup."""
         with self._metrics.measure("create_version"):
             context_id = canonical_id(context_id)
-            if isinstance(tags, str):
-                raise ValidationFailed("tags is a list of texts", [Issue("/tags", repr(tags))])
+            if isinstance(tags, str) or not isinstance(tags, Sequence):
+                raise ValidationFailed("tags is a list of texts", [Issue("/tags", describe(tags))])
             labels = tuple(dict.fromkeys(_text(tag, "tags") for tag in tags))
             request = VersionRequest(user_id, _text(message, "message"), labels)
             plan = functools.partial(
                 plan_create_version, request=request, branch=branch, versioning=self._versioning
             )
-            record = await self._modify_on(context_id, branch, plan, writer=user_id)
-            assert record.versioning.head is not None
-            return await self._version_metadata(context_id, record.versioning.head)
+            return await self._commit_version(context_id, branch, plan, user_id=user_id)
 
     async def get_version_history(
         self,
@@ -649,6 +675,10 @@ class ContextManager:
                 raise ValidationFailed("limit must be between 1 and 1000")
             if before is not None:
                 _count(before, "before")
+            if branch is not None:
+                _text(branch, "branch")
+            if tag is not None:
+                _text(tag, "tag")
             await self._readable(context_id, user_id, include_deleted=True)
             rows = await self.storage.list_versions(
                 context_id, branch=branch, tag=tag, before_number=before, limit=limit
@@ -667,6 +697,7 @@ class ContextManager:
         it, and checked against the version's checksum (`DataCorrupted` if it fails)."""
         with self._metrics.measure("get_version"):
             context_id = canonical_id(context_id)
+            _text(version_id, "version_id")
             record = await self._readable(context_id, user_id, include_deleted=True)
             version, document = await self._history.version(context_id, version_id)
             messages: list[Message] = []
@@ -690,6 +721,8 @@ class ContextManager:
         b has that a does not."""
         with self._metrics.measure("diff_versions"):
             context_id = canonical_id(context_id)
+            _text(a, "a")
+            _text(b, "b")
             record = await self._readable(context_id, user_id, include_deleted=True)
             version_a, document_a = await self._history.version(context_id, a)
             version_b, document_b = await self._history.version(context_id, b)
@@ -718,6 +751,7 @@ class ContextManager:
         collaborators, permissions and state are not rolled back. Returns the context."""
         with self._metrics.measure("rollback_to_version"):
             context_id = canonical_id(context_id)
+            _text(version_id, "version_id")
             await self._readable(context_id, user_id)
             target, document = await self._history.version(context_id, version_id)
             plan = functools.partial(
@@ -750,6 +784,8 @@ class ContextManager:
                     "a branch name is 1-100 letters, digits, '.', '_', '/' or '-', not main",
                     [Issue("/branch", name, "branch_name")],
                 )
+            if from_version_id is not None:
+                _text(from_version_id, "from_version_id")
             await self._readable(context_id, user_id)
             fork = (
                 None
@@ -791,6 +827,11 @@ class ContextManager:
         result lists the conflicts; ``"source"`` or ``"target"`` says which side wins."""
         with self._metrics.measure("merge_branch"):
             context_id = canonical_id(context_id)
+            if strategy not in _MERGE_STRATEGIES:
+                raise ValidationFailed(
+                    f"strategy is one of {', '.join(_MERGE_STRATEGIES)}",
+                    [Issue("/strategy", describe(strategy))],
+                )
             if source == target:
                 raise ValidationFailed("a branch cannot be merged into itself")
             for _ in range(5):  # the context moved on while the merge was computed: again
@@ -815,7 +856,7 @@ class ContextManager:
         base_fields: dict[str, Any] = {}
         if base is not None:
             document = (await self._history.version(context_id, base.version_id))[1]
-            base_fields = {k: v for k, v in document.items() if k not in ADMIN_FIELDS}
+            base_fields = {k: v for k, v in document.items() if k not in OWNERSHIP_FIELDS}
         ours_document = branch_document(ours)
         merge = three_way_merge(base_fields, ours_document, branch_document(theirs))
         outcome = MergeResult(
@@ -866,13 +907,12 @@ class ContextManager:
             branch=target,
             versioning=self._versioning,
         )
-        committed = await self._modify_on(context_id, target, plan, writer=user_id)
-        assert committed.versioning.head is not None
+        version = await self._commit_version(context_id, target, plan, user_id=user_id)
         return outcome.model_copy(
             update={
                 "merged": True,
-                "revision": committed.revision,
-                "version": await self._version_metadata(context_id, committed.versioning.head),
+                "revision": version.revision,
+                "version": version,
                 "changes": ops,
                 "messages_added": len(rows),
             }
@@ -922,14 +962,27 @@ class ContextManager:
         version, document = await self._history.version(context_id, version_id)
         return ForkPoint(
             version_id=version.version_id,
-            document={k: v for k, v in document.items() if k not in ADMIN_FIELDS},
+            document={k: v for k, v in document.items() if k not in OWNERSHIP_FIELDS},
             view=version.view,
             turn_count=version.turn_count,
         )
 
-    async def _version_metadata(self, context_id: str, version_id: str) -> ContextVersion:
-        rows = await self.storage.load_versions(context_id, [version_id])
-        return version_model(rows[0])
+    async def _commit_version(
+        self, context_id: str, branch: str, plan: Plan, *, user_id: str | None
+    ) -> ContextVersion:
+        """Commit `plan`, which makes a version, and describe the version it made (from
+        the commit itself: a cleanup may remove it as soon as it is committed)."""
+        made: list[Mutation] = []
+
+        def keeping(current: ContextRecord, **limits: Any) -> Mutation | None:
+            mutation: Mutation | None = plan(current, **limits)
+            made[:] = [] if mutation is None else [mutation]
+            return mutation
+
+        await self._modify_on(context_id, branch, keeping, writer=user_id)
+        version = made[-1].version
+        assert version is not None
+        return version_model(version)
 
     # -- live: subscriptions, locks, rooms, conflicts ------------------------------------
 
@@ -967,7 +1020,8 @@ class ContextManager:
         """Take the exclusive edit lock for `timeout` seconds (default
         CONTEXT_LOCK_TIMEOUT). While it lasts, writes by anyone else raise `LockHeld`;
         once it has expired, the holder's own writes raise `LockLost` (it may have been
-        paused past its lease), whatever it believes. Taking it again extends it."""
+        paused past its lease), whatever it believes. Taking it again extends it; it
+        never shortens it."""
         return await self._lease(context_id, user_id, timeout, renew_only=False)
 
     async def renew_context_lock(
@@ -999,7 +1053,7 @@ class ContextManager:
             ):
                 raise ValidationFailed(
                     "a lock needs a user and a timeout above 0 seconds, at most a year",
-                    [Issue("/timeout", repr(timeout))],
+                    [Issue("/timeout", describe(timeout))],
                 )
             plan = functools.partial(
                 plan_lock, user_id=user_id, seconds=seconds, renew_only=renew_only
@@ -1045,6 +1099,8 @@ class ContextManager:
         ephemeral (it lapses after 30 seconds without a heartbeat) and outside the
         revision sequence: it makes no change and no event."""
         context_id = canonical_id(context_id)
+        if viewing is not None:
+            _text(viewing, "viewing")
         await self._readable(context_id, user_id)
         return await self._live.presence.heartbeat(
             context_id, user_id, viewing=viewing, typing=typing
@@ -1174,6 +1230,7 @@ class ContextManager:
         with self._metrics.measure("export_for_provider"):
             context_id = canonical_id(context_id)
             target = parse_provider(provider, "provider")
+            check_window(model, reserve_output)
             record = await self._on_branch(await self._readable(context_id, user_id), branch)
             key = (context_id, branch, record.revision, target, model, fit, reserve_output)
             cached = self._exports.get(key)
@@ -1214,6 +1271,10 @@ class ContextManager:
         remove soft-deleted ones past CONTEXT_DELETED_RETENTION_DAYS, trim events older
         than CONTEXT_EVENT_RETENTION_DAYS (each context keeps its latest)."""
         with self._metrics.measure("run_cleanup"):
+            if not isinstance(dry_run, bool):
+                raise ValidationFailed(
+                    "dry_run is True or False", [Issue("/dry_run", describe(dry_run))]
+                )
             report = await run_cleanup(
                 self.storage, self.settings, dry_run=dry_run, hooks=self._hooks
             )
@@ -1236,7 +1297,12 @@ class ContextManager:
             if context_type != ContextType.CONVERSATION.value:
                 raise ValidationFailed(
                     "dictionaries are trained on message bodies, which only conversations hold",
-                    [Issue("/context_type", context_type)],
+                    [Issue("/context_type", describe(context_type))],
+                )
+            _count(samples, "samples", lowest=1)
+            if _count(size, "size", lowest=1) > _LARGEST_DICTIONARY:
+                raise ValidationFailed(
+                    "a dictionary is 1 byte to 1 MiB", [Issue("/size", describe(size))]
                 )
             rows = await self.storage.sample_messages(samples)
             bodies = [self._bodies.unpack(row) for row in rows]
@@ -1275,6 +1341,7 @@ class ContextManager:
     async def _readable(
         self, context_id: str, user_id: str | None, *, include_deleted: bool = False
     ) -> ContextRecord:
+        _user(user_id)
         # While every change is heard, a recently cached row is current; an older one is
         # checked, in case an announcement was lost (its writer could not reach Redis).
         recent = self._cache.fresh(context_id, _TRUSTED_FOR) if self._live.cache_trusted else None
@@ -1319,7 +1386,12 @@ class ContextManager:
                 await self._live.rows.discard(record.context_id)
 
     def _check_update(self, updated: Context) -> None:
-        _refuse_invalid(self.validator.check(updated))
+        """Refuse what an update would make: content that cannot be stored (whatever the
+        route: a patch's copy may nest deeper than anything it holds) or, with validation
+        on, an invalid context."""
+        check_json(updated)
+        if self.settings.enable_validation:
+            _refuse_invalid(self.validator.check(updated))
 
     def _verified(self, record: ContextRecord) -> ContextRecord:
         return verify_checksum(record) if self.settings.enable_validation else record
@@ -1352,6 +1424,7 @@ class ContextManager:
         """Commit each plan (given now and the size limit) on main in one transaction:
         checked against the edit lock (for `writer`, unless not `guarded`), versioned,
         cached and announced to subscribers (unless not `sync`)."""
+        _user(writer)
         writes = _Writes(writer, provider, guarded)
         checked = {
             cid: self._checked(cid, self._versioning.on_main(self._bound(plan)), writes)
@@ -1402,6 +1475,7 @@ class ContextManager:
         sync: bool = True,
     ) -> ContextRecord:
         """Commit `plan` on `branch` of a context; the record as the branch now sees it."""
+        _text(branch, "branch")
         if branch == "main":
             return await self._modify(context_id, plan, writer=writer, provider=provider, sync=sync)
         branch_plan = on_branch(self._bound(plan), name=branch, versioning=self._versioning)
@@ -1421,6 +1495,7 @@ class ContextManager:
         provider: str | None = None,
         sync: bool = True,
     ) -> tuple[ContextRecord, BranchRecord | None]:
+        _user(writer)
         writes = _Writes(writer, provider)
 
         def run(current: ContextRecord, row: BranchRecord | None) -> Mutation | None:
@@ -1432,35 +1507,37 @@ class ContextManager:
         return record, row
 
     async def _on_branch(self, record: ContextRecord, branch: str) -> ContextRecord:
-        if branch == "main":
+        if _text(branch, "branch") == "main":
             return record
         return branch_view(record, await self._history.branch(record.context_id, branch))
 
     def _first_version(self, new: NewContext) -> NewContext:
         record, version = self._versioning.make(
-            new.record, "main", VersionRequest(new.event.user_id, "created")
+            new.record, "main", VersionRequest(new.event.user_id, "created", automatic=True)
         )
         return dataclasses.replace(new, record=record, version=version)
 
     async def _prune_if_due(self, record: ContextRecord) -> None:
-        """Keep at most CONTEXT_MAX_VERSIONS versions: checked each time the version
-        counter passes another tenth of the limit, so a busy context overshoots by at
-        most that tenth between cleanups."""
-        limit = self.settings.max_versions
+        """Keep at most CONTEXT_MAX_VERSIONS automatic versions and CONTEXT_MAX_CHECKPOINTS
+        checkpoints: checked each time the version counter passes another tenth of the
+        smaller limit, so a busy context overshoots by at most that tenth between
+        cleanups."""
+        limit = min(self.settings.max_versions, self.settings.max_checkpoints)
         step = max(1, limit // 10)
         just_versioned = record.versioning.changes_since == 0
         if just_versioned and record.version_number > limit and record.version_number % step == 0:
             await self._prune(record.context_id)
 
     async def _prune(self, context_id: str, dry_run: bool = False) -> int:
-        return await self._history.prune(context_id, self.settings.max_versions, dry_run=dry_run)
+        limits = VersionLimits(self.settings.max_versions, self.settings.max_checkpoints)
+        return await self._history.prune(context_id, limits, dry_run=dry_run)
 
 
 @dataclasses.dataclass
 class _Writes:
-    """The changes one call commits: checked against the edit lock for `writer` (unless
-    not `guarded`), their events stamped with the `provider` that wrote them, and kept in
-    `made` to announce once committed."""
+    """The changes one call commits: checked against the rule on guarded fields and the
+    edit lock for `writer` (unless not `guarded`), their events stamped with the `provider`
+    that wrote them, and kept in `made` to announce once committed."""
 
     writer: str | None
     provider: str | None
@@ -1473,10 +1550,12 @@ class _Writes:
         mutation: Mutation | None,
         leases: Mapping[tuple[str, str], int],
     ) -> Mutation | None:
-        """`mutation` (a plan's, on `current`), if the edit lock lets the writer make it
-        (checked after the plan, so that a stranger learns nothing of the lock)."""
+        """`mutation` (a plan's, on `current`), if the writer may make it: whatever the
+        route, only the owner or an admin changes a guarded field; and the edit lock must
+        let it (checked after the plan, so that a stranger learns nothing of the lock)."""
         if mutation is None:
             return None
+        authorize_commit(current, mutation.record, self.writer, op=mutation.event.op)
         if self.guarded:
             token = None if self.writer is None else leases.get((current.context_id, self.writer))
             check_lease(current, self.writer, token)
@@ -1492,12 +1571,14 @@ def _origin(origin: UpdateOrigin | Mapping[str, Any] | None, user_id: str | None
         return origin
     if origin is not None and not isinstance(origin, Mapping):
         raise ValidationFailed(
-            "origin is an UpdateOrigin or a dict", [Issue("/origin", repr(origin))]
+            "origin is an UpdateOrigin or a dict", [Issue("/origin", describe(origin))]
         )
     try:
-        return UpdateOrigin.model_validate({"user_id": user_id or "system", **(origin or {})})
+        parsed = UpdateOrigin.model_validate({"user_id": user_id or "system", **(origin or {})})
     except PydanticValidationError as exc:
         raise validation_failed("invalid origin", exc) from exc
+    check_json(parsed, "/origin")
+    return parsed
 
 
 _LARGEST = 2**62
@@ -1507,21 +1588,40 @@ def _count(value: Any, name: str, *, lowest: int = 0) -> int:
     """`value` if it is a whole number storage can hold (and at least `lowest`)."""
     if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value < _LARGEST:
         raise ValidationFailed(
-            f"{name} must be a whole number from {lowest}", [Issue(f"/{name}", repr(value))]
+            f"{name} must be a whole number from {lowest}", [Issue(f"/{name}", describe(value))]
         )
     return value
 
 
 def _text(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise ValidationFailed(f"{name} must be text", [Issue(f"/{name}", repr(value))])
-    return value
+    """`value` if it is text every backend stores as given (see `check_text`)."""
+    return check_text(value, f"/{name}")
+
+
+def _user(user_id: Any) -> None:
+    """A user id is None (trusted) or text."""
+    if user_id is not None:
+        check_text(user_id, "/user_id")
+
+
+def _search_text(text: Any) -> None:
+    """Search text is not stored: any characters go (only its words count), within bounds."""
+    if (
+        not isinstance(text, str)
+        or len(text) > _SEARCH_MAX_CHARS
+        or len(search_words(text)) > _SEARCH_MAX_WORDS
+    ):
+        raise ValidationFailed(
+            f"a search is a text of at most {_SEARCH_MAX_CHARS} characters and "
+            f"{_SEARCH_MAX_WORDS} words",
+            [Issue("/text", describe(text))],
+        )
 
 
 def _completed(record: ContextRecord, document: dict[str, Any]) -> dict[str, Any]:
     """A version's fields; a branch version's lack the context's own (owner,
     collaborators, permissions, state), which are taken as they are now."""
-    return {**{k: v for k, v in document_of(record).items() if k in ADMIN_FIELDS}, **document}
+    return {**{k: v for k, v in document_of(record).items() if k in OWNERSHIP_FIELDS}, **document}
 
 
 def _present(value: Any) -> Any:

@@ -13,11 +13,13 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
+from ._storable import check_json, describe
 from .errors import Issue, ValidationFailed
 
 __all__ = [
     "JsonPatch",
     "apply_changes",
+    "check_changes",
     "escape_pointer",
     "merge_patch_to_json_patch",
     "same_json",
@@ -82,12 +84,30 @@ def _check_operations(ops: Sequence[Any]) -> JsonPatch:
         if not isinstance(op, Mapping) or op.get("op") not in _OPS:
             raise ValidationFailed(
                 "invalid JSON Patch",
-                [Issue(f"/{index}", f"not an operation with op in {sorted(_OPS)}: {op!r}")],
+                [Issue(f"/{index}", f"not an operation with op in {sorted(_OPS)}: {describe(op)}")],
             )
         if not isinstance(op.get("path"), str):
             raise ValidationFailed("invalid JSON Patch", [Issue(f"/{index}/path", "missing")])
         checked.append(dict(op))
     return checked
+
+
+_NOT_CHANGES = "changes must be a merge patch (dict) or a JSON Patch (list of operations)"
+
+
+def check_changes(changes: Any) -> None:
+    """Refuse (`ValidationFailed`) what is not a merge patch or a JSON Patch of storable
+    JSON (see `check_json`). A JSON Patch value is checked at the depth its path puts it
+    in the document, so that neither kind of change can nest deeper than the other."""
+    if isinstance(changes, Mapping):
+        check_json(dict(changes))
+    elif isinstance(changes, (list, tuple)):
+        for index, op in enumerate(_check_operations(changes)):
+            check_json({key: v for key, v in op.items() if key != "value"}, f"/{index}")
+            if "value" in op:
+                check_json(op["value"], f"/{index}/value", depth=op["path"].count("/"))
+    else:
+        raise ValidationFailed(_NOT_CHANGES, [Issue("", f"got {describe(changes)}")])
 
 
 def apply_changes(
@@ -104,9 +124,7 @@ def apply_changes(
     elif isinstance(changes, Sequence) and not isinstance(changes, (str, bytes)):
         ops = _check_operations(changes)
     else:
-        raise ValidationFailed(
-            "changes must be a merge patch (dict) or a JSON Patch (list of operations)"
-        )
+        raise ValidationFailed(_NOT_CHANGES)
     if not ops:
         return document, ops
     try:

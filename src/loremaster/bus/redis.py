@@ -37,13 +37,16 @@ _LOST = (RedisConnectionError, RedisTimeoutError, OSError)
 
 def redis_client(url: str, *, timeout: float, client_name: str | None = None) -> Redis:
     """A client for commands: `timeout` bounds each operation, lost connections are
-    retried three times with short jittered backoff."""
+    retried three times with short jittered backoff. A timeout is not retried: a server
+    that did not answer in time (a frozen one) would only take that long again."""
     return Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         client_name=client_name,
-        retry=Retry(EqualJitterBackoff(cap=0.5, base=0.02), 3),
+        retry=Retry(
+            EqualJitterBackoff(cap=0.5, base=0.02), 3, supported_errors=(RedisConnectionError,)
+        ),
     )
 
 
@@ -119,7 +122,8 @@ class RedisBus:
             async with asyncio.timeout(self._timeout):
                 await self._client.publish(self._name(event.context_id), payload)
         except (RedisError, TimeoutError) as exc:
-            raise BackendUnavailable(f"Redis did not take the event: {exc}") from exc
+            reason = str(exc) or f"no answer within {self._timeout:g} s"
+            raise BackendUnavailable(f"Redis did not take the event: {reason}") from exc
 
     async def subscribe(self, context_id: str) -> Subscription:
         subscription, mailbox = self._fanout.add(context_id, self._forget)
@@ -182,7 +186,9 @@ class RedisBus:
 
     async def _listen(self) -> None:
         failures = 0
-        while True:
+        # Python 3.11's asyncio.wait_for, which redis-py sends with, can swallow the
+        # cancellation from `close` (as a frozen server wakes up): the loops check too.
+        while not self._fanout.closed:
             connection = self._listen_pool.connection_class(**self._listen_pool.connection_kwargs)
             try:
                 await connection.connect()  # type: ignore[no-untyped-call]  # unannotated upstream
@@ -195,7 +201,7 @@ class RedisBus:
                 if ALL in self._channels:
                     await connection.send_command("PSUBSCRIBE", self._name(ALL), check_health=False)
                 pinged = False
-                while True:
+                while not self._fanout.closed:
                     response = await connection.read_response(timeout=self._health_interval)
                     if response is None:
                         if pinged:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,10 +66,21 @@ class Options:
             raise click.ClickException(exc.message) from exc
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(text: str | bytes) -> Any:
+    """JSON as written, for the library to judge: integers exact (orjson makes one beyond
+    64 bits a float, which the library could not tell from one written so), NaN and
+    Infinity refused. Raises ValueError (RecursionError for absurd nesting)."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
 def _parse_json(value: str, kind: type | None) -> Any:
     try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
+        parsed = _loads(value)
+    except (ValueError, RecursionError) as exc:
         raise click.BadParameter(f"not valid JSON ({exc})") from exc
     if kind is not None and not isinstance(parsed, kind):
         raise click.BadParameter(f"must be a JSON {'object' if kind is dict else 'array'}")
@@ -86,10 +98,10 @@ def json_value(kind: type | None = None) -> Callable[[click.Context, click.Param
 
 def _read_json(path: Path) -> Any:
     try:
-        return orjson.loads(path.read_bytes())
+        return _loads(path.read_bytes())
     except OSError as exc:
         raise click.ClickException(f"cannot read {path}: {exc.strerror}") from exc
-    except orjson.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:
         raise click.ClickException(f"{path} is not valid JSON: {exc}") from exc
 
 

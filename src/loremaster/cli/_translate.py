@@ -15,7 +15,7 @@ from ._app import Options, cli, common_options
 
 __all__ = ["migrate", "translate_command"]
 
-_PROVIDERS = click.Choice([provider.value for provider in ProviderType])
+_PROVIDERS = click.Choice([*(provider.value for provider in ProviderType), "gemini"])
 
 
 @cli.command("translate")

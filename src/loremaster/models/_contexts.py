@@ -50,6 +50,14 @@ class ProviderType(StrEnum):
     OPENAI = "openai"
     GOOGLE = "google"
 
+    @classmethod
+    def _missing_(cls, value: object) -> ProviderType | None:
+        """Names are case-insensitive, and ``gemini`` is another name of ``google``."""
+        if not isinstance(value, str):
+            return None
+        name = value.strip().lower()
+        return cls.GOOGLE if name == "gemini" else next((p for p in cls if p.value == name), None)
+
 
 def _new_context_id() -> str:
     return str(uuid4())

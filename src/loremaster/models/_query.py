@@ -7,12 +7,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .._storable import MAX_INT, check_json, check_text
+from ..errors import ValidationFailed
 from ._contexts import Context, ContextState, ContextType
 from ._time import UtcDatetime
 
 __all__ = ["CleanupReport", "ContextEvent", "ContextPage", "ContextQuery", "OrderBy", "SearchHit"]
 
 OrderBy = Literal["created_at", "last_modified", "last_accessed", "title"]
+
+MAX_MATCHES = 100
+"""Values a `metadata_match` may hold: each is one more condition (SQLite refuses a query
+of several hundred)."""
 
 
 class ContextQuery(BaseModel):
@@ -33,7 +39,7 @@ class ContextQuery(BaseModel):
     metadata_match: dict[str, Any] = Field(
         default_factory=dict,
         description="key -> value (a JSON scalar) that metadata must hold; nested dicts "
-        "match nested keys",
+        f"match nested keys; at most {MAX_MATCHES} values",
     )
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None
@@ -42,15 +48,30 @@ class ContextQuery(BaseModel):
     order_by: OrderBy = "last_modified"
     descending: bool = True
     limit: int = Field(50, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_INT)
     cursor: str | None = None
+
+    @field_validator("owner_id", "collaborator", "title_contains", "cursor")
+    @classmethod
+    def _storable_text(cls, text: str | None) -> str | None:
+        try:
+            return None if text is None else check_text(text, "")
+        except ValidationFailed as exc:
+            raise ValueError(exc.issues[0].message) from exc
 
     @field_validator("metadata_match")
     @classmethod
     def _scalar_leaves(cls, match: dict[str, Any]) -> dict[str, Any]:
         """Leaves are JSON scalars, compared by value: the same on every backend."""
+        try:
+            check_json(match)
+        except ValidationFailed as exc:
+            raise ValueError(exc.message) from exc
+
+        leaves = 0
 
         def check(value: Any, path: str) -> None:
+            nonlocal leaves
             if isinstance(value, dict) and value:
                 for key, item in value.items():
                     if '"' in key:
@@ -60,6 +81,10 @@ class ContextQuery(BaseModel):
                 raise ValueError(
                     f"metadata_match{path or '/'} must be a string, number, boolean or null"
                 )
+            else:
+                leaves += 1
+                if leaves > MAX_MATCHES:
+                    raise ValueError(f"metadata_match holds more than {MAX_MATCHES} values")
 
         check(match, "")
         return match

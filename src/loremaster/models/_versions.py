@@ -60,6 +60,11 @@ class ContextVersion(BaseModel):
     checksum: str
     revision: int = Field(description="the context revision this version captured")
     message_seq: int = Field(description="how many messages the version covers")
+    automatic: bool = Field(
+        False,
+        description="made by a change (kept up to CONTEXT_MAX_VERSIONS) rather than asked "
+        "for (a checkpoint, kept up to CONTEXT_MAX_CHECKPOINTS)",
+    )
 
 
 class Branch(BaseModel):

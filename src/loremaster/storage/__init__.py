@@ -25,6 +25,7 @@ from ._types import (
     StorageHealth,
     VersionRecord,
     VersionState,
+    search_words,
 )
 from .postgres import PostgresStorage
 from .sqlite import SQLiteStorage
@@ -52,6 +53,7 @@ __all__ = [
     "VersionRecord",
     "VersionState",
     "open_storage",
+    "search_words",
     "sqlite_path",
 ]
 

@@ -159,8 +159,11 @@ class Storage(Protocol):
         False (nothing written) if some version to delete is already gone or has become a
         branch's fork point meanwhile."""
 
-    async def contexts_over_version_limit(self, limit: int, *, max_contexts: int) -> list[str]:
-        """Ids of contexts with more than `limit` versions."""
+    async def contexts_over_version_limit(
+        self, automatic: int, checkpoints: int, *, max_contexts: int
+    ) -> list[str]:
+        """Ids of contexts with more than `automatic` automatic versions or more than
+        `checkpoints` untagged checkpoints."""
 
     # -- codec dictionaries --------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "SNIPPET_BEFORE",
+    "SNIPPET_WINDOW",
     "BranchPlan",
     "BranchRecord",
     "ContextRecord",
@@ -29,6 +31,7 @@ __all__ = [
     "VersionRecord",
     "VersionState",
     "search_words",
+    "snippet",
     "summarize_statistics",
 ]
 
@@ -213,6 +216,8 @@ class VersionRecord:
     size_bytes: int
     merge_parent_id: str | None = None
     """A merge's version: the source branch's version that was merged in."""
+    automatic: bool = False
+    """Made by a change (not asked for): cleanup keeps CONTEXT_MAX_VERSIONS of these."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +343,29 @@ def summarize_statistics(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
         "max_messages": max((group["max_messages"] for group in groups), default=0),
         "by_type_and_state": groups,
     }
+
+
+SNIPPET_BEFORE = 40
+"""Characters a message snippet shows before its first match."""
+SNIPPET_WINDOW = 120
+"""Characters of a message a snippet is cut from."""
+
+
+def snippet(window: str, words: Sequence[str], *, cut_before: bool, cut_after: bool) -> str:
+    """A snippet of a message's text: the `window` around the first match, cut to whole
+    words, the words of the search marked ``[like this]`` (as prefixes), ``…`` where the
+    text goes on. Linear in the window, whatever the message's size."""
+    shown = " ".join(window.split())
+    if cut_before and " " in shown:
+        shown = shown.split(" ", 1)[1]
+    if cut_after and " " in shown:
+        shown = shown.rsplit(" ", 1)[0]
+    if words:
+        prefixes = "|".join(re.escape(word) for word in words)
+        shown = re.sub(
+            rf"\b(?:{prefixes})\w*", lambda hit: f"[{hit.group(0)}]", shown, flags=re.IGNORECASE
+        )
+    return ("…" if cut_before else "") + shown + ("…" if cut_after else "")
 
 
 def search_words(text: str) -> list[str]:

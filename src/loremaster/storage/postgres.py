@@ -71,7 +71,7 @@ _COLUMNS = (
 _VERSION_COLUMNS = (
     "version_id, context_id, number, branch, parent_id, kind, payload, size_bytes, "
     "message_seq, view, turn_count, revision, author, message, tags, created_at, checksum, "
-    "merge_parent_id"
+    "merge_parent_id, automatic"
 )
 _VERSION_METADATA = _VERSION_COLUMNS.replace("payload", "''::bytea AS payload")
 _BRANCH_COLUMNS = (
@@ -188,6 +188,7 @@ def _version(row: asyncpg.Record) -> VersionRecord:
         created_at=_time(row["created_at"]),
         checksum=row["checksum"],
         merge_parent_id=row["merge_parent_id"],
+        automatic=row["automatic"],
     )
 
 
@@ -211,6 +212,7 @@ def _version_row(version: VersionRecord) -> tuple[Any, ...]:
         from_micros(version.created_at),
         version.checksum,
         version.merge_parent_id,
+        version.automatic,
     )
 
 
@@ -343,7 +345,7 @@ _SAVE_BRANCH = (
 )
 _INSERT_VERSION = (
     f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
 )
 
 
@@ -1052,7 +1054,12 @@ class PostgresStorage:
     async def rewrite_versions(
         self, context_id: str, *, delete: Sequence[str], replace: Sequence[VersionRecord]
     ) -> bool:
+        # The context's row lock keeps every writer (and so every new version, branch and
+        # merge) out meanwhile; the plan was made from reads before it, so each of its
+        # assumptions is checked again here.
         async def rewrite(conn: Connection, write_id: uuid.UUID, earlier: list[bool]) -> bool:
+            cid, gone = uuid.UUID(context_id), list(delete)
+            await conn.execute("SELECT 1 FROM contexts WHERE context_id = $1 FOR UPDATE", cid)
             deleted = await conn.fetchval(
                 "WITH d AS (DELETE FROM versions WHERE context_id = $1 "
                 "AND version_id = ANY($2::text[]) AND version_id NOT IN (SELECT base_version "
@@ -1060,21 +1067,40 @@ class PostgresStorage:
                 "SELECT merge_parent_id FROM versions WHERE context_id = $1 "
                 "AND merge_parent_id IS NOT NULL) "
                 "RETURNING 1) SELECT count(*) FROM d",
-                uuid.UUID(context_id),
-                list(delete),
+                cid,
+                gone,
             )
             if deleted != len(delete):
                 if earlier:
                     return True  # the earlier attempt's rewrite landed
                 raise _VersionsMoved("another cleanup rewrote these versions first")
-            await conn.executemany(
-                "UPDATE versions SET parent_id = $1, merge_parent_id = $2, kind = $3, "
-                "payload = $4, size_bytes = $5 WHERE version_id = $6",
-                [
-                    (v.parent_id, v.merge_parent_id, v.kind, v.payload, v.size_bytes, v.version_id)
-                    for v in replace
-                ],
+            if await conn.fetchval(_HEADS_AMONG_SQL, cid, gone):
+                raise _VersionsMoved("a version to remove is a head again")
+            rebased = await conn.fetchval(
+                "WITH r AS (UPDATE versions v SET parent_id = x.parent_id, "
+                "merge_parent_id = x.merge_parent_id, kind = x.kind, payload = x.payload, "
+                "size_bytes = x.size_bytes FROM unnest($2::text[], $3::text[], $4::text[], "
+                "$5::text[], $6::bytea[], $7::bigint[]) AS x(version_id, parent_id, "
+                "merge_parent_id, kind, payload, size_bytes) WHERE v.context_id = $1 "
+                "AND v.version_id = x.version_id AND v.parent_id = ANY($8::text[]) "
+                "RETURNING 1) SELECT count(*) FROM r",
+                cid,
+                [v.version_id for v in replace],
+                [v.parent_id for v in replace],
+                [v.merge_parent_id for v in replace],
+                [v.kind for v in replace],
+                [v.payload for v in replace],
+                [v.size_bytes for v in replace],
+                gone,
             )
+            orphans = await conn.fetchval(
+                "SELECT count(*) FROM versions WHERE context_id = $1 "
+                "AND parent_id = ANY($2::text[])",
+                cid,
+                gone,
+            )
+            if rebased != len(replace) or orphans:
+                raise _VersionsMoved("a version made since the plan rests on a removed one")
             return True
 
         try:
@@ -1082,15 +1108,28 @@ class PostgresStorage:
         except _VersionsMoved:
             return False
 
-    async def contexts_over_version_limit(self, limit: int, *, max_contexts: int) -> list[str]:
+    async def contexts_over_version_limit(
+        self, automatic: int, checkpoints: int, *, max_contexts: int
+    ) -> list[str]:
         rows = await self._read(
             lambda conn: conn.fetch(
-                "SELECT context_id FROM versions GROUP BY context_id HAVING count(*) > $1 LIMIT $2",
-                limit,
+                "SELECT context_id FROM versions GROUP BY context_id "
+                "HAVING count(*) FILTER (WHERE automatic) > $1 "
+                "OR count(*) FILTER (WHERE NOT automatic AND cardinality(tags) = 0) > $2 "
+                "LIMIT $3",
+                automatic,
+                checkpoints,
                 max_contexts,
             )
         )
         return [str(row["context_id"]) for row in rows]
+
+
+_HEADS_AMONG_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM contexts WHERE context_id = $1 "
+    "AND versioning->>'head' = ANY($2::text[])) OR EXISTS (SELECT 1 FROM branches "
+    "WHERE context_id = $1 AND versioning->>'head' = ANY($2::text[]))"
+)
 
 
 class _VersionsMoved(LoremasterError):

@@ -26,6 +26,8 @@ import orjson
 from ..errors import BackendUnavailable, ContextNotFound, Issue, ValidationFailed
 from ._migrations import MigrationStatus, migration_status, pending_migrations
 from ._types import (
+    SNIPPET_BEFORE,
+    SNIPPET_WINDOW,
     BranchPlan,
     BranchRecord,
     ContextRecord,
@@ -42,6 +44,7 @@ from ._types import (
     VersionRecord,
     VersionState,
     search_words,
+    snippet,
     summarize_statistics,
 )
 
@@ -58,7 +61,7 @@ _CONTEXT_COLUMNS = (
 _VERSION_COLUMNS = (
     "version_id, context_id, number, branch, parent_id, kind, payload, size_bytes, "
     "message_seq, view, turn_count, revision, author, message, tags, created_at, checksum, "
-    "merge_parent_id"
+    "merge_parent_id, automatic"
 )
 _VERSION_METADATA = _VERSION_COLUMNS.replace("payload", "x''")
 _BRANCH_COLUMNS = (
@@ -123,6 +126,7 @@ def _version(row: Sequence[Any]) -> VersionRecord:
         created_at=row[15],
         checksum=row[16],
         merge_parent_id=row[17],
+        automatic=bool(row[18]),
     )
 
 
@@ -154,6 +158,15 @@ def _one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc)
     return "locked" in text or "busy" in text
+
+
+# A search hit with the window of its text to cut a snippet from, where that window starts
+# and how long the text is: `instr` and `substr` are linear.
+_SNIPPET_SQL = (
+    "SELECT context_id, context_type, title, score, substr(body, start, :window), seq, start, "
+    "length(body) FROM (SELECT *, max(1, instr(lower(body), :first) - :before) AS start "
+    "FROM ({}))"
+)
 
 
 def _fts_query(text: str) -> str | None:
@@ -257,11 +270,16 @@ class SQLiteStorage:
             await reader.open()
 
     async def migrate(self) -> MigrationStatus:
-        await self._write(_migrate)
-        return await self.migration_status()
+        """Apply pending migrations; a schema already current is only read, so opening
+        never waits for another connection's write transaction."""
+        status = await self.migration_status()
+        if status.pending:
+            await self._write(_migrate)
+            status = await self.migration_status()
+        return status
 
     async def migration_status(self) -> MigrationStatus:
-        return migration_status("sqlite", await self._writer.call(_applied_migrations))
+        return migration_status("sqlite", await self._read(_applied_migrations))
 
     async def close(self) -> None:
         for connection in (self._writer, *self._readers):
@@ -447,28 +465,44 @@ class SQLiteStorage:
         match = _fts_query(text)
         if match is None:
             return []
+        words = search_words(text)
         access = "" if reader is None else f"AND {_reader_clause('c')}"
-        params = {"match": match, "reader": reader, "limit": limit}
-        in_contexts = (
-            "SELECT c.context_id, c.context_type, c.title, -bm25(contexts_fts, 2.0, 1.0), "
-            "snippet(contexts_fts, -1, '[', ']', '…', 12), NULL "
+        params = {
+            "match": match,
+            "reader": reader,
+            "limit": limit,
+            "first": words[0].lower(),
+            "before": SNIPPET_BEFORE,
+            "window": SNIPPET_WINDOW,
+        }
+        # FTS5's snippet() is quadratic in how often a word occurs in one text (a 0.5 MB
+        # message took 6 s): snippets are cut here around the first match instead.
+        in_contexts = _SNIPPET_SQL.format(
+            "SELECT c.context_id, c.context_type, c.title, -bm25(contexts_fts, 2.0, 1.0) AS score, "
+            "c.title || ' ' || c.description AS body, NULL AS seq "
             "FROM contexts_fts JOIN contexts c ON c.row_id = contexts_fts.rowid "
             f"WHERE contexts_fts MATCH :match AND c.state != 'deleted' {access} "
             "ORDER BY bm25(contexts_fts, 2.0, 1.0) LIMIT :limit"
         )
-        in_messages = (
-            "SELECT c.context_id, c.context_type, c.title, -bm25(messages_fts), "
-            "snippet(messages_fts, 0, '[', ']', '…', 12), m.seq "
+        in_messages = _SNIPPET_SQL.format(
+            "SELECT c.context_id, c.context_type, c.title, -bm25(messages_fts) AS score, "
+            "m.search_text AS body, m.seq AS seq "
             "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
             "JOIN contexts c ON c.context_id = m.context_id "
             f"WHERE messages_fts MATCH :match AND c.state != 'deleted' {access} "
             "ORDER BY bm25(messages_fts) LIMIT :candidates"
         )
 
+        def found(row: Sequence[Any]) -> SearchRecord:
+            start, length = row[6], row[7]
+            cut_after = start + SNIPPET_WINDOW <= length
+            shown = snippet(row[4], words, cut_before=start > 1, cut_after=cut_after)
+            return SearchRecord(row[0], row[1], row[2], row[3], shown, row[5])
+
         def load(conn: sqlite3.Connection) -> list[SearchRecord]:
             rows = conn.execute(in_contexts, params).fetchall()
             rows += conn.execute(in_messages, {**params, "candidates": limit * 10}).fetchall()
-            return [SearchRecord(*row) for row in rows]
+            return [found(row) for row in rows]
 
         return await self._read(load)
 
@@ -645,25 +679,41 @@ class SQLiteStorage:
     async def rewrite_versions(
         self, context_id: str, *, delete: Sequence[str], replace: Sequence[VersionRecord]
     ) -> bool:
+        # Under the write lock, so no version is made meanwhile; the plan was made from
+        # reads before it, so each of its assumptions is checked again here.
         def rewrite(conn: sqlite3.Connection) -> bool:
+            gone = _dumps(list(delete))
+            if _one(conn, _HEADS_AMONG_SQL, (context_id, gone)) is not None:
+                raise _VersionsMoved  # a head: it moved back, or was listed before it moved
             deleted = conn.execute(
                 "DELETE FROM versions WHERE context_id = ?1 AND version_id "
                 "IN (SELECT value FROM json_each(?2)) AND version_id NOT IN "
                 "(SELECT base_version FROM branches WHERE context_id = ?1 "
                 "AND base_version IS NOT NULL UNION SELECT merge_parent_id FROM versions "
                 "WHERE context_id = ?1 AND merge_parent_id IS NOT NULL)",
-                (context_id, _dumps(list(delete))),
+                (context_id, gone),
             ).rowcount
             if deleted != len(delete):
                 raise _VersionsMoved
-            conn.executemany(
-                "UPDATE versions SET parent_id = ?, merge_parent_id = ?, kind = ?, payload = ?, "
-                "size_bytes = ? WHERE version_id = ?",
-                [
-                    (v.parent_id, v.merge_parent_id, v.kind, v.payload, v.size_bytes, v.version_id)
-                    for v in replace
-                ],
+            rebased = sum(
+                conn.execute(
+                    "UPDATE versions SET parent_id = ?, merge_parent_id = ?, kind = ?, "
+                    "payload = ?, size_bytes = ? WHERE version_id = ? "
+                    "AND parent_id IN (SELECT value FROM json_each(?))",
+                    (
+                        v.parent_id,
+                        v.merge_parent_id,
+                        v.kind,
+                        v.payload,
+                        v.size_bytes,
+                        v.version_id,
+                        gone,
+                    ),
+                ).rowcount
+                for v in replace
             )
+            if rebased != len(replace) or _one(conn, _ORPHANS_SQL, (context_id, gone)):
+                raise _VersionsMoved  # a version made since the plan rests on a removed one
             return True
 
         try:
@@ -671,15 +721,28 @@ class SQLiteStorage:
         except _VersionsMoved:
             return False
 
-    async def contexts_over_version_limit(self, limit: int, *, max_contexts: int) -> list[str]:
+    async def contexts_over_version_limit(
+        self, automatic: int, checkpoints: int, *, max_contexts: int
+    ) -> list[str]:
         rows = await self._read(
             lambda conn: conn.execute(
-                "SELECT context_id FROM versions GROUP BY context_id HAVING count(*) > ? LIMIT ?",
-                (limit, max_contexts),
+                "SELECT context_id FROM versions GROUP BY context_id HAVING sum(automatic) > ? "
+                "OR sum(NOT automatic AND tags = '[]') > ? LIMIT ?",
+                (automatic, checkpoints, max_contexts),
             ).fetchall()
         )
         return [row[0] for row in rows]
 
+
+_HEADS_AMONG_SQL = (
+    "SELECT 1 FROM (SELECT json_extract(versioning, '$.head') AS head FROM contexts "
+    "WHERE context_id = ?1 UNION ALL SELECT json_extract(versioning, '$.head') FROM branches "
+    "WHERE context_id = ?1) WHERE head IN (SELECT value FROM json_each(?2))"
+)
+_ORPHANS_SQL = (
+    "SELECT 1 FROM versions WHERE context_id = ?1 AND parent_id IN "
+    "(SELECT value FROM json_each(?2)) LIMIT 1"
+)
 
 # From a version back to the snapshot it rests on: its ancestors while they are patches.
 _CHAIN_SQL = f"""
@@ -815,13 +878,14 @@ def _version_row(version: VersionRecord) -> tuple[Any, ...]:
         version.created_at,
         version.checksum,
         version.merge_parent_id,
+        version.automatic,
     )
 
 
 def _insert_versions(conn: sqlite3.Connection, versions: Sequence[VersionRecord]) -> None:
     conn.executemany(
         f"INSERT INTO versions ({_VERSION_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [_version_row(version) for version in versions],
     )
 

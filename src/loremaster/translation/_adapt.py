@@ -194,6 +194,10 @@ def _own_data(part: P, path: str, target: _Target) -> P:
     foreign = {
         ns: sorted(data) for ns, data in part.provider_data.items() if ns != target.provider.value
     }
+    if isinstance(part, ToolCallPart) and "arguments" in foreign.get(OPENAI.value, ()):
+        target.note("arguments_reserialized", path, "openai: arguments sent as an object")
+        foreign[OPENAI.value].remove("arguments")
+        foreign = {ns: keys for ns, keys in foreign.items() if keys}
     if foreign:
         listed = "; ".join(f"{ns}: {', '.join(keys)}" for ns, keys in foreign.items())
         target.note("provider_data_dropped", path, listed)
@@ -306,7 +310,7 @@ def _raw_arguments(part: ToolCallPart, path: str, target: _Target) -> ToolCallPa
     raw = own.get("arguments")
     if raw is None or (isinstance(raw, str) and _spells(raw, part.arguments)):
         return part
-    target.note("provider_data_dropped", path, "openai: arguments, not these arguments' text")
+    target.note("arguments_reserialized", path, "openai: these arguments, not their old text")
     rest = {key: value for key, value in own.items() if key != "arguments"}
     data = {OPENAI.value: rest} if rest else {}
     return part.model_copy(update={"provider_data": data})
@@ -567,14 +571,18 @@ def _as_user(item: _Item, target: _Target) -> _Item:
     return item.changed(role=USER)
 
 
-def _merge_assistant_turns(items: list[_Item], target: _Target) -> list[_Item]:
-    """Gemini wants a function call right after a user turn: one model turn at a time."""
+def _merge_same_role_turns(items: list[_Item], target: _Target) -> list[_Item]:
+    """Gemini wants user and model turns to alternate (and a function call right after a
+    user turn): consecutive assistant messages are one model turn, consecutive user
+    messages one user turn. (A user message after tool results joins their turn as it is
+    encoded, and is read back apart: `_note_grouped_results`.)"""
     out: list[_Item] = []
     for item in items:
         previous = out[-1].message if out else None
-        if previous is not None and previous.role is ASSISTANT is item.message.role:
+        role = item.message.role
+        if previous is not None and previous.role is role and role in (ASSISTANT, USER):
             for merged in (out[-1], item):
-                target.note("same_role_merged", merged.path, "assistant messages sent as one")
+                target.note("same_role_merged", merged.path, f"{role.value} messages sent as one")
             out[-1] = out[-1].changed(parts=[*previous.parts, *item.message.parts])
         else:
             out.append(item)
@@ -582,15 +590,12 @@ def _merge_assistant_turns(items: list[_Item], target: _Target) -> list[_Item]:
 
 
 def _start_with_user(items: list[_Item], target: _Target) -> list[_Item]:
-    """Claude wants a user turn first, Gemini one before a function call."""
+    """Claude and Gemini want a user turn first."""
     if not items:
         return items
     first = next((i for i, item in enumerate(items) if item.message.role is not SYSTEM), None)
-    if first is not None:
-        message = items[first].message
-        calls = any(isinstance(part, ToolCallPart) for part in message.parts)
-        if message.role is not ASSISTANT or (target.provider is GOOGLE and not calls):
-            return items
+    if first is not None and items[first].message.role is not ASSISTANT:
+        return items
     where = len(items) if first is None else first
     path = items[where].path if where < len(items) else f"/{where}"
     target.note("placeholder_user", path, f"{PLACEHOLDER_TEXT!r} added before it")
@@ -624,8 +629,11 @@ def _note_grouped_results(items: list[_Item], target: _Target) -> list[_Item]:
         opens = item.message.role is TOOL and (
             index == 0 or items[index - 1].message.role is not TOOL
         )
-        if opens and items[index + 1].message.role is TOOL:
+        following = items[index + 1].message.role
+        if opens and following is TOOL:
             target.note("tool_results_grouped", item.path, "sent in one user turn")
+        if target.provider is GOOGLE and item.message.role is TOOL and following is USER:
+            target.note("user_after_results", items[index + 1].path, "sent in their user turn")
     return items
 
 
@@ -643,7 +651,7 @@ _STEPS: dict[ProviderType, tuple[_Step, ...]] = {
         _pair_tool_results,
         _drop_empty,
         _place_system,
-        _merge_assistant_turns,
+        _merge_same_role_turns,
         _start_with_user,
         _sign_current_turn,
         _note_grouped_results,

@@ -73,9 +73,13 @@ def encode(messages: Sequence[Message]) -> dict[str, Any]:
                 contents.append({"role": "user", "parts": responses})
             responses.extend(_part(part, names) for part in message.parts)
             continue
+        parts = [_part(part, names) for part in message.parts]
+        if responses is not None and message.role is MessageRole.USER:
+            responses.extend(parts)  # the same user turn; read back as its own message
+            continue
         responses = None
         role = "model" if message.role is MessageRole.ASSISTANT else "user"
-        contents.append({"role": role, "parts": [_part(part, names) for part in message.parts]})
+        contents.append({"role": role, "parts": parts})
     payload["contents"] = contents
     return payload
 

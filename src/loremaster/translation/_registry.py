@@ -176,6 +176,13 @@ class ModelRegistry:
             return dataclasses.replace(default, name=model, known=False)
         return best
 
+    def provider_of(self, model: str) -> ProviderType | None:
+        """The provider of a model the registry knows by that name, else None."""
+        for provider in ProviderType:
+            if self.get(provider, model).known:
+                return provider
+        return None
+
     def same_model(self, provider: ProviderType, first: str, second: str) -> bool:
         """Whether two names are one model (snapshots and prefixes aside)."""
         a, b = self.get(provider, first), self.get(provider, second)

@@ -63,7 +63,12 @@ CHANGE_CODES: dict[str, _Code] = {
         Action.ADDED, False, "a user message added where the provider needs one to start"
     ),
     "same_role_merged": _Code(
-        Action.MERGED, False, "consecutive assistant messages sent as one turn"
+        Action.MERGED,
+        False,
+        "consecutive messages of one role (assistant or user) sent as one turn",
+    ),
+    "user_after_results": _Code(
+        Action.MERGED, True, "a user message sent in the turn of the tool results before it"
     ),
     "id_sanitized": _Code(
         Action.CONVERTED, False, "a tool call id rewritten to the provider's id rules"
@@ -88,6 +93,11 @@ CHANGE_CODES: dict[str, _Code] = {
     ),
     "signature_dropped": _Code(
         Action.DROPPED, False, "a signature made by another model, never sent to this one"
+    ),
+    "arguments_reserialized": _Code(
+        Action.CONVERTED,
+        False,
+        "tool call arguments written anew from their value: the same arguments, another text",
     ),
     "provider_data_dropped": _Code(
         Action.DROPPED, False, "details only another provider understands"
@@ -128,6 +138,8 @@ class TranslationReport:
     provider: ProviderType
     model: str | None
     changes: tuple[Change, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """What the caller may have got wrong (a model of another provider, say)."""
 
     @property
     def lossless(self) -> bool:
@@ -142,9 +154,11 @@ class TranslationReport:
         return counts
 
     def __str__(self) -> str:
+        warned = [f"warning: {warning}" for warning in self.warnings]
         if not self.changes:
-            return f"{self.provider.value}: lossless, nothing converted, moved or dropped"
-        return "\n".join(str(change) for change in self.changes)
+            done = f"{self.provider.value}: lossless, nothing converted, moved or dropped"
+            return "\n".join([*warned, done])
+        return "\n".join([*warned, *(str(change) for change in self.changes)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,9 +107,19 @@ class ContextTranslator:
 
         adapted, changes = adapt(_as_messages(messages), provider, info, may_sign)
         payload = _FORMATS[provider].encode(adapted)
-        return TranslationResult(
-            payload, TranslationReport(provider, model, tuple(changes)), adapted
-        )
+        warnings = self._model_warnings(provider, model)
+        report = TranslationReport(provider, model, tuple(changes), warnings)
+        return TranslationResult(payload, report, adapted)
+
+    def _model_warnings(self, provider: ProviderType, model: str | None) -> tuple[str, ...]:
+        if model is None or self.registry.get(provider, model).known:
+            return ()
+        default = self.registry.get(provider)
+        limits = f"{provider.value}'s default limits ({default.context_window:,} tokens) apply"
+        owner = self.registry.provider_of(model)
+        if owner is not None:
+            return (f"{model!r} is a model of {owner.value}, not of {provider.value}: {limits}",)
+        return (f"{model!r} is a model loremaster does not know: {limits}",)
 
     def from_provider(
         self, payload: Mapping[str, Any], provider: ProviderIn, *, model: str | None = None

@@ -276,7 +276,7 @@ async def _check_sessions(
             await manager.get_context(
                 conversation_id, user_id=session.user_id, include_messages=False
             )
-        except PermissionDenied:
+        except (ContextNotFound, PermissionDenied):
             findings.report(
                 Severity.ERROR,
                 "session.foreign_conversation",

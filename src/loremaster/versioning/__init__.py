@@ -3,7 +3,7 @@
 Pure functions over storage records; the manager runs them inside its transactions.
 """
 
-from ._prune import choose_victims, prune_plan
+from ._prune import VersionLimits, choose_victims, prune_plan
 from ._store import (
     VersionPolicy,
     VersionRequest,
@@ -17,6 +17,7 @@ from ._store import (
 from ._views import common_prefix, ranges, view_of
 
 __all__ = [
+    "VersionLimits",
     "VersionPolicy",
     "VersionRequest",
     "apply_patch",

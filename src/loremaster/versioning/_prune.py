@@ -1,6 +1,8 @@
 """Cleanup of old versions: which go, and how the versions after them are re-based.
 
-The oldest versions go first, except tagged versions, branch heads and fork points. A
+Automatic versions (one per change) and checkpoints (versions asked for) are kept up to
+limits of their own, the oldest going first; tagged versions, branch heads, fork points
+and the versions merges took in never go. A
 version that rested on a removed one is re-based so that it still reconstructs: on a
 removed patch, its own patch is prefixed with that patch (together they lead from the
 removed version's parent to it); on a removed snapshot, it becomes a snapshot itself.
@@ -16,23 +18,31 @@ from typing import Any
 from ..storage import VersionRecord
 from ._store import apply_patch
 
-__all__ = ["choose_victims", "prune_plan"]
+__all__ = ["VersionLimits", "choose_victims", "prune_plan"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VersionLimits:
+    """How many untagged versions of each kind a context keeps."""
+
+    automatic: int
+    checkpoints: int
 
 
 def choose_victims(
-    versions: Sequence[VersionRecord], *, keep: Iterable[str], limit: int
+    versions: Sequence[VersionRecord], *, keep: Iterable[str], limits: VersionLimits
 ) -> list[VersionRecord]:
-    """The versions to remove so that at most `limit` remain, oldest first."""
+    """The versions to remove so that at most `limits` of each kind remain (untagged
+    versions counted; those in `keep` never chosen), oldest first."""
     protected = set(keep)
-    excess = len(versions) - limit
-    if excess <= 0:
-        return []
-    candidates = [
-        v
-        for v in sorted(versions, key=lambda v: v.number)
-        if not v.tags and v.version_id not in protected
-    ]
-    return candidates[:excess]
+    oldest_first = sorted(versions, key=lambda v: v.number)
+    victims: list[VersionRecord] = []
+    for automatic, limit in ((True, limits.automatic), (False, limits.checkpoints)):
+        kind = [v for v in oldest_first if v.automatic is automatic and not v.tags]
+        excess = len(kind) - limit
+        if excess > 0:
+            victims += [v for v in kind if v.version_id not in protected][:excess]
+    return sorted(victims, key=lambda v: v.number)
 
 
 def prune_plan(

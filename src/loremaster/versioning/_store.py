@@ -72,11 +72,14 @@ class VersionPolicy:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class VersionRequest:
-    """Who asked for a version and why (automatic versions have no message)."""
+    """Who asked for a version and why. `automatic` versions come with changes (and are
+    kept up to CONTEXT_MAX_VERSIONS); the others were asked for, checkpoints a person
+    made (kept up to CONTEXT_MAX_CHECKPOINTS)."""
 
     author: str | None
     message: str = ""
     tags: tuple[str, ...] = ()
+    automatic: bool = False
 
 
 def track_change(state: VersionState, ops: JsonPatch) -> VersionState:
@@ -151,6 +154,7 @@ def make_version(
         author=request.author,
         message=request.message,
         tags=request.tags,
+        automatic=request.automatic,
         created_at=now,
         checksum=version_checksum(document, view),
         size_bytes=len(payload),
