@@ -34,8 +34,10 @@ from .models import (
     Message,
     MessageRole,
     Permission,
+    ProviderType,
     count_turns,
     from_micros,
+    read_message_groups,
 )
 from .patch import JsonPatch, apply_changes, escape_pointer, same_json, top_level_fields
 from .storage import ContextRecord, EventRecord, Mutation, NewContext
@@ -263,27 +265,35 @@ def check_purgeable(current: ContextRecord, *, deleted_before: int) -> None:
         raise ValidationFailed("the context is no longer due for purging")
 
 
-def parse_messages(messages: Sequence[Message | Mapping[str, Any]]) -> list[Message]:
-    """Messages from models or dicts (the ``{"role", "content"}`` shorthand included),
-    whose content is storable JSON (`check_json`). A model is validated again, as
-    `parse_context` does."""
+def parse_messages(
+    messages: Sequence[Message | Mapping[str, Any]], source: ProviderType | None = None
+) -> list[Message]:
+    """Messages from models or dicts (the ``{"role", "content"}`` shorthand included, and
+    a provider's own message shape: detected, or `source`'s), whose content is storable
+    JSON (`check_json`). A model is validated again, as `parse_context` does. Issues name
+    the message given (``/{index}``), whatever it became."""
     parsed: list[Message] = []
-    for index, given in enumerate(messages):
-        fields: Any = given
-        if isinstance(given, Message):
-            check_json(given, f"/{index}")  # first: past its depth limit, pydantic cannot dump it
-            fields = given.model_dump(warnings=False)
-        try:
-            message = Message.model_validate(fields)
-        except ValidationError as exc:
-            issues = [
-                Issue(f"/{index}/" + "/".join(str(p) for p in error["loc"]), error["msg"])
-                for error in exc.errors()
-            ]
-            raise ValidationFailed("invalid message", issues) from exc
-        check_json(message, f"/{index}")
-        parsed.append(message)
+    for index, group in enumerate(read_message_groups(messages, source)):
+        for given in group:
+            parsed.append(_parse_message(given, f"/{index}"))
     return parsed
+
+
+def _parse_message(given: Message | Mapping[str, Any], at: str) -> Message:
+    fields: Any = given
+    if isinstance(given, Message):
+        check_json(given, at)  # first: past its depth limit, pydantic cannot dump it
+        fields = given.model_dump(warnings=False)
+    try:
+        message = Message.model_validate(fields)
+    except ValidationError as exc:
+        issues = [
+            Issue(f"{at}/" + "/".join(str(p) for p in error["loc"]), error["msg"])
+            for error in exc.errors()
+        ]
+        raise ValidationFailed("invalid message", issues) from exc
+    check_json(message, at)
+    return message
 
 
 def plan_append(

@@ -127,6 +127,7 @@ class Live:
         after_revision: int,
         load_events: LoadEvents,
         load_snapshot: LoadSnapshot,
+        refill_interval: float,
     ) -> EventStream:
         return follow(
             self.bus,
@@ -134,6 +135,7 @@ class Live:
             load_events=load_events,
             load_snapshot=load_snapshot,
             after_revision=after_revision,
+            refill_interval=refill_interval,
         )
 
     async def close(self) -> None:

@@ -20,6 +20,7 @@ from ._storable import check_json, check_text, describe
 from .codec import Codec
 from .errors import DataCorrupted, Issue, ValidationFailed
 from .models import (
+    SOURCE_KEY,
     Context,
     ContextEvent,
     ContextQuery,
@@ -27,6 +28,7 @@ from .models import (
     ContextType,
     ConversationContext,
     Message,
+    ProviderType,
     SearchHit,
     TextPart,
     ToolResultPart,
@@ -394,8 +396,8 @@ def record_query(query: ContextQuery, reader: str | None) -> RecordQuery:
     )
 
 
-def best_hits(rows: Iterable[SearchRecord], limit: int) -> list[SearchHit]:
-    """One hit per context (its best-scoring match), best first."""
+def best_hits(rows: Iterable[SearchRecord], limit: int, branch: str = "main") -> list[SearchHit]:
+    """One hit per context (its best-scoring match), best first; all on `branch`."""
     best: dict[str, SearchHit] = {}
     for row in rows:
         hit = SearchHit(
@@ -406,16 +408,20 @@ def best_hits(rows: Iterable[SearchRecord], limit: int) -> list[SearchHit]:
             snippet=row.snippet,
             matched="context" if row.message_seq is None else "message",
             message_seq=row.message_seq,
+            branch=branch,
         )
         if row.context_id not in best or hit.score > best[row.context_id].score:
             best[row.context_id] = hit
     return sorted(best.values(), key=lambda hit: -hit.score)[:limit]
 
 
-def parse_context(context: Context | Mapping[str, Any]) -> Context:
+def parse_context(
+    context: Context | Mapping[str, Any], source: ProviderType | None = None
+) -> Context:
     """A context model from a model or a dict (its class chosen by ``context_type``),
     whose content is storable JSON (`check_json`). A model is validated again: one made
-    with ``model_copy(update=...)`` or ``model_construct`` never was."""
+    with ``model_copy(update=...)`` or ``model_construct`` never was. `source`: the
+    provider whose shape a dict's messages are in (default: detected)."""
     if isinstance(context, Context):
         check_json(context)  # first: past its own depth limit, pydantic cannot dump it
         context = context.model_dump(warnings=False)
@@ -431,7 +437,7 @@ def parse_context(context: Context | Mapping[str, Any]) -> Context:
             "unknown context_type", [Issue("/context_type", describe(kind))]
         ) from exc
     try:
-        model = cls.model_validate(dict(context))
+        model = cls.model_validate(dict(context), context={SOURCE_KEY: source})
     except ValidationError as exc:
         raise validation_failed(f"not a valid {cls.kind.value} context", exc) from exc
     check_json(model)

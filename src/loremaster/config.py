@@ -6,25 +6,139 @@ variables, the defaults below.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UnsupportedFormat
 
 __all__ = [
     "CompressionAlgorithm",
     "ModelLimits",
+    "SQLiteFile",
     "SerializationFormat",
     "Settings",
+    "check_database_url",
+    "check_redis_url",
+    "database_address",
     "load_settings",
+    "sqlite_file",
 ]
 
 CompressionAlgorithm = Literal["none", "gzip", "lz4", "zstd", "brotli", "auto"]
 SerializationFormat = Literal["json", "msgpack", "pickle"]
 
 DEFAULT_DATABASE_URL = "sqlite:///loremaster.db"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+_SQLITE_MODES = {"ro": True, "rw": False, "rwc": False}
+
+
+@dataclass(frozen=True, slots=True)
+class SQLiteFile:
+    """What a ``sqlite:`` URL names: the file, and whether it is opened read-only
+    (``?mode=ro``) or as immutable (``?immutable=1``: read-only, no locks, no WAL files)."""
+
+    path: str
+    read_only: bool = False
+    immutable: bool = False
+
+
+def sqlite_file(url: str) -> SQLiteFile:
+    """The file of a ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` URL, with
+    its options. Raises ValueError saying what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/"):
+        raise ValueError("not a SQLite URL (use sqlite:///relative.db or sqlite:////abs/path.db)")
+    path = unquote(parts.path[1:])
+    if not path or path == ":memory:":
+        raise ValueError("SQLite storage needs a file path, not an in-memory database")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(options) - {"mode", "immutable"})
+    if unknown:
+        raise ValueError(f"unknown SQLite URL option {unknown[0]!r} (known: mode, immutable)")
+    mode = options.get("mode", "rwc")
+    if mode not in _SQLITE_MODES:
+        raise ValueError(f"SQLite mode {mode!r} is not one of ro, rw, rwc")
+    immutable = options.get("immutable", "0")
+    if immutable not in ("0", "1"):
+        raise ValueError(f"SQLite immutable={immutable!r} is not 0 or 1")
+    return SQLiteFile(path, read_only=_SQLITE_MODES[mode], immutable=immutable == "1")
+
+
+def _port(text: str, host: str) -> None:
+    if not (text.isdigit() and 0 < int(text) < 65536):
+        raise ValueError(f"the port of host {host!r} is {text!r}, not a number from 1 to 65535")
+
+
+def _postgres_hosts(netloc: str) -> list[tuple[str, int]]:
+    """The (host, port) entries of a PostgreSQL URL (several, comma-separated, are tried in
+    turn), credentials left out; each port checked, 5432 where none is given."""
+    hosts = netloc.rpartition("@")[2]
+    found = []
+    for entry in hosts.split(",") if hosts else []:
+        if entry.startswith("["):
+            host, bracket, rest = entry[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise ValueError(f"host {entry!r} is not [IPv6 address] or [address]:port")
+            port = rest[1:]
+        else:
+            host, _, port = entry.partition(":")
+        if not host and not port:
+            raise ValueError("an empty host in the host list")
+        if port or entry.endswith(":"):
+            _port(port, host)
+        found.append((host, int(port or 5432)))
+    return found
+
+
+def check_database_url(url: str) -> None:
+    """ValueError unless `url` is a SQLite or PostgreSQL URL loremaster can open;
+    UnsupportedFormat for another kind of database. Messages never repeat a password."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        sqlite_file(url)
+    elif scheme in POSTGRES_SCHEMES:
+        _postgres_hosts(urlsplit(url).netloc)
+    else:
+        raise UnsupportedFormat(
+            f"unsupported database URL scheme {scheme!r} (use sqlite:/// or postgresql://)"
+        )
+
+
+def check_redis_url(url: str) -> None:
+    """ValueError unless `url` is a ``redis://``, ``rediss://`` or ``unix://`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError("a unix:// Redis URL needs the socket's path: unix:///path/to.sock")
+        return
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(
+            "not a Redis URL (use redis://host:6379/0, rediss://... or unix:///path/to.sock)"
+        )
+    host, _, port = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")
+    if port or parts.netloc.endswith(":"):
+        _port(port, parts.hostname or host)
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise ValueError(f"the Redis database is {database!r}, not a number (redis://host/0)")
+
+
+def database_address(url: str) -> str:
+    """Where a database URL points, for messages: the SQLite file, or PostgreSQL's
+    ``host:port/database`` (never the user or password)."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return unquote(parts.path[1:])
+    hosts = ",".join(
+        f"[{host}]:{port}" if ":" in host else f"{host or 'localhost'}:{port}"
+        for host, port in _postgres_hosts(parts.netloc)
+    )
+    database = unquote(parts.path[1:])
+    return (hosts or "the default server") + (f"/{database}" if database else "")
 
 
 class ModelLimits(BaseModel):
@@ -45,7 +159,9 @@ class ModelLimits(BaseModel):
 class Settings(BaseSettings):
     """Every setting of loremaster. Field ``x`` is read from ``CONTEXT_X``."""
 
-    model_config = SettingsConfigDict(env_prefix="CONTEXT_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CONTEXT_", extra="forbid", frozen=True, hide_input_in_errors=True
+    )
 
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
@@ -129,6 +245,21 @@ class Settings(BaseSettings):
         description="models added to or overriding the translation registry (JSON object)",
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, url: str) -> str:
+        check_database_url(url)
+        return url
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url(cls, url: Any) -> Any:
+        if url == "":  # CONTEXT_REDIS_URL= (set but empty) means none
+            return None
+        if isinstance(url, str):
+            check_redis_url(url)
+        return url
+
     @property
     def max_size_bytes(self) -> int:
         return int(self.max_size_mb * 1024 * 1024)
@@ -141,7 +272,15 @@ def load_settings(settings: Settings | None = None, **overrides: Any) -> Setting
         base = {} if settings is None else settings.model_dump()
         return Settings(**{**base, **given})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
+        problems = "; ".join(_problem(error) for error in exc.errors())
         raise ConfigurationError(f"invalid settings: {problems}") from exc
+
+
+def _problem(error: Any) -> str:
+    """One validation error as ``field (CONTEXT_FIELD): what is wrong``."""
+    where = ".".join(str(part) for part in error["loc"])
+    if len(error["loc"]) == 1 and where in Settings.model_fields:
+        where += f" (CONTEXT_{where.upper()})"
+    cause = error.get("ctx", {}).get("error")
+    message = str(cause) if error["type"] == "value_error" and cause else error["msg"]
+    return f"{where}: {message}"

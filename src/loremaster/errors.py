@@ -17,7 +17,9 @@ branch to one HTTP status and the CLI to a one-line message with exit code 1::
     │   └── UntrustedPayload          a pickle without a valid signature: never loaded
     ├── DataCorrupted            422  stored bytes fail their checksum or do not decode
     ├── BackendUnavailable       503  the database (or Redis) cannot be reached
+    ├── ReadOnlyDatabase         403  a write to a database opened read-only: never retried
     └── ConfigurationError       --   a setting or constructor argument is invalid
+        └── DatabaseNotFound              opened not to create: no such database file
 
 Mistakes of the programmer are kept apart, under `RuntimeError`::
 
@@ -39,6 +41,7 @@ __all__ = [
     "ConfigurationError",
     "ContextNotFound",
     "DataCorrupted",
+    "DatabaseNotFound",
     "Issue",
     "LockHeld",
     "LockLost",
@@ -46,6 +49,7 @@ __all__ = [
     "NotInitialized",
     "PayloadTooLarge",
     "PermissionDenied",
+    "ReadOnlyDatabase",
     "RevisionConflict",
     "UnsupportedFormat",
     "UntrustedPayload",
@@ -94,13 +98,20 @@ class PermissionDenied(LoremasterError):
 
 
 class RevisionConflict(LoremasterError):
-    def __init__(self, context_id: str, expected: int, actual: int) -> None:
-        super().__init__(
-            f"context {context_id} is at revision {actual}, not the expected {expected}"
-        )
+    """The context is not at the revision the write expected; `paths` are the fields a
+    stale update and the changes since both set differently, when settling found some."""
+
+    def __init__(
+        self, context_id: str, expected: int, actual: int, paths: Sequence[str] = ()
+    ) -> None:
+        message = f"context {context_id} is at revision {actual}, not the expected {expected}"
+        if paths:
+            message += f"; conflicting paths: {', '.join(p or '/' for p in paths)}"
+        super().__init__(message)
         self.context_id = context_id
         self.expected_revision = expected
         self.actual_revision = actual
+        self.paths: tuple[str, ...] = tuple(paths)
 
 
 class LockHeld(LoremasterError):
@@ -168,8 +179,19 @@ class BackendUnavailable(LoremasterError):
     pass
 
 
+class ReadOnlyDatabase(LoremasterError):
+    """The database only reads (a ``?mode=ro`` or ``?immutable=1`` SQLite URL, a file or
+    folder this process may not write, a PostgreSQL standby): every write is refused at
+    once, without retrying; reads work."""
+
+
 class ConfigurationError(LoremasterError):
     pass
+
+
+class DatabaseNotFound(ConfigurationError):
+    """The database URL names no database, and the manager was told not to create one
+    (``initialize(create=False)``; PostgreSQL never creates databases)."""
 
 
 class UsageError(RuntimeError):

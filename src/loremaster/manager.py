@@ -13,7 +13,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -73,6 +73,7 @@ from ._records import (
 from ._retention import Hooks, maintenance_loop, new_holder, run_cleanup, run_due_maintenance
 from ._stale import StaleBase
 from ._storable import check_json, check_text, describe
+from ._transfer import ImportReport, Progress, export_dump, import_dump, refuse_unless_administrator
 from ._version import __version__
 from ._version_plans import (
     ForkPoint,
@@ -89,6 +90,7 @@ from ._version_plans import (
 from .codec import Codec, train_dictionary
 from .config import Settings, load_settings
 from .errors import (
+    BackendUnavailable,
     ConfigurationError,
     ContextNotFound,
     Issue,
@@ -131,7 +133,9 @@ from .storage import (
     Mutation,
     NewContext,
     NotModified,
+    Piece,
     Plan,
+    SearchRecord,
     Storage,
     VersionRecord,
     open_storage,
@@ -146,9 +150,16 @@ from .sync import (
     snapshot_event,
     three_way_merge,
 )
-from .translation import ContextTranslator
+from .translation import ContextTranslator, message_source
 from .validation import ContextValidator, ValidationResult
-from .versioning import VersionLimits, VersionPolicy, VersionRequest, common_prefix, view_of
+from .versioning import (
+    VersionLimits,
+    VersionPolicy,
+    VersionRequest,
+    common_prefix,
+    shows,
+    view_of,
+)
 
 __all__ = ["ContextManager", "MergeStrategy"]
 
@@ -160,6 +171,7 @@ MergeStrategy = Literal["fail", "source", "target"]
 _VERSION_PAYLOAD_LIMIT = 1 << 30
 _EXPORT_CACHE_SIZE = 256
 _STALE_ATTEMPTS = 5
+_EVENT_PAGE = 500  # events read at a time when filtering the log by branch
 _LONGEST_LOCK = 366 * 24 * 3600.0
 _TRUSTED_FOR = 5.0  # seconds a cached row is served unchecked while every change is heard
 _BRANCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
@@ -227,22 +239,28 @@ class ContextManager:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def initialize(self, *, migrate: bool = True) -> None:
-        """Connect to storage, apply pending schema migrations (unless ``migrate=False``)
-        and start the background maintenance task. Idempotent."""
+    async def initialize(self, *, migrate: bool = True, create: bool = True) -> None:
+        """Connect to storage, apply pending schema migrations (unless ``migrate=False``:
+        then check `migration_status()` before relying on the schema) and start the
+        background maintenance task (not on a read-only database). With ``create=False``
+        a SQLite file that does not exist is ``DatabaseNotFound`` rather than made.
+        Idempotent."""
         if self._initialized:
             return
         try:
-            await self._storage.open()
+            await self._storage.open(create=create)
             if migrate:
-                await self._storage.migrate()
+                status = await self._storage.migrate()
+            else:
+                status = await self._storage.migration_status()
+            if not status.pending:
                 await self._history.load_dictionaries()
         except BaseException:
             await self._storage.close()
             raise
         self._initialized = True
         await self._live.start()
-        if migrate:
+        if migrate and not self._storage.read_only:
             self._maintenance = asyncio.create_task(
                 maintenance_loop(self._storage, self.settings, self._holder, self._hooks),
                 name="loremaster-maintenance",
@@ -286,31 +304,44 @@ class ContextManager:
     # -- contexts ------------------------------------------------------------------------
 
     async def create_context(
-        self, context: Context | Mapping[str, Any], user_id: str | None = None
+        self,
+        context: Context | Mapping[str, Any],
+        user_id: str | None = None,
+        *,
+        source: ProviderType | str | None = None,
     ) -> str:
         """Store a new context; `user_id` becomes its owner unless it names one.
 
-        Returns the context id.
+        Returns the context id. `source` names the provider whose message shape the
+        messages of a context given as a dict are in (default: each one's is detected).
         """
         with self._metrics.measure("create_context"):
-            return (await self._create([context], user_id))[0]
+            return (await self._create([context], user_id, source))[0]
 
     async def create_contexts(
-        self, contexts: Sequence[Context | Mapping[str, Any]], user_id: str | None = None
+        self,
+        contexts: Sequence[Context | Mapping[str, Any]],
+        user_id: str | None = None,
+        *,
+        source: ProviderType | str | None = None,
     ) -> list[str]:
         """Store many new contexts in one transaction (all or none); their ids, in order."""
         with self._metrics.measure("create_contexts"):
-            return await self._create(contexts, user_id)
+            return await self._create(contexts, user_id, source)
 
     async def _create(
-        self, contexts: Sequence[Context | Mapping[str, Any]], user_id: str | None
+        self,
+        contexts: Sequence[Context | Mapping[str, Any]],
+        user_id: str | None,
+        source: ProviderType | str | None,
     ) -> list[str]:
         _user(user_id)
+        provider = message_source(source)
         if isinstance(contexts, (str, bytes, Mapping)) or not isinstance(contexts, Sequence):
             raise ValidationFailed(
                 "contexts is a list of contexts", [Issue("/contexts", describe(contexts))]
             )
-        models = [with_owner(parse_context(context), user_id) for context in contexts]
+        models = [with_owner(parse_context(context, provider), user_id) for context in contexts]
         if self.settings.enable_validation:
             for model in models:
                 result = await self.validator.validate_context(model, manager=self, user_id=user_id)
@@ -508,17 +539,46 @@ class ContextManager:
             )
 
     async def search_contexts(
-        self, text: str, user_id: str | None = None, limit: int = 20
+        self, text: str, user_id: str | None = None, limit: int = 20, *, branch: str = "main"
     ) -> list[SearchHit]:
         """Full-text search over titles, descriptions and message text of the contexts
-        `user_id` may read; one hit per context, best first."""
+        `user_id` may read; one hit per context, best first. Messages count only where
+        `branch` shows them (a rollback or a migration hides what came before it; a
+        message of another branch is not this one's); with a branch other than main, only
+        contexts that have it, and only their messages (titles and descriptions are
+        main's)."""
         with self._metrics.measure("search_contexts"):
             _search_text(text)
             _user(user_id)
+            _text(branch, "branch")
             if not 1 <= _count(limit, "limit") <= 1000:
                 raise ValidationFailed("limit must be between 1 and 1000")
             rows = await self.storage.search(text, reader=user_id, limit=limit)
-            return best_hits(rows, limit)
+            return best_hits(await self._in_view(rows, branch), limit, branch)
+
+    async def _in_view(self, rows: list[SearchRecord], branch: str) -> list[SearchRecord]:
+        """The hits `branch` shows: its messages in its view, and (on main) the fields."""
+        views: dict[str, tuple[Piece, ...] | None] = {}
+        for row in rows:
+            if row.context_id in views:
+                continue
+            if branch == "main":
+                views[row.context_id] = view_of(row.versioning, row.message_count)
+                continue
+            held = await self.storage.load_branch(row.context_id, branch)
+            views[row.context_id] = (
+                None if held is None else view_of(held.versioning, held.message_count)
+            )
+        return [
+            row
+            for row in rows
+            if (view := views[row.context_id]) is not None
+            and (
+                branch == "main"
+                if row.message_seq is None
+                else shows(view, row.segment or "main", row.message_seq)
+            )
+        ]
 
     # -- messages and events -------------------------------------------------------------
 
@@ -529,34 +589,41 @@ class ContextManager:
         user_id: str | None = None,
         *,
         branch: str = "main",
+        source: ProviderType | str | None = None,
     ) -> int:
         """Append messages to a conversation in one change; returns the new revision.
 
         Costs the same at message 10 as at message 10,000: messages have a table of their
         own and the context row is not rewritten. With `branch`, they go to that branch.
+        A message may be in a provider's own shape (OpenAI, Anthropic, Gemini): detected,
+        or the one `source` names; one may become several neutral messages.
         """
         with self._metrics.measure("append_messages"):
             context_id = canonical_id(context_id)
+            provider = message_source(source)
             if branch == "main":
-                revisions = await self._append({context_id: messages}, user_id)
+                revisions = await self._append({context_id: messages}, user_id, provider)
                 return revisions[context_id]
-            plan = self._append_plan(context_id, messages, user_id)
+            plan = self._append_plan(context_id, messages, user_id, provider)
             return (await self._modify_on(context_id, branch, plan, writer=user_id)).revision
 
     async def append_messages_batch(
         self,
         batches: Mapping[str, Sequence[MessageInput] | MessageInput],
         user_id: str | None = None,
+        *,
+        source: ProviderType | str | None = None,
     ) -> dict[str, int]:
         """Append to many conversations in one transaction (all or none); returns each
-        conversation's new revision."""
+        conversation's new revision. `source` as for `append_messages`."""
         with self._metrics.measure("append_messages_batch"):
-            return await self._append(batches, user_id)
+            return await self._append(batches, user_id, message_source(source))
 
     async def _append(
         self,
         batches: Mapping[str, Sequence[MessageInput] | MessageInput],
         user_id: str | None,
+        source: ProviderType | None,
     ) -> dict[str, int]:
         if not isinstance(batches, Mapping):
             raise ValidationFailed(
@@ -567,12 +634,16 @@ class ContextManager:
             context_id = canonical_id(given_id)
             if context_id in plans:
                 raise ValidationFailed(f"context {context_id} is named twice in one batch")
-            plans[context_id] = self._append_plan(context_id, messages, user_id)
+            plans[context_id] = self._append_plan(context_id, messages, user_id, source)
         records = await self._modify_many(plans, writer=user_id)
         return {context_id: record.revision for context_id, record in records.items()}
 
     def _append_plan(
-        self, context_id: str, messages: Sequence[MessageInput] | MessageInput, user_id: str | None
+        self,
+        context_id: str,
+        messages: Sequence[MessageInput] | MessageInput,
+        user_id: str | None,
+        source: ProviderType | None,
     ) -> Plan:
         if isinstance(messages, (Message, Mapping)):
             batch: list[MessageInput] = [messages]
@@ -582,7 +653,7 @@ class ContextManager:
             raise ValidationFailed(
                 "messages is a message or a list of them", [Issue("/messages", describe(messages))]
             )
-        parsed = parse_messages(batch)
+        parsed = parse_messages(batch, source)
         if not parsed:
             raise ValidationFailed(f"no messages to append to {context_id}")
         return functools.partial(plan_append, messages=parsed, user_id=user_id, bodies=self._bodies)
@@ -619,18 +690,35 @@ class ContextManager:
         user_id: str | None = None,
         since_revision: int = 0,
         limit: int | None = None,
+        *,
+        branch: str | None = None,
     ) -> list[ContextEvent]:
-        """The committed changes after `since_revision`, in revision order: the audit log."""
+        """The committed changes after `since_revision`, in revision order: the audit log.
+        With `branch`, only the changes made on that branch (its creation included);
+        revisions count every branch's changes, so theirs have gaps."""
         with self._metrics.measure("get_events"):
             context_id = canonical_id(context_id)
             _count(since_revision, "since_revision")
             if limit is not None:
                 _count(limit, "limit", lowest=1)
+            if branch is not None:
+                _text(branch, "branch")
             await self._readable(context_id, user_id, include_deleted=True)
-            rows = await self.storage.load_events(
-                context_id, since_revision=since_revision, limit=limit
-            )
-            return [event_from_record(row) for row in rows]
+            if branch is None:
+                rows = await self.storage.load_events(
+                    context_id, since_revision=since_revision, limit=limit
+                )
+                return [event_from_record(row) for row in rows]
+            found: list[ContextEvent] = []
+            while limit is None or len(found) < limit:
+                rows = await self.storage.load_events(
+                    context_id, since_revision=since_revision, limit=_EVENT_PAGE
+                )
+                found += [event_from_record(row) for row in rows if row.branch == branch]
+                if len(rows) < _EVENT_PAGE:
+                    break
+                since_revision = rows[-1].revision
+            return found[:limit]
 
     # -- versions and branches -----------------------------------------------------------
 
@@ -987,16 +1075,34 @@ class ContextManager:
     # -- live: subscriptions, locks, rooms, conflicts ------------------------------------
 
     async def subscribe(
-        self, context_id: str, user_id: str | None = None, since_revision: int | None = None
+        self,
+        context_id: str,
+        user_id: str | None = None,
+        since_revision: int | None = None,
+        *,
+        poll_interval: float = 30.0,
     ) -> EventStream:
         """Follow a context's committed changes: an async iterator of `ContextEvent`, each
         revision exactly once and in order, across processes (with Redis). It replays the
         event log after `since_revision` first (default: only changes from now on); when
         the log no longer reaches back that far it yields one ``snapshot`` event holding
-        the whole context. Close it with ``await stream.close()`` or ``async with``."""
+        the whole context. Close it with ``await stream.close()`` or ``async with``.
+
+        After `poll_interval` seconds without news it reads the event log anyway: that is
+        how it hears other processes without Redis, and changes whose announcement was
+        lost."""
         context_id = canonical_id(context_id)
         if since_revision is not None:
             _count(since_revision, "since_revision")
+        if (
+            isinstance(poll_interval, bool)
+            or not isinstance(poll_interval, (int, float))
+            or not 0 < poll_interval <= _LONGEST_LOCK
+        ):
+            raise ValidationFailed(
+                "poll_interval is a number of seconds above 0, at most a year",
+                [Issue("/poll_interval", describe(poll_interval))],
+            )
         record = await self._readable(context_id, user_id, include_deleted=True)
 
         async def load_events(cid: str, after: int, limit: int) -> list[ContextEvent]:
@@ -1012,6 +1118,7 @@ class ContextManager:
             after_revision=record.revision if since_revision is None else since_revision,
             load_events=load_events,
             load_snapshot=load_snapshot,
+            refill_interval=poll_interval,
         )
 
     async def acquire_context_lock(
@@ -1074,7 +1181,8 @@ class ContextManager:
                 plan_join, user_id=user_id, max_participants=self.settings.max_participants
             )
             record = await self._modify(context_id, plan, writer=user_id, guarded=False)
-            await self._live.presence.heartbeat(context_id, user_id)
+            async with _after_commit("presence of the join"):
+                await self._live.presence.heartbeat(context_id, user_id)
             return context_from_record(record)
 
     async def leave_collaborative_session(self, context_id: str, user_id: str) -> Context:
@@ -1084,7 +1192,8 @@ class ContextManager:
             context_id = canonical_id(context_id)
             plan = functools.partial(plan_leave, user_id=user_id)
             record = await self._modify(context_id, plan, writer=user_id, guarded=False)
-            await self._live.presence.leave(context_id, user_id)
+            async with _after_commit("presence of the leave"):
+                await self._live.presence.leave(context_id, user_id)
             self._leases.pop((context_id, user_id), None)
             return context_from_record(record)
 
@@ -1153,6 +1262,8 @@ class ContextManager:
         to_provider: ProviderType | str | None = None,
         options: Mapping[str, Any] | None = None,
         user_id: str | None = None,
+        *,
+        branch: str = "main",
     ) -> MigrationResult:
         """Convert a conversation to another provider's format, in one change: its
         messages become what the target accepts, ``primary_provider`` becomes the target
@@ -1164,7 +1275,8 @@ class ContextManager:
         Options: ``model`` (the target model), ``preserve_history`` (default True: keep
         every message; False: drop the oldest that do not fit the model's window),
         ``fit`` (default True: measure the window), ``reserve_output`` (tokens kept for
-        the answer), ``on_loss`` (``"convert"`` or ``"refuse"``)."""
+        the answer), ``on_loss`` (``"convert"`` or ``"refuse"``). With `branch`, that
+        branch's conversation is migrated (its versions go on the branch)."""
         with self._metrics.measure("migrate_context"):
             if not self.settings.enable_translation:
                 raise ConfigurationError(
@@ -1172,7 +1284,7 @@ class ContextManager:
                 )
             context_id = canonical_id(context_id)
             plan = parse_migration(from_provider, to_provider, options)
-            context = await self.get_context(context_id, user_id)
+            context = await self.get_context(context_id, user_id, branch=branch)
             outcome = translate_conversation(self._translator, context, plan)
             if not outcome.result.migrated:
                 return outcome.result
@@ -1181,11 +1293,11 @@ class ContextManager:
                 request=VersionRequest(
                     user_id, f"before migration to {plan.target.value}", ("migration",)
                 ),
-                branch="main",
+                branch=branch,
                 versioning=self._versioning,
                 expected_revision=context.revision,  # what was translated is still current
             )
-            before = await self._modify(context_id, checkpoint, writer=user_id)
+            before = await self._modify_on(context_id, branch, checkpoint, writer=user_id)
             rows = None
             if outcome.messages is not None:
                 rows = [
@@ -1200,10 +1312,10 @@ class ContextManager:
                 message_values=outcome.message_values,
                 expected_revision=before.revision,
                 request=VersionRequest(user_id, f"migrated to {plan.target.value}", ("migration",)),
-                branch="main",
+                branch=branch,
                 versioning=self._versioning,
             )
-            record = await self._modify(context_id, rewrite, writer=user_id)
+            record = await self._modify_on(context_id, branch, rewrite, writer=user_id)
             return outcome.result.model_copy(
                 update={
                     "revision": record.revision,
@@ -1246,11 +1358,62 @@ class ContextManager:
             self._exports.put(key, payload)
             return payload
 
+    # -- moving a whole database ---------------------------------------------------------
+
+    def export_full(
+        self, user_id: str | None = None, *, progress: Progress | None = None
+    ) -> AsyncIterator[bytes]:
+        """Every context with everything stored of it — the row as stored, the messages
+        of every branch, every branch, version and event — as the lines of a full dump
+        (JSON Lines, each ending in a newline; see docs/cli.md), read one context at a
+        time. `progress` is called after each context with the contexts and bytes so
+        far. An administrator's operation: `PermissionDenied` for any `user_id`."""
+        refuse_unless_administrator(user_id, "export the whole database")
+        return export_dump(
+            self.storage,
+            version_codec=self._versioning.codec,
+            bodies=self._bodies,
+            reload_dictionaries=self._history.load_dictionaries,
+            progress=progress,
+        )
+
+    async def import_full(
+        self,
+        lines: Iterable[bytes] | AsyncIterable[bytes],
+        user_id: str | None = None,
+        *,
+        skip_existing: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Store every context of a full dump (the lines `export_full` wrote, read one at
+        a time) exactly as it was exported: each context in one transaction, checked
+        (digest, checksums, every version rebuilt) before it is written and read back
+        after. A context whose id exists stops the import (`ValidationFailed`) unless
+        `skip_existing`. An administrator's operation: `PermissionDenied` for any
+        `user_id`."""
+        refuse_unless_administrator(user_id, "import a full dump")
+        with self._metrics.measure("import_full"):
+            return await import_dump(
+                self.storage,
+                lines,
+                version_codec=self._versioning.codec,
+                bodies=self._bodies,
+                skip_existing=skip_existing,
+                progress=progress,
+            )
+
     # -- monitoring ----------------------------------------------------------------------
 
-    async def get_performance_stats(self) -> dict[str, Any]:
+    async def get_performance_stats(self, *, max_age: float | None = None) -> dict[str, Any]:
         """Counts and latency percentiles per operation, the cache's hit rate, and the
-        storage statistics (contexts, sizes and messages by type and state)."""
+        storage statistics (contexts, sizes and messages by type and state), at most
+        `max_age` seconds old (default: one CONTEXT_STATISTICS_REFRESH_SECONDS and
+        poll; 0 counts them now). PostgreSQL reads its statistics view while the view is
+        that fresh, and counts the contexts table when it is not."""
+        if max_age is None:
+            max_age = (
+                self.settings.statistics_refresh_seconds + self.settings.maintenance_poll_seconds
+            )
         metrics = self._metrics.snapshot()
         metrics["cache"] |= {"entries": len(self._cache), "trusted": self._live.cache_trusted}
         return {
@@ -1258,7 +1421,7 @@ class ContextManager:
             **metrics,
             "translation_cache_entries": len(self._exports),
             "codec": self.codec.stats(),
-            "storage": await self.storage.statistics(refresh=False),
+            "storage": await self.storage.statistics(refresh=False, max_age=max_age),
         }
 
     async def refresh_statistics(self) -> dict[str, Any]:
@@ -1331,6 +1494,7 @@ class ContextManager:
                 "backend": storage.backend,
                 "reachable": storage.reachable,
                 "schema_version": storage.schema_version,
+                "read_only": self.storage.read_only,
                 **storage.details,
             },
             "event_bus": self._live.health(),
@@ -1377,6 +1541,8 @@ class ContextManager:
             await self._live.rows.put(record)
 
     async def _touch(self, record: ContextRecord) -> None:
+        if self.storage.read_only:  # a read must work where nothing can be written
+            return
         now = _now()
         interval = int(self.settings.access_touch_seconds * 1_000_000)
         if now - record.last_accessed >= interval:
@@ -1564,6 +1730,20 @@ class _Writes:
             mutation = dataclasses.replace(mutation, event=event)
         self.made[mutation.record.context_id] = mutation
         return mutation
+
+
+_AFTER_COMMIT_SECONDS = 1.0
+
+
+@contextlib.asynccontextmanager
+async def _after_commit(what: str) -> AsyncIterator[None]:
+    """Work that follows a committed change (presence, say): the change stands, so this
+    waits a second at most and its failure is logged, never raised."""
+    try:
+        async with asyncio.timeout(_AFTER_COMMIT_SECONDS):
+            yield
+    except (BackendUnavailable, TimeoutError) as exc:
+        log.warning("%s failed after the commit: %s", what, exc or "no answer in time")
 
 
 def _origin(origin: UpdateOrigin | Mapping[str, Any] | None, user_id: str | None) -> UpdateOrigin:

@@ -8,29 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import click
 import orjson
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from click.core import ParameterSource
+from rich.progress import Progress
 
+from .._dump import is_dump
 from ..codec import inspect_blob
 from ..errors import LoremasterError, UnsupportedFormat, ValidationFailed
 from ..manager import ContextManager
 from ..models import Context, ContextQuery, ContextState, ContextType, ProviderType
 from ..storage import MigrationStatus
 from ..validation import ContextValidator, ValidationResult, export_schemas
-from . import _render
+from . import _full, _render
 from ._demo import run_demo
+from ._files import STDOUT, output_file, write_file
+from ._session import READ_COMMANDS, Interrupted, command_name, interrupted_import, run_session
 
 __all__ = ["cli"]
 
 T = TypeVar("T")
+
+PROVIDER_CHOICE = click.Choice([*(provider.value for provider in ProviderType), "gemini"])
+"""A provider option's values (``gemini`` is another name of ``google``)."""
 
 EXPORT_FORMAT = "loremaster-export"
 EXPORT_VERSION = 1
@@ -41,6 +49,8 @@ class Options:
     database_url: str | None
     user_id: str | None
     as_json: bool
+    reads: bool = False
+    """The command only reads (it is in READ_COMMANDS): it never creates nor migrates."""
 
     def show(self, value: T, render: Callable[[T], None]) -> None:
         """JSON with --json, else the human rendering."""
@@ -50,20 +60,10 @@ class Options:
             render(value)
 
     def run(self, work: Callable[[ContextManager], Awaitable[T]], *, migrate: bool = True) -> T:
-        """Open a manager, run `work` with it, close it; library errors end the command."""
-
-        async def session() -> T:
-            manager = ContextManager(database_url=self.database_url, auto_cleanup=False)
-            await manager.initialize(migrate=migrate)
-            try:
-                return await work(manager)
-            finally:
-                await manager.close()
-
-        try:
-            return asyncio.run(session())
-        except LoremasterError as exc:
-            raise click.ClickException(exc.message) from exc
+        """Open a manager, run `work` with it, close it; library errors end the command.
+        A write creates and migrates the database; a read needs it there and current
+        (``migrate=False``: a read of any schema, a write leaving it as it is)."""
+        return run_session(self.database_url, work, reads=self.reads, migrate=migrate)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -98,11 +98,23 @@ def json_value(kind: type | None = None) -> Callable[[click.Context, click.Param
 
 def _read_json(path: Path) -> Any:
     try:
-        return _loads(path.read_bytes())
+        data = path.read_bytes()
     except OSError as exc:
         raise click.ClickException(f"cannot read {path}: {exc.strerror}") from exc
+    return _json_of(data, path)
+
+
+def _json_of(data: bytes, source: Path) -> Any:
+    try:
+        return _loads(data)
     except (ValueError, RecursionError) as exc:
-        raise click.ClickException(f"{path} is not valid JSON: {exc}") from exc
+        raise click.ClickException(f"{source} is not valid JSON: {exc}") from exc
+
+
+def _given(name: str) -> bool:
+    """Whether the parameter `name` of the running command was given, not defaulted."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source not in (None, ParameterSource.DEFAULT)
 
 
 def common_options(fn: Callable[..., None]) -> Callable[..., None]:
@@ -121,7 +133,11 @@ def common_options(fn: Callable[..., None]) -> Callable[..., None]:
     def wrapper(
         database_url: str | None, user_id: str | None, as_json: bool, **kwargs: Any
     ) -> None:
-        fn(Options(database_url, user_id, as_json), **kwargs)
+        reads = command_name() in READ_COMMANDS
+        try:
+            fn(Options(database_url, user_id, as_json, reads), **kwargs)
+        except KeyboardInterrupt as exc:
+            raise Interrupted() from exc
 
     return wrapper
 
@@ -140,6 +156,7 @@ def cli() -> None:
     type=click.Choice([t.value for t in ContextType]),
     default=ContextType.CONVERSATION.value,
     show_default=True,
+    help="the context's type (also of a --file that names none)",
 )
 @click.option("--title", help="the context's title (required unless --file)")
 @click.option("--description", default="")
@@ -168,6 +185,11 @@ def create(
         fields = _read_json(file)
         if not isinstance(fields, dict):
             raise click.ClickException(f"{file} must hold a JSON object")
+        fields.setdefault("context_type", context_type)
+        if fields["context_type"] != context_type and _given("context_type"):
+            raise click.ClickException(
+                f"--type {context_type}, but {file} holds a {fields['context_type']} context"
+            )
         if new_id:
             fields.pop("context_id", None)
     elif title is None:
@@ -199,20 +221,26 @@ def create(
     type=click.IntRange(min=0),
     help="messages to show (tables only)",
 )
-def show(options: Options, context_id: str, last: int) -> None:
-    """Show a context (and its latest messages)."""
+@click.option("--full", is_flag=True, help="show long messages whole (default: cut)")
+@click.option("--branch", default="main", show_default=True, help="the context on this branch")
+def show(options: Options, context_id: str, last: int, full: bool, branch: str) -> None:
+    """Show a context (and its latest messages, long ones cut unless --full)."""
 
     async def work(cm: ContextManager) -> Context:
         if options.as_json:
-            return await cm.get_context(context_id, user_id=options.user_id)
-        context = await cm.get_context(context_id, user_id=options.user_id, include_messages=False)
+            return await cm.get_context(context_id, user_id=options.user_id, branch=branch)
+        context = await cm.get_context(
+            context_id, user_id=options.user_id, include_messages=False, branch=branch
+        )
         if getattr(context, "message_count", 0) and last > 0:
-            messages = await cm.get_messages(context_id, user_id=options.user_id, limit=last)
+            messages = await cm.get_messages(
+                context_id, user_id=options.user_id, limit=last, branch=branch
+            )
             context = context.model_copy(update={"messages": messages})
         return context
 
     context = options.run(work)
-    options.show(context, _render.show_context)
+    options.show(context, functools.partial(_render.show_context, full=full))
 
 
 @cli.command(name="list")
@@ -255,9 +283,12 @@ def list_(options: Options, ascending: bool, **filters: Any) -> None:
 @common_options
 @click.argument("text")
 @click.option("--limit", default=20, show_default=True)
-def search(options: Options, text: str, limit: int) -> None:
-    """Full-text search over titles, descriptions and messages."""
-    hits = options.run(lambda cm: cm.search_contexts(text, user_id=options.user_id, limit=limit))
+@click.option("--branch", default="main", show_default=True, help="search this branch's view")
+def search(options: Options, text: str, limit: int, branch: str) -> None:
+    """Full-text search over titles, descriptions and messages (as a branch shows them)."""
+    hits = options.run(
+        lambda cm: cm.search_contexts(text, user_id=options.user_id, limit=limit, branch=branch)
+    )
     options.show(hits, _render.show_hits)
 
 
@@ -272,10 +303,25 @@ def search(options: Options, text: str, limit: int) -> None:
     type=click.Path(path_type=Path),
     help="JSON file: one message or a list of messages",
 )
+@click.option("--branch", default="main", show_default=True, help="append on this branch")
+@click.option(
+    "--from",
+    "source",
+    type=PROVIDER_CHOICE,
+    default=None,
+    help="the provider whose message shape the file is in (default: detected)",
+)
 def append(
-    options: Options, context_id: str, role: str | None, content: str | None, file: Path | None
+    options: Options,
+    context_id: str,
+    role: str | None,
+    content: str | None,
+    file: Path | None,
+    branch: str,
+    source: str | None,
 ) -> None:
-    """Append messages to a conversation; prints the new revision."""
+    """Append messages to a conversation; prints the new revision. The file's messages
+    may be neutral or in OpenAI's, Anthropic's or Gemini's own shape."""
     if file is not None:
         loaded = _read_json(file)
         messages = loaded if isinstance(loaded, list) else [loaded]
@@ -284,7 +330,9 @@ def append(
     else:
         raise click.ClickException("give --role and --content, or --file")
     revision = options.run(
-        lambda cm: cm.append_messages(context_id, messages, user_id=options.user_id)
+        lambda cm: cm.append_messages(
+            context_id, messages, user_id=options.user_id, branch=branch, source=source
+        )
     )
     if options.as_json:
         _render.print_json({"revision": revision})
@@ -297,13 +345,20 @@ def append(
 @click.argument("context_id")
 @click.argument("changes", callback=json_value())
 @click.option("--expected-revision", type=int, help="fail unless the context is at this revision")
-def update(options: Options, context_id: str, changes: Any, expected_revision: int | None) -> None:
+@click.option("--branch", default="main", show_default=True, help="change it on this branch")
+def update(
+    options: Options, context_id: str, changes: Any, expected_revision: int | None, branch: str
+) -> None:
     """Change a context: CHANGES is a JSON merge patch (object) or JSON Patch (array)."""
     if not isinstance(changes, (dict, list)):
         raise click.ClickException("CHANGES must be a JSON object or array")
     context = options.run(
         lambda cm: cm.update_context(
-            context_id, changes, user_id=options.user_id, expected_revision=expected_revision
+            context_id,
+            changes,
+            user_id=options.user_id,
+            expected_revision=expected_revision,
+            branch=branch,
         )
     )
     options.show(context, _render.show_context)
@@ -336,24 +391,25 @@ def restore(options: Options, context_id: str) -> None:
 @click.argument("context_id")
 @click.option("--since", "since_revision", default=0, help="only events after this revision")
 @click.option("--limit", type=int, default=None)
-def events(options: Options, context_id: str, since_revision: int, limit: int | None) -> None:
+@click.option("--branch", default=None, help="only changes made on this branch (default: all)")
+def events(
+    options: Options, context_id: str, since_revision: int, limit: int | None, branch: str | None
+) -> None:
     """The audit log of a context: one event per committed change."""
     found = options.run(
         lambda cm: cm.get_events(
-            context_id, user_id=options.user_id, since_revision=since_revision, limit=limit
+            context_id,
+            user_id=options.user_id,
+            since_revision=since_revision,
+            limit=limit,
+            branch=branch,
         )
     )
     options.show(found, _render.show_events)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=_render.error_console,
-        transient=True,
-    )
+def _progress(options: Options) -> Progress:
+    return _full.progress_bar(options)
 
 
 async def _all_contexts(
@@ -377,14 +433,40 @@ async def _all_contexts(
 @cli.command()
 @common_options
 @click.argument("context_ids", nargs=-1)
-@click.option("--output", "-o", type=click.File("w"), default="-", help="file (default stdout)")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    default="-",
+    help="file (default stdout); written whole or not at all",
+)
 @click.option("--include-deleted", is_flag=True)
+@click.option("--branch", default="main", show_default=True, help="each context on this branch")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="everything, to move a whole database: every context as stored, with every "
+    "branch, version and event (JSON Lines; no --user)",
+)
 def export(
-    options: Options, context_ids: tuple[str, ...], output: IO[str], include_deleted: bool
+    options: Options,
+    context_ids: tuple[str, ...],
+    output: Path,
+    include_deleted: bool,
+    branch: str,
+    full: bool,
 ) -> None:
-    """Export contexts with their messages as one JSON document (all if no ids given)."""
+    """Export contexts with their messages as one JSON document (all if no ids given), or
+    with --full the whole database with its history."""
+    if full:
+        if context_ids or include_deleted or branch != "main":
+            raise click.ClickException(
+                "--full exports the whole database: give no ids, --include-deleted or --branch"
+            )
+        _full.export_full(options, output)
+        return
 
-    async def work(cm: ContextManager) -> int:
+    async def work(cm: ContextManager, output: BinaryIO) -> int:
         ids = list(context_ids)
         if not ids:
             ids = [c.context_id async for c in _all_contexts(cm, options.user_id, include_deleted)]
@@ -393,21 +475,22 @@ def export(
             "version": EXPORT_VERSION,
             "exported_at": datetime.now(UTC).isoformat(),
         }
-        output.write(orjson.dumps(header).decode()[:-1] + ', "contexts": [\n')
-        with _progress() as progress:
+        output.write(orjson.dumps(header)[:-1] + b', "contexts": [\n')
+        with _progress(options) as progress:
             task = progress.add_task("exporting", total=len(ids))
             for index, context_id in enumerate(ids):
                 context = await cm.get_context(
-                    context_id, user_id=options.user_id, include_deleted=True
+                    context_id, user_id=options.user_id, include_deleted=True, branch=branch
                 )
-                separator = ",\n" if index else ""
-                output.write(separator + context.model_dump_json())
+                separator = b",\n" if index else b""
+                output.write(separator + context.model_dump_json().encode())
                 progress.advance(task)
-        output.write("\n]}\n")
+        output.write(b"\n]}\n")
         return len(ids)
 
-    count = options.run(work)
-    _render.error_console.print(f"exported {count} contexts")
+    with output_file(output) as stream:
+        count = options.run(functools.partial(work, output=stream))
+    _render.error_console.print(f"exported {_render.plural(count, 'context')}")
 
 
 def _exported_contexts(document: Any) -> list[dict[str, Any]]:
@@ -426,36 +509,47 @@ def _exported_contexts(document: Any) -> list[dict[str, Any]]:
 
 @cli.command(name="import")
 @common_options
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @click.option("--skip-existing", is_flag=True, help="skip contexts whose id is already stored")
 def import_(options: Options, file: Path, skip_existing: bool) -> None:
-    """Import contexts from a file written by `loremaster export`."""
-    document = _read_json(file)
+    """Import contexts from a file written by `loremaster export`, or everything from a
+    full dump (`export --full`); - reads standard input."""
+    with _full.open_input(file) as source:
+        first = source.readline()
+        if is_dump(first):
+            size = None if file == STDOUT else file.stat().st_size
+            _full.import_full(options, itertools.chain([first], source), size, skip_existing)
+            return
+        document = _json_of(first + source.read(), file)
 
     async def work(cm: ContextManager) -> tuple[int, int]:
         # Sessions point at conversations: store those they may reference first.
         contexts = sorted(
             _exported_contexts(document), key=lambda c: c.get("context_type") == "session"
         )
-        created = skipped = 0
-        with _progress() as progress:
+        skipped = 0
+        with _progress(options) as progress:
             task = progress.add_task("importing", total=len(contexts))
             for fields in contexts:
                 try:
                     await cm.create_context(fields, user_id=options.user_id)
-                    created += 1
+                    imported[0] += 1
                 except ValidationFailed as exc:
                     if not (skip_existing and "exists" in exc.message):
                         raise
                     skipped += 1
                 progress.advance(task)
-        return created, skipped
+        return imported[0], skipped
 
-    created, skipped = options.run(work)
+    imported = [0]
+    try:
+        created, skipped = options.run(work)
+    except KeyboardInterrupt:
+        raise interrupted_import(imported[0]) from None
     if options.as_json:
         _render.print_json({"imported": created, "skipped": skipped})
     else:
-        _render.console.print(f"imported {created} contexts, skipped {skipped}")
+        _render.console.print(f"imported {_render.plural(created, 'context')}, skipped {skipped}")
 
 
 @cli.command()
@@ -464,7 +558,8 @@ def stats(options: Options) -> None:
     """Storage figures and this process's operation latencies."""
 
     async def work(cm: ContextManager) -> dict[str, Any]:
-        return {"health": await cm.health_check(), **await cm.get_performance_stats()}
+        # Counted now: a statistics view refreshed minutes ago is not what was asked.
+        return {"health": await cm.health_check(), **await cm.get_performance_stats(max_age=0)}
 
     figures = options.run(work)
     if options.as_json:
@@ -482,6 +577,8 @@ def health(options: Options) -> None:
         _render.print_json(report)
     else:
         _render.show_mapping("loremaster health", report)
+        if report.get("storage", {}).get("read_only"):
+            _render.console.print("read-only: reads work, writes are refused")
     if report["status"] != "ok":
         raise click.exceptions.Exit(1)
 
@@ -604,10 +701,41 @@ def validate(
         _render.print_json(result.model_dump(mode="json"))
     else:
         _render.show_issues(result)
-    if fixed_output is not None and result.corrected_data is not None:
-        fixed_output.write_bytes(orjson.dumps(result.corrected_data, option=orjson.OPT_INDENT_2))
+    if fixed_output is not None:
+        _write_fixed(fixed_output, file, result)
     if not result.is_valid:
         raise click.exceptions.Exit(1)
+
+
+def _write_fixed(path: Path, source: Path, result: ValidationResult) -> None:
+    """The corrected context to `path`; a valid one with nothing to correct as it was
+    read (its bytes); an invalid one the corrections cannot make valid not at all, saying
+    so."""
+    if result.corrected_data is not None:
+        note = f"wrote the corrected context to {path}"
+        try:
+            fixed = orjson.dumps(result.corrected_data, option=orjson.OPT_INDENT_2)
+        except TypeError as exc:  # an integer beyond 64 bits, say
+            raise click.ClickException(f"cannot write {path}: {exc}") from exc
+    elif result.is_valid:
+        note = f"nothing to correct: copied {source} to {path}"
+        try:
+            fixed = source.read_bytes()
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {source}: {exc.strerror}") from exc
+    else:
+        _render.error_console.print(
+            f"{path} not written: no automatic correction makes this context valid",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    try:
+        write_file(path, fixed)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from exc
+    _render.error_console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
 @cli.group()
@@ -634,9 +762,7 @@ def export_schema(context_type: str | None, output: Path | None) -> None:
     try:
         output.mkdir(parents=True, exist_ok=True)
         for name, document in schemas.items():
-            (output / f"{name}.json").write_bytes(
-                orjson.dumps(document, option=orjson.OPT_INDENT_2)
-            )
+            write_file(output / f"{name}.json", orjson.dumps(document, option=orjson.OPT_INDENT_2))
     except OSError as exc:
         raise click.ClickException(f"cannot write to {output}: {exc.strerror}") from exc
-    _render.error_console.print(f"wrote {len(schemas)} schemas to {output}")
+    _render.error_console.print(f"wrote {_render.plural(len(schemas), 'schema')} to {output}")

@@ -1,11 +1,17 @@
-"""`loremaster demo`: a small D&D campaign, built through the library and shown."""
+"""`loremaster demo`: a small D&D campaign, built through the library and shown.
+
+The campaign is made once per database: run again, the demo finds it and shows it.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ..config import DEFAULT_DATABASE_URL
 from ..manager import ContextManager
 from ..models import (
     CollaborativeContext,
+    ContextType,
     ConversationContext,
     Message,
     SessionContext,
@@ -15,10 +21,24 @@ from ..models import (
 )
 from . import _render
 
-__all__ = ["run_demo"]
+__all__ = ["DemoCampaign", "find_demo", "run_demo", "seed_demo"]
 
 GM = "dm"
 PLAYERS = ("player1", "player2")
+CAMPAIGN = "red-dragon"
+CONVERSATION_TITLE = "Curse of the Red Dragon — session 1"
+SESSION_TITLE = "player1 at the table"
+ROOM_TITLE = "Party planning"
+
+
+@dataclass(frozen=True)
+class DemoCampaign:
+    """The demo's three contexts, and whether this run created them."""
+
+    conversation_id: str
+    session_id: str
+    room_id: str
+    created: bool
 
 
 def _opening() -> list[Message]:
@@ -40,10 +60,34 @@ def _opening() -> list[Message]:
     ]
 
 
-async def run_demo(cm: ContextManager, *, as_json: bool) -> None:
+async def find_demo(cm: ContextManager) -> DemoCampaign | None:
+    """The demo campaign if this database holds it (the first made, if several)."""
+    page = await cm.query_contexts(
+        metadata_match={"campaign": CAMPAIGN}, order_by="created_at", descending=False, limit=100
+    )
+    found: dict[tuple[str, str], str] = {}
+    for context in page:
+        found.setdefault((context.context_type.value, context.title), context.context_id)
+    ids = [
+        found.get((ContextType.CONVERSATION.value, CONVERSATION_TITLE)),
+        found.get((ContextType.SESSION.value, SESSION_TITLE)),
+        found.get((ContextType.COLLABORATIVE.value, ROOM_TITLE)),
+    ]
+    if None in ids:
+        return None
+    conversation_id, session_id, room_id = (str(i) for i in ids)
+    return DemoCampaign(conversation_id, session_id, room_id, created=False)
+
+
+async def seed_demo(cm: ContextManager) -> DemoCampaign:
+    """The demo campaign: found if the database holds it, else created. Running it
+    again (`make run` twice, a server started with the demo) adds nothing."""
+    existing = await find_demo(cm)
+    if existing is not None:
+        return existing
     conversation_id = await cm.create_context(
         ConversationContext(
-            title="Curse of the Red Dragon — session 1",
+            title=CONVERSATION_TITLE,
             description="The party reaches the dragon's lair.",
             collaborators=list(PLAYERS),
             messages=_opening(),
@@ -60,7 +104,7 @@ async def run_demo(cm: ContextManager, *, as_json: bool) -> None:
     )
     session_id = await cm.create_context(
         SessionContext(
-            title="player1 at the table",
+            title=SESSION_TITLE,
             user_id=PLAYERS[0],
             active_conversations=[conversation_id],
             preferences={"dice_animation": True},
@@ -70,7 +114,7 @@ async def run_demo(cm: ContextManager, *, as_json: bool) -> None:
     )
     room_id = await cm.create_context(
         CollaborativeContext(
-            title="Party planning",
+            title=ROOM_TITLE,
             room_id="room_abc123",
             collaborators=list(PLAYERS),
             active_participants=[GM, *PLAYERS],
@@ -79,7 +123,7 @@ async def run_demo(cm: ContextManager, *, as_json: bool) -> None:
         user_id=GM,
     )
     await cm.update_context(room_id, {"shared_state": {"quest": "Dragon's Lair"}}, user_id=GM)
-    room = await cm.update_context(
+    await cm.update_context(
         room_id, {"shared_state": {"level": 5}}, user_id=PLAYERS[1], expected_revision=2
     )
     # Versions like git: a checkpoint, a "what if" branch from it, both futures kept.
@@ -94,15 +138,24 @@ async def run_demo(cm: ContextManager, *, as_json: bool) -> None:
     await cm.append_messages(
         conversation_id, {"role": "user", "content": "We charge the front gate!"}, PLAYERS[0]
     )
+    return DemoCampaign(conversation_id, session_id, room_id, created=True)
+
+
+async def run_demo(cm: ContextManager, *, as_json: bool) -> None:
+    """Create the demo campaign (or find it, made before) and show it."""
+    campaign = await seed_demo(cm)
+    conversation_id, room_id = campaign.conversation_id, campaign.room_id
     history = await cm.get_version_history(conversation_id, GM, limit=5)
     conversation = await cm.get_context(conversation_id, user_id=PLAYERS[1])
-    session = await cm.get_context(session_id, user_id=PLAYERS[0])
+    session = await cm.get_context(campaign.session_id, user_id=PLAYERS[0])
+    room = await cm.get_context(room_id, user_id=GM)
     hits = await cm.search_contexts("dragon hoard", user_id=PLAYERS[0])
     events = await cm.get_events(room_id, user_id=GM)
 
     if as_json:
         _render.print_json(
             {
+                "created": campaign.created,
                 "conversation": conversation.model_dump(mode="json"),
                 "session": session.model_dump(mode="json"),
                 "room": room.model_dump(mode="json"),
@@ -113,7 +166,8 @@ async def run_demo(cm: ContextManager, *, as_json: bool) -> None:
         )
         return
     _render.console.rule("[bold]loremaster demo: a D&D campaign[/bold]")
-    _render.show_contexts([conversation, session, room], title="Created")
+    title = "Created" if campaign.created else "Already here (made by an earlier demo)"
+    _render.show_contexts([conversation, session, room], title=title)
     _render.show_context(conversation)
     _render.show_mapping("Shared state of the party room", room.model_dump()["shared_state"])
     _render.show_events(events)

@@ -17,6 +17,7 @@ from ..models import (
     Branch,
     CleanupReport,
     Context,
+    ContextConflict,
     ContextEvent,
     ContextState,
     ContextVersion,
@@ -38,14 +39,18 @@ from ..storage import MigrationStatus
 from ..validation import ValidationResult
 
 __all__ = [
+    "PREVIEW_CHARS",
     "console",
     "error_console",
+    "plural",
     "print_json",
     "show_branches",
     "show_cleanup",
+    "show_conflicts",
     "show_context",
     "show_contexts",
     "show_diff",
+    "show_event",
     "show_events",
     "show_history",
     "show_hits",
@@ -58,6 +63,22 @@ __all__ = [
 
 console = Console()
 error_console = Console(stderr=True)
+
+PREVIEW_CHARS = 500
+"""Characters of a message body (or a text field) a table shows; ``--full`` shows all."""
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 context``, ``2 contexts`` (`many` for a plural that is not word + s)."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
+def _cut(text: str, full: bool) -> str:
+    """`text`, or its first PREVIEW_CHARS and a note of what was left out."""
+    if full or len(text) <= PREVIEW_CHARS:
+        return text
+    rest = plural(len(text) - PREVIEW_CHARS, "more character")
+    return f"{text[:PREVIEW_CHARS]}\n... {rest} (--full shows them)"
 
 
 def _plain(value: Any) -> Any:
@@ -99,17 +120,18 @@ def _compact(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def show_context(context: Context) -> None:
+def show_context(context: Context, *, full: bool = False) -> None:
+    """Its fields, then its messages (a long body or text cut unless `full`)."""
     table = Table(title=f"{context.context_type.value}: {context.title}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for name, value in context.model_dump(mode="json", exclude={"messages"}).items():
         if value in ({}, [], "", None):
             continue
-        _row(table, name, value if isinstance(value, str) else _compact(value))
+        _row(table, name, _cut(value, full) if isinstance(value, str) else _compact(value))
     console.print(table)
     if isinstance(context, ConversationContext) and context.messages:
-        show_messages(context.messages)
+        show_messages(context.messages, full=full)
 
 
 def _describe_part(part: Part) -> str:
@@ -127,14 +149,24 @@ def _describe_part(part: Part) -> str:
     assert_never(part)
 
 
-def show_messages(messages: Sequence[Message]) -> None:
+def _body(message: Message) -> str:
+    return "\n".join(_describe_part(part) for part in message.parts)
+
+
+def show_messages(messages: Sequence[Message], *, full: bool = False) -> None:
+    """A table of the messages, each body cut to PREVIEW_CHARS; with `full`, each whole,
+    as plain text under a heading (laying megabytes out in a table takes minutes)."""
+    if full:
+        for message in messages:
+            console.print(Text(f"#{message.seq or ''} {message.role.value}", style="bold"))
+            console.file.write(_body(message) + "\n")
+        return
     table = Table(title="Messages")
     table.add_column("#", justify="right")
     table.add_column("role")
     table.add_column("content", overflow="fold")
     for message in messages:
-        content = "\n".join(_describe_part(part) for part in message.parts)
-        _row(table, str(message.seq or ""), message.role.value, content)
+        _row(table, str(message.seq or ""), message.role.value, _cut(_body(message), full))
     console.print(table)
 
 
@@ -153,23 +185,41 @@ def _describe_changes(event: ContextEvent) -> str:
     return "\n".join(lines)
 
 
+def _event_cells(event: ContextEvent) -> tuple[str, str, str, str]:
+    return (
+        str(event.revision),
+        event.op,
+        event.user_id or "(trusted)",
+        event.created_at.strftime("%m-%d %H:%M:%S"),
+    )
+
+
 def show_events(events: Sequence[ContextEvent]) -> None:
+    """One row per event; a branch column when some event is not on main."""
+    branches = any(event.branch != "main" for event in events)
     table = Table(title="Events", box=box.SIMPLE_HEAD)
     table.add_column("rev", justify="right")
     table.add_column("op")
     table.add_column("user")
     table.add_column("when", no_wrap=True)
+    if branches:
+        table.add_column("branch")
     table.add_column("changes", overflow="fold")
     for event in events:
-        _row(
-            table,
-            str(event.revision),
-            event.op,
-            event.user_id or "(trusted)",
-            event.created_at.strftime("%m-%d %H:%M:%S"),
-            _describe_changes(event),
-        )
+        where = (event.branch,) if branches else ()
+        _row(table, *_event_cells(event), *where, _describe_changes(event))
     console.print(table)
+
+
+def show_event(event: ContextEvent) -> None:
+    """One event as it arrives (`loremaster watch`): a line, then its changes indented."""
+    rev, op, user, _ = _event_cells(event)
+    when = event.created_at.strftime("%H:%M:%S")
+    where = "" if event.branch == "main" else f" on {event.branch}"
+    console.print(Text(f"rev {rev} {op}{where} by {user} at {when}"), soft_wrap=True)
+    for line in _describe_changes(event).splitlines():
+        console.print(Text(f"  {line}"), soft_wrap=True)
+    console.file.flush()
 
 
 def show_history(versions: Sequence[ContextVersion]) -> None:
@@ -209,7 +259,8 @@ def show_diff(diff: VersionDiff) -> None:
         value = f" = {_compact(change['value'])}" if "value" in change else ""
         console.print(Text(f"  {change['op']} {change['path'] or '/'}{value}"))
     if diff.messages_removed:
-        console.print(Text(f"  - {diff.messages_removed} messages no longer in view"))
+        removed = plural(diff.messages_removed, "message")
+        console.print(Text(f"  - {removed} no longer in view"))
     for message in diff.messages_added:
         console.print(Text(f"  + [{message.role.value}] {_compact(message.text)}"))
 
@@ -219,11 +270,13 @@ def show_merge(result: MergeResult) -> None:
         console.print(
             Text(
                 f"merged {result.source} into {result.target}: revision {result.revision}, "
-                f"{len(result.changes)} field changes, {result.messages_added} messages"
+                f"{plural(len(result.changes), 'field change')}, "
+                f"{plural(result.messages_added, 'message')}"
             )
         )
     else:
-        console.print(Text(f"not merged: {len(result.conflicts)} conflicts", style="bold red"))
+        conflicts = plural(len(result.conflicts), "conflict")
+        console.print(Text(f"not merged: {conflicts}", style="bold red"))
     for conflict in result.conflicts:
         console.print(
             Text(
@@ -231,6 +284,32 @@ def show_merge(result: MergeResult) -> None:
                 f"{_compact(conflict.source)}, {result.target} {_compact(conflict.target)}"
             )
         )
+
+
+def show_conflicts(conflicts: Sequence[ContextConflict]) -> None:
+    """One block per open conflict: its id, who wrote it, then each path's three sides."""
+    if not conflicts:
+        console.print(Text("no open conflicts"))
+        return
+    for conflict in conflicts:
+        chooser = f", for {conflict.resolver} to choose" if conflict.resolver else ""
+        writer = conflict.user_id or conflict.provider or "(trusted)"
+        console.print(
+            Text.assemble(
+                (conflict.conflict_id, "bold"),
+                f"  {conflict.strategy} by {writer} at revision {conflict.revision} "
+                f"(written against {conflict.base_revision}){chooser}",
+            ),
+            soft_wrap=True,
+        )
+        for path in conflict.paths:
+            console.print(
+                Text(
+                    f"  {path.path or '/'}: base {_compact(path.base)}, current "
+                    f"{_compact(path.current)}, incoming {_compact(path.incoming)}"
+                )
+            )
+    console.print(Text(plural(len(conflicts), "open conflict")))
 
 
 def show_hits(hits: Sequence[SearchHit]) -> None:
@@ -278,9 +357,10 @@ def show_cleanup(report: CleanupReport) -> None:
     verb = "would" if report.dry_run else "did"
     console.print(
         Text(
-            f"Retention {verb}: archive {len(report.archived)} contexts, "
-            f"purge {len(report.purged)} deleted contexts, trim {report.events_trimmed} events, "
-            f"prune {report.versions_pruned} old versions."
+            f"Retention {verb}: archive {plural(len(report.archived), 'context')}, "
+            f"purge {plural(len(report.purged), 'deleted context')}, "
+            f"trim {plural(report.events_trimmed, 'event')}, "
+            f"prune {plural(report.versions_pruned, 'old version')}."
         )
     )
     for label, ids in (("archive", report.archived), ("purge", report.purged)):
@@ -311,8 +391,8 @@ def show_issues(result: ValidationResult) -> None:
         if issue.suggested_fix:
             console.print(Text(f"        fix: {issue.suggested_fix}"), soft_wrap=True)
     counts = ", ".join(
-        f"{sum(i.severity.value == level for i in result.issues)} {level}"
-        for level in ("error", "warning", "info")
+        plural(sum(i.severity.value == level for i in result.issues), level, many)
+        for level, many in (("error", None), ("warning", None), ("info", "info"))
     )
     verdict = "valid" if result.is_valid else "not valid"
     console.print(Text(f"{verdict}: {counts}", style="bold"))

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import IO
 
 import click
 import orjson
 
 from ..errors import LoremasterError
-from ..models import MigrationResult, ProviderType
+from ..models import MigrationResult
 from ..translation import ContextTranslator
 from . import _render
-from ._app import Options, cli, common_options
+from ._app import PROVIDER_CHOICE, Options, cli, common_options
+from ._files import payload_output_option, write_file
 
 __all__ = ["migrate", "translate_command"]
 
-_PROVIDERS = click.Choice([*(provider.value for provider in ProviderType), "gemini"])
+_PROVIDERS = PROVIDER_CHOICE
 
 
 @cli.command("translate")
@@ -23,9 +25,9 @@ _PROVIDERS = click.Choice([*(provider.value for provider in ProviderType), "gemi
 @click.option("--from", "source", type=_PROVIDERS, required=True, help="the FILE's format")
 @click.option("--to", "target", type=_PROVIDERS, required=True, help="the format to write")
 @click.option("--model", default=None, help="the target model (limits, signatures, features)")
-@click.option("--output", "-o", type=click.File("w"), default=None, help="write the payload here")
+@payload_output_option
 def translate_command(
-    file: IO[bytes], source: str, target: str, model: str | None, output: IO[str] | None
+    file: IO[bytes], source: str, target: str, model: str | None, output: Path | None
 ) -> None:
     """Translate FILE, a JSON request body fragment ({"system", "messages"} for anthropic,
     {"messages"} for openai, {"system_instruction", "contents"} for google; - reads
@@ -48,7 +50,7 @@ def translate_command(
     if output is None:
         _render.print_json(result.payload)
     else:
-        output.write(orjson.dumps(result.payload, option=orjson.OPT_INDENT_2).decode() + "\n")
+        write_file(output, orjson.dumps(result.payload, option=orjson.OPT_INDENT_2) + b"\n")
     report_to = _render.error_console if output is None else _render.console
     report_to.file.write(f"{result.report}\n")
 
@@ -65,6 +67,7 @@ def translate_command(
 @click.option(
     "--refuse-loss", is_flag=True, help="leave the context as it is if data would be lost"
 )
+@click.option("--branch", default="main", show_default=True, help="migrate it on this branch")
 def migrate(
     options: Options,
     context_id: str,
@@ -73,6 +76,7 @@ def migrate(
     model: str | None,
     drop_history: bool,
     refuse_loss: bool,
+    branch: str,
 ) -> None:
     """Move a conversation to another provider's format (versions before and after);
     exit code 1 if it was left untouched."""
@@ -82,7 +86,9 @@ def migrate(
         "on_loss": "refuse" if refuse_loss else "convert",
     }
     result = options.run(
-        lambda cm: cm.migrate_context(context_id, source, target, settings, options.user_id)
+        lambda cm: cm.migrate_context(
+            context_id, source, target, settings, options.user_id, branch=branch
+        )
     )
     options.show(result, _show_migration)
     if not result.migrated:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import cast
 
 import click
 
+from ..errors import BranchNotFound
 from ..manager import ContextManager, MergeStrategy
-from ..models import MergeResult
+from ..models import ContextVersion, MergeResult
 from . import _render
 from ._app import Options, cli, common_options
 
@@ -30,12 +32,44 @@ def history(
     tag: str | None,
 ) -> None:
     """A context's versions, newest first."""
-    found = options.run(
-        lambda cm: cm.get_version_history(
+
+    async def work(cm: ContextManager) -> tuple[list[ContextVersion], str | None]:
+        found = await cm.get_version_history(
             context_id, options.user_id, limit, before=before, branch=branch, tag=tag
         )
-    )
+        if found or branch is None or before is not None or tag is not None:
+            return found, None
+        return found, await _why_no_versions(cm, context_id, options.user_id, branch)
+
+    found, why = options.run(work)
+    if why is not None and not options.as_json:
+        _render.console.print(why, markup=False, highlight=False, soft_wrap=True)
+        return
     options.show(found, _render.show_history)
+
+
+async def _why_no_versions(
+    cm: ContextManager, context_id: str, user_id: str | None, branch: str
+) -> str:
+    """Why `branch` lists no versions: it has none of its own yet (it starts at the
+    version it forked from), or there is no such branch (`BranchNotFound`)."""
+    held = next((b for b in await cm.list_branches(context_id, user_id) if b.name == branch), None)
+    if held is None:
+        raise BranchNotFound(context_id, branch)
+    if held.base_version_id is None:
+        return f"branch {branch} has no versions yet"
+    before: int | None = None
+    while True:  # the fork point's number and branch: page back until it is found
+        page = await cm.get_version_history(context_id, user_id, 1000, before=before)
+        fork = next((v for v in page if v.version_id == held.base_version_id), None)
+        if fork is not None:
+            where = f"version {fork.number} of {fork.branch}"
+            break
+        if len(page) < 1000:
+            where = f"version {held.base_version_id}"
+            break
+        before = page[-1].number
+    return f"branch {branch} has no versions of its own yet; it starts at {where}"
 
 
 @cli.group()
@@ -63,10 +97,11 @@ def version_create(
 @common_options
 @click.argument("context_id")
 @click.argument("version_id")
-def version_show(options: Options, context_id: str, version_id: str) -> None:
+@click.option("--full", is_flag=True, help="show long messages whole (default: cut)")
+def version_show(options: Options, context_id: str, version_id: str, full: bool) -> None:
     """The context as it was at a version."""
     context = options.run(lambda cm: cm.get_version(context_id, version_id, options.user_id))
-    options.show(context, _render.show_context)
+    options.show(context, functools.partial(_render.show_context, full=full))
 
 
 @cli.command()

@@ -14,15 +14,21 @@ from ._contexts import (
     count_turns,
 )
 from ._messages import (
+    SOURCE_KEY,
     DocumentPart,
     ImagePart,
     Message,
+    MessageReader,
     MessageRole,
     Part,
     TextPart,
     ThinkingPart,
     ToolCallPart,
     ToolResultPart,
+    is_neutral_message,
+    read_message_groups,
+    read_messages,
+    register_message_reader,
 )
 from ._migration import MigrationChange, MigrationResult
 from ._policy import ConflictPolicy, ConflictStrategy, UpdateOrigin
@@ -39,6 +45,7 @@ from ._versions import (
 )
 
 __all__ = [
+    "SOURCE_KEY",
     "Branch",
     "CleanupReport",
     "CollaborativeContext",
@@ -59,6 +66,7 @@ __all__ = [
     "MergeConflict",
     "MergeResult",
     "Message",
+    "MessageReader",
     "MessageRole",
     "MigrationChange",
     "MigrationResult",
@@ -81,6 +89,10 @@ __all__ = [
     "context_class",
     "count_turns",
     "from_micros",
+    "is_neutral_message",
+    "read_message_groups",
+    "read_messages",
+    "register_message_reader",
     "to_micros",
     "utc_now",
 ]

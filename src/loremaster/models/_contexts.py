@@ -6,9 +6,17 @@ from enum import StrEnum
 from typing import Any, ClassVar, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
-from ._messages import Message, MessageRole
+from ._messages import Message, MessageRole, source_of, validate_message_list
 from ._policy import ConflictPolicy
 from ._time import UtcDatetime, utc_now
 
@@ -130,6 +138,15 @@ class ConversationContext(Context):
     primary_provider: ProviderType | None = None
     model_parameters: dict[str, Any] = Field(default_factory=dict)
     provider_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("messages", mode="wrap")
+    @classmethod
+    def _read_provider_messages(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> list[Message]:
+        """Provider-shaped messages become the neutral messages they hold (one may be
+        several); neutral ones are taken as they are."""
+        return validate_message_list(value, handler, source_of(info.context), "/messages")
 
 
 class SessionContext(Context):

@@ -122,6 +122,7 @@ class SearchHit(BaseModel):
     snippet: str
     matched: Literal["context", "message"]
     message_seq: int | None = None
+    branch: str = Field("main", description="the branch whose view the hit is in")
 
 
 class ContextEvent(BaseModel):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from ..errors import ConfigurationError, UnsupportedFormat
+from ..config import POSTGRES_SCHEMES, check_database_url, sqlite_file
+from ..errors import ConfigurationError
 from ._migrations import MigrationStatus
 from ._protocol import Storage
 from ._types import (
     BranchPlan,
     BranchRecord,
     ContextRecord,
+    ContextRows,
     Coordination,
     EventRecord,
     Lease,
@@ -34,6 +36,7 @@ __all__ = [
     "BranchPlan",
     "BranchRecord",
     "ContextRecord",
+    "ContextRows",
     "Coordination",
     "EventRecord",
     "Lease",
@@ -60,15 +63,10 @@ __all__ = [
 
 def sqlite_path(url: str) -> str:
     """The file of a ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` URL."""
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/"):
-        raise ConfigurationError(
-            f"not a SQLite URL: {url!r} (use sqlite:///relative.db or sqlite:////abs/path.db)"
-        )
-    path = unquote(parts.path[1:])
-    if not path or path == ":memory:":
-        raise ConfigurationError("SQLite storage needs a file path, not an in-memory database")
-    return path
+    try:
+        return sqlite_file(url).path
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
 
 
 def open_storage(
@@ -77,15 +75,18 @@ def open_storage(
     """The backend for `url`; not yet connected (call ``open()``).
 
     `deadline` is how long an operation may wait for the database before
-    ``BackendUnavailable``; the pool settings apply to PostgreSQL.
+    ``BackendUnavailable``; the pool settings apply to PostgreSQL. A SQLite URL may say
+    ``?mode=ro`` or ``?immutable=1`` to open the file read-only.
     """
-    scheme = urlsplit(url).scheme
-    if scheme == "sqlite":
-        return SQLiteStorage(sqlite_path(url), write_timeout=deadline)
-    if scheme in {"postgresql", "postgres"}:
-        return PostgresStorage(
-            url, deadline=deadline, pool_size=pool_size, max_overflow=max_overflow
-        )
-    raise UnsupportedFormat(
-        f"unsupported database URL scheme {scheme!r} (use sqlite:/// or postgresql://)"
+    try:
+        check_database_url(url)  # UnsupportedFormat for another kind of database
+        if urlsplit(url).scheme in POSTGRES_SCHEMES:
+            return PostgresStorage(
+                url, deadline=deadline, pool_size=pool_size, max_overflow=max_overflow
+            )
+        target = sqlite_file(url)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    return SQLiteStorage(
+        target.path, write_timeout=deadline, read_only=target.read_only, immutable=target.immutable
     )

@@ -10,6 +10,7 @@ from ._types import (
     BranchPlan,
     BranchRecord,
     ContextRecord,
+    ContextRows,
     EventRecord,
     MessageRecord,
     NewContext,
@@ -33,11 +34,15 @@ class Storage(Protocol):
     """
 
     backend: str
+    read_only: bool
+    """Whether the database only reads (known once opened); writes then raise
+    ``ReadOnlyDatabase`` at once."""
 
     # -- lifecycle and schema ------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Connect (no schema changes)."""
+    async def open(self, *, create: bool = True) -> None:
+        """Connect (no schema changes). Without `create`, a database that does not exist
+        is ``DatabaseNotFound`` instead of being made (SQLite: no file, no folder)."""
 
     async def close(self) -> None: ...
 
@@ -107,8 +112,10 @@ class Storage(Protocol):
 
     async def health(self) -> StorageHealth: ...
 
-    async def statistics(self, *, refresh: bool) -> dict[str, Any]:
-        """Counts and sizes by type and state, and messages per context."""
+    async def statistics(self, *, refresh: bool, max_age: float | None = None) -> dict[str, Any]:
+        """Counts and sizes by type and state, and messages per context: recomputed if
+        `refresh`, else at most `max_age` seconds old when given (a stale precomputed
+        view is passed over for counting the contexts table)."""
 
     # -- retention -----------------------------------------------------------------------
 
@@ -164,6 +171,17 @@ class Storage(Protocol):
     ) -> list[str]:
         """Ids of contexts with more than `automatic` automatic versions or more than
         `checkpoints` untagged checkpoints."""
+
+    async def load_rows(self, context_id: str) -> ContextRows | None:
+        """Every row of the context as stored — the row, its branches, the messages of
+        every segment, its versions with their payloads, its events — read in one
+        transaction (one consistent snapshot); None if there is no such context."""
+
+    async def insert_rows(self, rows: ContextRows) -> None:
+        """Store a context exactly as given (revisions, times, versions and events kept) in
+        one transaction: ``ValidationFailed`` if its id is taken; the rows written are
+        counted again in that transaction, ``DataCorrupted`` (nothing written) if any is
+        missing."""
 
     # -- codec dictionaries --------------------------------------------------------------
 

@@ -10,12 +10,15 @@ from typing import Any
 
 import orjson
 
+from ..errors import DataCorrupted
+
 __all__ = [
     "SNIPPET_BEFORE",
     "SNIPPET_WINDOW",
     "BranchPlan",
     "BranchRecord",
     "ContextRecord",
+    "ContextRows",
     "Coordination",
     "EventRecord",
     "Lease",
@@ -30,6 +33,7 @@ __all__ = [
     "StorageHealth",
     "VersionRecord",
     "VersionState",
+    "check_written",
     "search_words",
     "snippet",
     "summarize_statistics",
@@ -267,6 +271,31 @@ class NewContext:
     version: VersionRecord | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ContextRows:
+    """Every stored row of one context, as stored: the row, the branches other than main,
+    the messages of every segment (``(segment, message)``, by segment then seq), the
+    versions with their payloads (by number) and the events (by revision). What a full
+    export reads and a full import writes."""
+
+    record: ContextRecord
+    branches: Sequence[BranchRecord]
+    messages: Sequence[tuple[str, MessageRecord]]
+    versions: Sequence[VersionRecord]
+    events: Sequence[EventRecord]
+
+
+def check_written(rows: ContextRows, found: Sequence[int]) -> None:
+    """Refuse (inside the write transaction, so nothing lands) a context whose rows are
+    not all there: `found` counts its (messages, events, versions, branches) as written."""
+    wanted = (len(rows.messages), len(rows.events), len(rows.versions), len(rows.branches))
+    if tuple(found) != wanted:
+        raise DataCorrupted(
+            f"context {rows.record.context_id}: wrote (messages, events, versions, branches) "
+            f"{tuple(found)}, not {wanted}"
+        )
+
+
 Plan = Callable[[ContextRecord], Mutation | None]
 BranchPlan = Callable[[ContextRecord, BranchRecord | None], Mutation | None]
 """Decides, inside the write transaction, what to write given the current row.
@@ -304,12 +333,19 @@ class RecordQuery:
 
 @dataclass(frozen=True, slots=True)
 class SearchRecord:
+    """A search hit: a context's title or description, or one stored message (`segment`,
+    `message_seq`), with the main branch's versioning state and message count (which
+    messages main shows)."""
+
     context_id: str
     context_type: str
     title: str
     score: float
     snippet: str
     message_seq: int | None
+    segment: str | None = None
+    versioning: VersionState = VersionState()
+    message_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import random
 import time
 import uuid
@@ -23,11 +24,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 import orjson
 
+from ..config import database_address
 from ..errors import (
     BackendUnavailable,
+    ConfigurationError,
     ContextNotFound,
+    DatabaseNotFound,
     Issue,
     LoremasterError,
+    ReadOnlyDatabase,
     ValidationFailed,
 )
 from ..models import from_micros, to_micros
@@ -36,6 +41,7 @@ from ._types import (
     BranchPlan,
     BranchRecord,
     ContextRecord,
+    ContextRows,
     Coordination,
     EventRecord,
     MessageRecord,
@@ -48,6 +54,7 @@ from ._types import (
     StorageHealth,
     VersionRecord,
     VersionState,
+    check_written,
     search_words,
     summarize_statistics,
 )
@@ -55,6 +62,7 @@ from ._types import (
 __all__ = ["PostgresStorage"]
 
 T = TypeVar("T")
+log = logging.getLogger("loremaster.storage")
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
@@ -80,6 +88,11 @@ _BRANCH_COLUMNS = (
 )
 _TIME_COLUMNS = {"created_at", "last_modified", "last_accessed"}
 _MIGRATION_LOCK = 0x6C6F7265  # "lore": the advisory lock that serializes migrations
+_CONNECT_TIMEOUT = 5.0  # seconds one connection attempt may take (within the deadline)
+_STATISTICS_COLUMNS = (
+    "context_type, state, count(*), sum(doc_bytes + messages_bytes), sum(message_count), "
+    "max(message_count)"
+)
 _FTS_DOCUMENT = "to_tsvector('english', c.title || ' ' || c.description)"
 _HEADLINE = "'StartSel=[, StopSel=], MaxWords=18, MinWords=6, MaxFragments=1'"
 
@@ -116,6 +129,10 @@ def _translated(exc: Exception) -> Exception:
         return ValidationFailed(f"PostgreSQL refused the data: {exc}")
     if isinstance(exc, asyncpg.exceptions.QueryCanceledError):
         return BackendUnavailable(f"PostgreSQL cancelled the statement: {exc}")
+    if isinstance(exc, asyncpg.exceptions.ReadOnlySQLTransactionError):
+        return ReadOnlyDatabase(f"PostgreSQL is read-only ({exc}): writes are refused")
+    if isinstance(exc, asyncpg.exceptions.InvalidCatalogNameError):
+        return DatabaseNotFound(f"PostgreSQL: {exc}")
     if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError)):
         return BackendUnavailable(f"PostgreSQL error: {exc}")
     return exc
@@ -485,26 +502,45 @@ class PostgresStorage:
         max_overflow: int = 10,
     ) -> None:
         self.url = url
+        self.address = database_address(url)
+        """``host:port/database``, for messages: never the user or password."""
+        self.read_only = False
+        """Whether the server took only reads when opened (a standby, or
+        ``default_transaction_read_only``); writes are refused by the server itself."""
         self._deadline = deadline
         self._pool_size = pool_size
         self._max_overflow = max_overflow
         self._pool: Pool | None = None
         self._statistics_refreshed_at: int | None = None
+        self._warned_at = -float("inf")
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def open(self) -> None:
-        async def connect() -> Pool:
-            return await asyncpg.create_pool(
-                self.url,
-                min_size=min(1, self._pool_size),
-                max_size=self._pool_size + self._max_overflow,
-                max_inactive_connection_lifetime=300,
-                command_timeout=self._deadline,
-                reset=_keep_session,
-            )
+    async def open(self, *, create: bool = True) -> None:
+        """Connect (`create` is moot: loremaster never creates a PostgreSQL database)."""
 
-        self._pool = await self._retrying("connect to PostgreSQL", connect)
+        async def connect() -> Pool:
+            try:
+                return await asyncpg.create_pool(
+                    self.url,
+                    min_size=min(1, self._pool_size),
+                    max_size=self._pool_size + self._max_overflow,
+                    max_inactive_connection_lifetime=300,
+                    command_timeout=self._deadline,
+                    timeout=min(self._deadline, _CONNECT_TIMEOUT),
+                    reset=_keep_session,
+                )
+            except ValueError as exc:  # asyncpg's own checks of the URL's options
+                raise ConfigurationError(f"invalid PostgreSQL URL: {exc}") from exc
+
+        self._pool = await self._retrying("connect", connect)
+        self.read_only = bool(
+            await self._read(
+                lambda conn: conn.fetchval(
+                    "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'"
+                )
+            )
+        )
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -518,6 +554,12 @@ class PostgresStorage:
         return self._pool
 
     async def migrate(self) -> MigrationStatus:
+        """Apply pending migrations; a schema already current is only read (so a standby
+        opens), otherwise under an advisory lock, one process at a time."""
+        status = await self.migration_status()
+        if not status.pending:
+            return status
+
         async def migrate(conn: Connection) -> None:
             await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
             try:
@@ -555,10 +597,27 @@ class PostgresStorage:
                     raise translated from exc
                 if time.monotonic() >= deadline:
                     raise BackendUnavailable(
-                        f"PostgreSQL unavailable for {self._deadline:g} s ({what}): {exc}"
+                        f"PostgreSQL at {self.address} unavailable for {self._deadline:g} s "
+                        f"({what}): {exc}"
                     ) from exc
-                await asyncio.sleep(min(2.0, 0.02 * 2**tries) * random.uniform(0.5, 1.0))
+                self._warn_retrying(what, exc)
+                backoff = min(2.0, 0.02 * 2**tries) * random.uniform(0.5, 1.0)
+                await asyncio.sleep(min(backoff, deadline - time.monotonic()))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _warn_retrying(self, what: str, exc: Exception) -> None:
+        """Say once per deadline that operations wait for the server, and where."""
+        now = time.monotonic()
+        if now - self._warned_at >= self._deadline:
+            self._warned_at = now
+            log.warning(
+                "PostgreSQL at %s is not answering (%s: %s); retrying for up to %g s "
+                "(CONTEXT_SYNC_TIMEOUT)",
+                self.address,
+                what,
+                str(exc) or type(exc).__name__,
+                self._deadline,
+            )
 
     async def _once(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         async with self.pool.acquire(timeout=self._deadline) as conn:
@@ -814,14 +873,17 @@ class PostgresStorage:
             "SELECT c.context_id, c.context_type, c.title, "
             f"2 * ts_rank({_FTS_DOCUMENT}, q) AS score, "
             f"ts_headline('english', c.title || ' ' || c.description, q, {_HEADLINE}), "
-            "NULL::bigint FROM contexts c, to_tsquery('english', $1) q "
+            "NULL::bigint, NULL::text, c.versioning, c.message_count "
+            "FROM contexts c, to_tsquery('english', $1) q "
             f"WHERE {_FTS_DOCUMENT} @@ q AND c.state <> 'deleted' {access} "
             "ORDER BY score DESC LIMIT $3"
         )
         in_messages = (
             "SELECT hit.context_id, hit.context_type, hit.title, hit.score, "
-            f"ts_headline('english', hit.search_text, q, {_HEADLINE}), hit.seq FROM ("
-            "SELECT m.context_id, c.context_type, c.title, m.search_text, m.seq, "
+            f"ts_headline('english', hit.search_text, q, {_HEADLINE}), hit.seq, hit.branch, "
+            "hit.versioning, hit.message_count FROM ("
+            "SELECT m.context_id, c.context_type, c.title, m.search_text, m.seq, m.branch, "
+            "c.versioning, c.message_count, "
             "ts_rank(to_tsvector('english', m.search_text), q) AS score "
             "FROM messages m JOIN contexts c ON c.context_id = m.context_id, "
             "to_tsquery('english', $1) q "
@@ -834,7 +896,17 @@ class PostgresStorage:
             found = await conn.fetch(in_contexts, tsquery, reader, limit)
             found += await conn.fetch(in_messages, tsquery, reader, limit * 10)
             return [
-                SearchRecord(str(row[0]), row[1], row[2], float(row[3]), row[4], row[5])
+                SearchRecord(
+                    str(row[0]),
+                    row[1],
+                    row[2],
+                    float(row[3]),
+                    row[4],
+                    row[5],
+                    row[6],
+                    VersionState.from_json(orjson.loads(row[7])),
+                    row[8],
+                )
                 for row in found
             ]
 
@@ -862,20 +934,33 @@ class PostgresStorage:
         status = await self.migration_status()
         return StorageHealth("postgresql", True, status.version, details)
 
-    async def statistics(self, *, refresh: bool) -> dict[str, Any]:
-        async def read(conn: Connection) -> list[Any]:
+    async def statistics(self, *, refresh: bool, max_age: float | None = None) -> dict[str, Any]:
+        async def read(conn: Connection) -> tuple[list[Any], int | None]:
             if refresh:
                 await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY context_statistics")
                 self._statistics_refreshed_at = time.time_ns() // 1000
-            return list(
-                await conn.fetch(
-                    "SELECT context_type, state, contexts, bytes, messages, max_messages "
-                    "FROM context_statistics ORDER BY context_type, state"
-                )
+            # When the view was last refreshed by this process or, in any process, by the
+            # background task (its 'statistics' lease records when it finished).
+            leased = await conn.fetchval(
+                "SELECT last_finished_at FROM maintenance_leases "
+                "WHERE name = 'statistics' AND last_finished_at > '-infinity'"
             )
+            known = [t for t in (self._statistics_refreshed_at, leased and _time(leased)) if t]
+            refreshed = max(known, default=None)
+            now = time.time_ns() // 1000
+            if max_age is not None and (refreshed is None or now - refreshed > max_age * 1e6):
+                source = f"SELECT {_STATISTICS_COLUMNS} FROM contexts GROUP BY context_type, state"
+                refreshed = now  # counted now, from the table
+            else:
+                source = (
+                    "SELECT context_type, state, contexts, bytes, messages, max_messages "
+                    "FROM context_statistics"
+                )
+            rows = await conn.fetch(f"SELECT * FROM ({source}) s ORDER BY 1, 2")
+            return list(rows), refreshed
 
-        figures = summarize_statistics(await self._read(read))
-        refreshed = self._statistics_refreshed_at
+        rows, refreshed = await self._read(read)
+        figures = summarize_statistics(rows)
         figures["refreshed_at"] = None if refreshed is None else from_micros(refreshed).isoformat()
         return figures
 
@@ -1123,6 +1208,148 @@ class PostgresStorage:
             )
         )
         return [str(row["context_id"]) for row in rows]
+
+    async def load_rows(self, context_id: str) -> ContextRows | None:
+        key = _uuid(context_id)
+        if key is None:
+            return None
+
+        async def load(conn: Connection) -> ContextRows | None:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                row = await conn.fetchrow(
+                    f"SELECT {_COLUMNS} FROM contexts WHERE context_id = $1", key
+                )
+                if row is None:
+                    return None
+                # Byte order, as SQLite's: a dump does not depend on the backend's collation.
+                branches = await conn.fetch(
+                    f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = $1 "
+                    'ORDER BY name COLLATE "C"',
+                    key,
+                )
+                messages = await conn.fetch(
+                    "SELECT branch, seq, message_id, role, body, body_blob, search_text, "
+                    "created_at FROM messages WHERE context_id = $1 "
+                    'ORDER BY branch COLLATE "C", seq',
+                    key,
+                )
+                versions = await conn.fetch(
+                    f"SELECT {_VERSION_COLUMNS} FROM versions WHERE context_id = $1 "
+                    "ORDER BY number",
+                    key,
+                )
+                events = await conn.fetch(
+                    "SELECT revision, op, changes, user_id, created_at, branch, provider "
+                    "FROM events WHERE context_id = $1 ORDER BY revision",
+                    key,
+                )
+            record = _record(row)
+            return ContextRows(
+                record=record,
+                branches=[_branch(b) for b in branches],
+                messages=[(m["branch"], _message(m)) for m in messages],
+                versions=[_version(v) for v in versions],
+                events=[
+                    EventRecord(
+                        record.context_id,
+                        e["revision"],
+                        e["op"],
+                        orjson.loads(e["changes"]),
+                        e["user_id"],
+                        _time(e["created_at"]),
+                        e["branch"],
+                        e["provider"],
+                    )
+                    for e in events
+                ],
+            )
+
+        return await self._read(load)
+
+    async def insert_rows(self, rows: ContextRows) -> None:
+        context_id = rows.record.context_id
+        key = uuid.UUID(context_id)
+
+        async def insert(conn: Connection, write_id: uuid.UUID, earlier: list[None]) -> None:
+            # The same lock as insert_contexts': one id, one creator at a time.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", context_id)
+            exists = await conn.fetchval("SELECT 1 FROM contexts WHERE context_id = $1", key)
+            if exists:
+                if earlier and (not rows.events or await _landed(conn, rows.events[-1], write_id)):
+                    return None  # the earlier attempt's COMMIT landed
+                raise ValidationFailed(
+                    "a context with this id exists", [Issue("/context_id", context_id)]
+                )
+            try:
+                await _insert_rows(conn, rows, write_id)
+            except asyncpg.UniqueViolationError as exc:  # a version id another context has
+                raise ValidationFailed(
+                    "a row of this context is stored already", [Issue("/context_id", str(exc))]
+                ) from exc
+            found = await conn.fetchrow(_ROW_COUNTS_SQL, key)
+            check_written(rows, () if found is None else tuple(found))
+            return None
+
+        await self._write("insert rows", insert)
+
+
+async def _insert_rows(conn: Connection, rows: ContextRows, write_id: uuid.UUID) -> None:
+    """Write every row of a context (its events stamped with `write_id`)."""
+    key = uuid.UUID(rows.record.context_id)
+    messages = rows.messages
+    await conn.execute(
+        f"INSERT INTO contexts ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+        "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+        *_row(rows.record),
+    )
+    await conn.execute(
+        "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
+        "body_blob, search_text, created_at) SELECT $1, x.branch, x.seq, "
+        "x.message_id, x.role, NULLIF(x.body, '')::json, x.body_blob, x.search_text, "
+        "x.created_at FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], "
+        "$6::text[], $7::bytea[], $8::text[], $9::timestamptz[]) AS x(branch, seq, "
+        "message_id, role, body, body_blob, search_text, created_at)",
+        key,
+        [segment for segment, _ in messages],
+        [m.seq for _, m in messages],
+        [m.message_id for _, m in messages],
+        [m.role for _, m in messages],
+        [m.body.decode() for _, m in messages],
+        [m.blob for _, m in messages],
+        [m.search_text for _, m in messages],
+        [from_micros(m.created_at) for _, m in messages],
+    )
+    if rows.events:
+        await conn.executemany(
+            "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, "
+            "write_id, branch, provider) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            [
+                (
+                    key,
+                    e.revision,
+                    e.op,
+                    _dumps(e.changes),
+                    e.user_id,
+                    from_micros(e.created_at),
+                    write_id,
+                    e.branch,
+                    e.provider,
+                )
+                for e in rows.events
+            ],
+        )
+    if rows.versions:
+        await conn.executemany(_INSERT_VERSION, [_version_row(v) for v in rows.versions])
+    if rows.branches:
+        await conn.executemany(_SAVE_BRANCH, [_branch_row(b) for b in rows.branches])
+
+
+_ROW_COUNTS_SQL = (
+    "SELECT (SELECT count(*) FROM messages WHERE context_id = $1), "
+    "(SELECT count(*) FROM events WHERE context_id = $1), "
+    "(SELECT count(*) FROM versions WHERE context_id = $1), "
+    "(SELECT count(*) FROM branches WHERE context_id = $1)"
+)
 
 
 _HEADS_AMONG_SQL = (

@@ -10,8 +10,10 @@ write that still finds the file locked is retried until ``sync_timeout``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
+import os
 import random
 import re
 import sqlite3
@@ -20,10 +22,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import orjson
 
-from ..errors import BackendUnavailable, ContextNotFound, Issue, ValidationFailed
+from ..errors import (
+    BackendUnavailable,
+    ContextNotFound,
+    DatabaseNotFound,
+    Issue,
+    ReadOnlyDatabase,
+    ValidationFailed,
+)
 from ._migrations import MigrationStatus, migration_status, pending_migrations
 from ._types import (
     SNIPPET_BEFORE,
@@ -31,6 +41,7 @@ from ._types import (
     BranchPlan,
     BranchRecord,
     ContextRecord,
+    ContextRows,
     Coordination,
     EventRecord,
     MessageRecord,
@@ -43,6 +54,7 @@ from ._types import (
     StorageHealth,
     VersionRecord,
     VersionState,
+    check_written,
     search_words,
     snippet,
     summarize_statistics,
@@ -160,12 +172,22 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _is_read_only(exc: sqlite3.Error) -> bool:
+    """SQLITE_READONLY or one of its extended codes (a folder it may not write, ...)."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY
+
+
+def _uri(path: str, mode: str, *, immutable: bool = False) -> str:
+    """The URI that opens `path`: ``mode`` ro (read-only), rw (never creates) or rwc."""
+    return f"file:{quote(path)}?mode={mode}" + ("&immutable=1" if immutable else "")
+
+
 # A search hit with the window of its text to cut a snippet from, where that window starts
 # and how long the text is: `instr` and `substr` are linear.
 _SNIPPET_SQL = (
     "SELECT context_id, context_type, title, score, substr(body, start, :window), seq, start, "
-    "length(body) FROM (SELECT *, max(1, instr(lower(body), :first) - :before) AS start "
-    "FROM ({}))"
+    "length(body), segment, versioning, message_count FROM (SELECT *, "
+    "max(1, instr(lower(body), :first) - :before) AS start FROM ({}))"
 )
 
 
@@ -197,6 +219,8 @@ class _Connection:
 
     def __init__(self, path: str, name: str) -> None:
         self._path = path
+        self.uri = _uri(path, "rwc")
+        """What the connection opens; the storage sets it before `open()`."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._conn: sqlite3.Connection | None = None
 
@@ -206,7 +230,7 @@ class _Connection:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = sqlite3.connect(
-                self._path, isolation_level=None, check_same_thread=False, timeout=0
+                self.uri, uri=True, isolation_level=None, check_same_thread=False, timeout=0
             )
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -220,6 +244,10 @@ class _Connection:
         try:
             return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
         except sqlite3.OperationalError as exc:
+            if _is_read_only(exc):
+                raise ReadOnlyDatabase(
+                    f"SQLite database {self._path} is read-only ({exc}): writes are refused"
+                ) from exc
             raise BackendUnavailable(f"SQLite database {self._path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise BackendUnavailable(f"SQLite database {self._path} is unusable: {exc}") from exc
@@ -248,8 +276,21 @@ class SQLiteStorage:
 
     backend = "sqlite"
 
-    def __init__(self, path: str, *, write_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        write_timeout: float = 30.0,
+        read_only: bool = False,
+        immutable: bool = False,
+    ) -> None:
         self.path = path
+        self.read_only = read_only or immutable
+        """Whether writes are refused: asked for (``?mode=ro``, ``?immutable=1``), or found
+        on opening (a file this process may not write, or a folder where a WAL database's
+        shared-memory file cannot be made)."""
+        self._immutable = immutable
+        self._why_read_only = "opened read-only" if self.read_only else ""
         self._write_timeout = write_timeout
         self._writer = _Connection(path, "loremaster-sqlite-writer")
         self._readers = [
@@ -259,15 +300,53 @@ class SQLiteStorage:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def open(self) -> None:
-        try:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BackendUnavailable(f"cannot create the folder of {self.path}: {exc}") from exc
+    async def open(self, *, create: bool = True) -> None:
+        uri = self._choose_uri(create)  # a few stat calls, like the mkdir it replaces
+        for connection in (self._writer, *self._readers):
+            connection.uri = uri
         await self._writer.open()
-        await self._writer.call(lambda conn: self._when_unlocked(conn, "PRAGMA journal_mode = WAL"))
+        if not self.read_only:
+            await self._writer.call(
+                lambda conn: self._when_unlocked(conn, "PRAGMA journal_mode = WAL")
+            )
         for reader in self._readers:
             await reader.open()
+
+    def _choose_uri(self, create: bool) -> str:
+        """How to open the file: create it (and its folder) only if `create` and not asked
+        to be read-only; read-only when it cannot be written. A WAL database whose
+        ``-shm`` file is gone (its last writer closed cleanly) cannot even be read from a
+        folder this process may not write, unless opened as immutable: nobody can be
+        writing it there, so it is."""
+        path = Path(self.path)
+        if not path.is_file():
+            if not create or self.read_only:
+                raise DatabaseNotFound(f"SQLite database {path} does not exist")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise BackendUnavailable(f"cannot create the folder of {path}: {exc}") from exc
+            if not os.access(path.parent, os.W_OK):
+                raise ReadOnlyDatabase(
+                    f"cannot create SQLite database {path}: its folder is not writable"
+                )
+            return _uri(self.path, "rwc")
+        if not self.read_only and not os.access(path, os.W_OK):
+            self.read_only, self._why_read_only = True, "the file is not writable"
+        mode = "ro" if self.read_only else "rwc" if create else "rw"
+        uri = _uri(self.path, mode, immutable=self._immutable)
+        if self._immutable or os.access(path.parent, os.W_OK):
+            return uri
+        try:
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=0)) as probe:
+                _one(probe, "PRAGMA journal_mode")
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) != sqlite3.SQLITE_READONLY_DIRECTORY:
+                raise BackendUnavailable(f"SQLite database {path}: {exc}") from exc
+            self.read_only = self._immutable = True
+            self._why_read_only = "its folder is not writable: opened as immutable"
+            uri = _uri(self.path, "ro", immutable=True)
+        return uri
 
     async def migrate(self) -> MigrationStatus:
         """Apply pending migrations; a schema already current is only read, so opening
@@ -288,7 +367,16 @@ class SQLiteStorage:
     # -- plumbing ------------------------------------------------------------------------
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._writer.call(lambda conn: self._in_write_transaction(conn, fn))
+        if self.read_only:
+            raise ReadOnlyDatabase(
+                f"SQLite database {self.path} is read-only ({self._why_read_only}): "
+                "writes are refused"
+            )
+        try:
+            return await self._writer.call(lambda conn: self._in_write_transaction(conn, fn))
+        except ReadOnlyDatabase:
+            self.read_only, self._why_read_only = True, "a write found it read-only"
+            raise
 
     def _when_unlocked(self, conn: sqlite3.Connection, statement: str) -> None:
         """Run `statement`, retrying with backoff while another connection holds the lock."""
@@ -323,17 +411,7 @@ class SQLiteStorage:
     async def insert_contexts(self, contexts: Sequence[NewContext]) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             for new in contexts:
-                try:
-                    conn.execute(
-                        f"INSERT INTO contexts ({_CONTEXT_COLUMNS}) VALUES "
-                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        _row(new.record),
-                    )
-                except sqlite3.IntegrityError as exc:
-                    raise ValidationFailed(
-                        "a context with this id exists",
-                        [Issue("/context_id", new.record.context_id)],
-                    ) from exc
+                _insert_context_row(conn, new.record)
                 _insert_messages(conn, new.record.context_id, "main", new.messages)
                 _insert_event(conn, new.event)
                 if new.version is not None:
@@ -479,14 +557,16 @@ class SQLiteStorage:
         # message took 6 s): snippets are cut here around the first match instead.
         in_contexts = _SNIPPET_SQL.format(
             "SELECT c.context_id, c.context_type, c.title, -bm25(contexts_fts, 2.0, 1.0) AS score, "
-            "c.title || ' ' || c.description AS body, NULL AS seq "
+            "c.title || ' ' || c.description AS body, NULL AS seq, NULL AS segment, "
+            "c.versioning, c.message_count "
             "FROM contexts_fts JOIN contexts c ON c.row_id = contexts_fts.rowid "
             f"WHERE contexts_fts MATCH :match AND c.state != 'deleted' {access} "
             "ORDER BY bm25(contexts_fts, 2.0, 1.0) LIMIT :limit"
         )
         in_messages = _SNIPPET_SQL.format(
             "SELECT c.context_id, c.context_type, c.title, -bm25(messages_fts) AS score, "
-            "m.search_text AS body, m.seq AS seq "
+            "m.search_text AS body, m.seq AS seq, m.branch AS segment, c.versioning, "
+            "c.message_count "
             "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
             "JOIN contexts c ON c.context_id = m.context_id "
             f"WHERE messages_fts MATCH :match AND c.state != 'deleted' {access} "
@@ -497,7 +577,10 @@ class SQLiteStorage:
             start, length = row[6], row[7]
             cut_after = start + SNIPPET_WINDOW <= length
             shown = snippet(row[4], words, cut_before=start > 1, cut_after=cut_after)
-            return SearchRecord(row[0], row[1], row[2], row[3], shown, row[5])
+            main = VersionState.from_json(orjson.loads(row[9]))
+            return SearchRecord(
+                row[0], row[1], row[2], row[3], shown, row[5], row[8], main, row[10]
+            )
 
         def load(conn: sqlite3.Connection) -> list[SearchRecord]:
             rows = conn.execute(in_contexts, params).fetchall()
@@ -508,26 +591,32 @@ class SQLiteStorage:
 
     async def health(self) -> StorageHealth:
         def measure(conn: sqlite3.Connection) -> dict[str, Any]:
-            counts = {
-                table: _one(conn, f"SELECT count(*) FROM {table}")[0]
-                for table in ("contexts", "messages", "events")
-            }
+            # Messages as `stats` counts them: in each context's main view (the messages
+            # table also keeps branches' and those a rollback took out of view).
+            contexts, messages = _one(
+                conn, "SELECT count(*), coalesce(sum(message_count), 0) FROM contexts"
+            )
+            events = _one(conn, "SELECT count(*) FROM events")[0]
             page_size = _one(conn, "PRAGMA page_size")[0]
             pages = _one(conn, "PRAGMA page_count")[0]
             journal = _one(conn, "PRAGMA journal_mode")[0]
             return {
                 "path": self.path,
                 "journal_mode": journal,
+                "immutable": self._immutable,
                 "database_bytes": page_size * pages,
                 "sqlite_version": sqlite3.sqlite_version,
-                **counts,
+                "contexts": contexts,
+                "messages": messages,
+                "events": events,
             }
 
         details = await self._read(measure)
         status = await self.migration_status()
         return StorageHealth("sqlite", True, status.version, details)
 
-    async def statistics(self, *, refresh: bool) -> dict[str, Any]:
+    async def statistics(self, *, refresh: bool, max_age: float | None = None) -> dict[str, Any]:
+        # A plain view: always counted now.
         rows = await self._read(
             lambda conn: conn.execute(
                 "SELECT context_type, state, contexts, bytes, messages, max_messages "
@@ -733,6 +822,73 @@ class SQLiteStorage:
         )
         return [row[0] for row in rows]
 
+    async def load_rows(self, context_id: str) -> ContextRows | None:
+        def load(conn: sqlite3.Connection) -> ContextRows | None:
+            record = _select_context(conn, context_id)
+            if record is None:
+                return None
+            key = (context_id,)
+            branches = conn.execute(
+                f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = ? ORDER BY name", key
+            ).fetchall()
+            messages = conn.execute(
+                "SELECT seq, message_id, role, body, body_blob, search_text, created_at, branch "
+                "FROM messages WHERE context_id = ? ORDER BY branch, seq",
+                key,
+            ).fetchall()
+            versions = conn.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM versions WHERE context_id = ? ORDER BY number",
+                key,
+            ).fetchall()
+            events = conn.execute(
+                "SELECT revision, op, changes, user_id, created_at, branch, provider FROM events "
+                "WHERE context_id = ? ORDER BY revision",
+                key,
+            ).fetchall()
+            return ContextRows(
+                record=dataclasses.replace(record, read_at=0),
+                branches=[_branch(row) for row in branches],
+                messages=[(row[7], _message(row)) for row in messages],
+                versions=[_version(row) for row in versions],
+                events=[
+                    EventRecord(context_id, row[0], row[1], orjson.loads(row[2]), *row[3:])
+                    for row in events
+                ],
+            )
+
+        return await self._read(load)
+
+    async def insert_rows(self, rows: ContextRows) -> None:
+        context_id = rows.record.context_id
+
+        def insert(conn: sqlite3.Connection) -> None:
+            _insert_context_row(conn, rows.record)
+            ordered = sorted(rows.messages, key=lambda pair: (pair[0], pair[1].seq))
+            for segment, group in itertools.groupby(ordered, key=lambda pair: pair[0]):
+                _insert_messages(conn, context_id, segment, [message for _, message in group])
+            try:
+                for event in rows.events:
+                    _insert_event(conn, event)
+                _insert_versions(conn, rows.versions)
+            except sqlite3.IntegrityError as exc:  # a version id another context has, say
+                raise ValidationFailed(
+                    "a row of this context is stored already", [Issue("/context_id", str(exc))]
+                ) from exc
+            for branch in rows.branches:
+                _save_branch(conn, branch)
+            found = _one(conn, _ROW_COUNTS_SQL, (context_id,))
+            check_written(rows, found)
+
+        await self._write(insert)
+
+
+_ROW_COUNTS_SQL = (
+    "SELECT (SELECT count(*) FROM messages WHERE context_id = ?1), "
+    "(SELECT count(*) FROM events WHERE context_id = ?1), "
+    "(SELECT count(*) FROM versions WHERE context_id = ?1), "
+    "(SELECT count(*) FROM branches WHERE context_id = ?1)"
+)
+
 
 _HEADS_AMONG_SQL = (
     "SELECT 1 FROM (SELECT json_extract(versioning, '$.head') AS head FROM contexts "
@@ -880,6 +1036,19 @@ def _version_row(version: VersionRecord) -> tuple[Any, ...]:
         version.merge_parent_id,
         version.automatic,
     )
+
+
+def _insert_context_row(conn: sqlite3.Connection, record: ContextRecord) -> None:
+    try:
+        conn.execute(
+            f"INSERT INTO contexts ({_CONTEXT_COLUMNS}) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _row(record),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise ValidationFailed(
+            "a context with this id exists", [Issue("/context_id", record.context_id)]
+        ) from exc
 
 
 def _insert_versions(conn: sqlite3.Connection, versions: Sequence[VersionRecord]) -> None:

@@ -147,7 +147,8 @@ def resolve_update(
     if not open_paths:
         return Resolved(document, policy.strategy, result.conflicts, decisions)
     if handler is None:
-        raise RevisionConflict(context_id, base_revision, current_revision)
+        paths = [c.path for c in open_paths]
+        raise RevisionConflict(context_id, base_revision, current_revision, paths)
     return PendingConflict(
         document=document,
         strategy=handler,

@@ -14,9 +14,11 @@ only to that provider. Token counts are exact for OpenAI's encodings and calibra
 estimates for Claude and Gemini; nothing is downloaded. See docs/translation.md.
 """
 
+from ..models import register_message_reader
 from ._adapt import PLACEHOLDER_TEXT, SKIP_SIGNATURE, safe_id
 from ._registry import BUILT_IN_MODELS, PROVIDER_DEFAULTS, ModelInfo, ModelRegistry
 from ._report import CHANGE_CODES, Action, Change, TranslationReport, TranslationResult
+from ._shapes import detect, message_source, read_provider_messages
 from ._tokens import TokenCount, image_size
 from ._translator import ContextTranslator, MessagesIn, ProviderIn
 from ._validate import validate_payload
@@ -41,7 +43,12 @@ __all__ = [
     "TranslationReport",
     "TranslationResult",
     "WindowFit",
+    "detect",
     "image_size",
+    "message_source",
     "safe_id",
     "validate_payload",
 ]
+
+# Provider-shaped messages are accepted wherever messages are (models cannot import us).
+register_message_reader(read_provider_messages)

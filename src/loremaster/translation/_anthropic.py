@@ -23,9 +23,9 @@ from ..models import (
     ToolCallPart,
     ToolResultPart,
 )
-from ._common import extras, split_results, unsupported, with_extras
+from ._common import TurnReader, extras, split_results, unsupported, with_extras
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "encode", "turns"]
 
 _PROVIDER = ProviderType.ANTHROPIC
 _ROLES = {
@@ -112,16 +112,24 @@ def decode(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     if payload.get("system") is not None:
         messages.append({"role": "system", "parts": _parts(payload["system"], "/system")})
     for index, turn in enumerate(payload["messages"]):
-        path = f"/messages/{index}"
-        parts = _parts(turn["content"], f"{path}/content")
-        role = turn["role"]
-        if role == "user":
-            messages.extend(split_results(parts))
-        elif role in ("assistant", "system"):
-            messages.append({"role": role, "parts": parts})
-        else:
-            raise unsupported(f"{path}/role", f"role {role!r}")
+        messages.extend(_turn(turn, f"/messages/{index}"))
     return messages
+
+
+def turns() -> TurnReader:
+    """A reader of one list's turns: a user turn is a tool message per result and user
+    messages for the parts between them."""
+    return _turn
+
+
+def _turn(turn: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
+    parts = _parts(turn["content"], f"{path}/content")
+    role = turn["role"]
+    if role == "user":
+        return split_results(parts)
+    if role in ("assistant", "system"):
+        return [{"role": role, "parts": parts}]
+    raise unsupported(f"{path}/role", f"role {role!r}")
 
 
 def _parts(content: str | list[Mapping[str, Any]], path: str) -> list[dict[str, Any]]:

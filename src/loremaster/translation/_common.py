@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+from uuid import uuid4
 
 import orjson
 
 from ..errors import Issue, ValidationFailed
-from ..models import Part, ProviderType
+from ..models import Part, ProviderType, utc_now
 
 __all__ = [
     "ORIGIN_KEY",
+    "TurnReader",
     "arguments_json",
     "data_url",
     "extras",
+    "identify",
     "json_object",
     "parse_arguments",
     "split_data_url",
@@ -28,6 +31,10 @@ ORIGIN_KEY = "model"
 """The key of a provider's part data naming the model that made the part: recorded by
 `from_provider(..., model=...)`, used to send signatures back only to that model. Not a
 payload field: adapting a part to its provider takes it out."""
+
+TurnReader = Callable[[Mapping[str, Any], str], list[dict[str, Any]]]
+"""Reads one message of a provider's list (at its JSON pointer) into the neutral messages
+it holds; one reader reads one list, in order (Gemini pairs responses with earlier calls)."""
 
 _DATA_URL = re.compile(
     r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*;base64,(?P<data>.*)", re.S
@@ -52,6 +59,15 @@ def with_extras(
     if rest:
         fields["provider_data"] = {provider.value: rest}
     return fields
+
+
+def identify(messages: list[dict[str, Any]]) -> None:
+    """Ids and times for messages read at once: one random prefix and one clock reading
+    for the lot (a fresh uuid and clock reading per message cost more than the rest)."""
+    prefix, now = uuid4().hex[:24], utc_now()
+    for number, message in enumerate(messages):
+        message["id"] = f"{prefix}{number:08x}"
+        message["created_at"] = now
 
 
 def split_results(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -34,9 +34,9 @@ from ..models import (
     ToolCallPart,
     ToolResultPart,
 )
-from ._common import extras, json_object, split_results, unsupported, with_extras
+from ._common import TurnReader, extras, json_object, split_results, unsupported, with_extras
 
-__all__ = ["DATA_FIELDS", "camel", "decode", "encode", "field", "snake"]
+__all__ = ["DATA_FIELDS", "camel", "decode", "encode", "field", "snake", "turns"]
 
 _PROVIDER = ProviderType.GOOGLE
 DATA_FIELDS = ("text", "inline_data", "file_data", "function_call", "function_response")
@@ -147,13 +147,14 @@ def decode(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
         ]
         messages.append({"role": "system", "parts": parts})
     for index, content in enumerate(payload["contents"]):
-        path = f"/contents/{index}/parts"
-        parts = [reader.part(part, f"{path}/{i}") for i, part in enumerate(content["parts"])]
-        if content.get("role") == "model":
-            messages.append({"role": "assistant", "parts": parts})
-        else:
-            messages.extend(split_results(parts))
+        messages.extend(reader.content(content, f"/contents/{index}"))
     return messages
+
+
+def turns() -> TurnReader:
+    """A reader of one list's contents, pairing responses without an id with the calls
+    before them in the same list."""
+    return _Reader().content
 
 
 class _Reader:
@@ -161,6 +162,14 @@ class _Reader:
 
     def __init__(self) -> None:
         self.open_calls: dict[str, list[str]] = {}
+
+    def content(self, content: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
+        """A model turn is one assistant message; a user turn a tool message per response
+        and user messages for the parts between them."""
+        parts = [self.part(part, f"{path}/parts/{i}") for i, part in enumerate(content["parts"])]
+        if content.get("role") == "model":
+            return [{"role": "assistant", "parts": parts}]
+        return split_results(parts)
 
     def part(self, raw: Mapping[str, Any], path: str) -> dict[str, Any]:
         part = {snake(key): value for key, value in raw.items()}

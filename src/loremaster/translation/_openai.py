@@ -24,6 +24,7 @@ from ..models import (
     ToolResultPart,
 )
 from ._common import (
+    TurnReader,
     arguments_json,
     data_url,
     extras,
@@ -33,7 +34,7 @@ from ._common import (
     with_extras,
 )
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "encode", "turns"]
 
 _PROVIDER = ProviderType.OPENAI
 _NAMED = {"system", "user", "assistant"}
@@ -114,6 +115,11 @@ def decode(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [
         _read(message, f"/messages/{index}") for index, message in enumerate(payload["messages"])
     ]
+
+
+def turns() -> TurnReader:
+    """A reader of one list's messages: each is one neutral message."""
+    return lambda message, path: [_read(message, path)]
 
 
 def _read(message: Mapping[str, Any], path: str) -> dict[str, Any]:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
-from uuid import uuid4
 
 from pydantic import TypeAdapter, ValidationError
 
 from ..config import Settings
 from ..errors import Issue, ValidationFailed
-from ..models import Message, ProviderType, utc_now
+from ..models import Message, ProviderType, read_messages
 from . import _anthropic, _google, _openai
 from ._adapt import adapt
-from ._common import ORIGIN_KEY
+from ._common import ORIGIN_KEY, identify
 from ._registry import ModelInfo, ModelRegistry
 from ._report import TranslationReport, TranslationResult
 from ._tokens import TokenCount, count_messages
@@ -50,9 +49,10 @@ def _as_messages(messages: MessagesIn) -> list[Message]:
     given = [message for message in messages if isinstance(message, Message)]
     if len(given) == len(messages):
         return given
+    read = read_messages(list(messages))  # provider-shaped ones: one may be several
     try:
         return _MESSAGES.validate_python(
-            [m.model_dump() if isinstance(m, Message) else m for m in messages]
+            [m.model_dump() if isinstance(m, Message) else m for m in read]
         )
     except ValidationError as exc:
         issues = [Issue(_pointer(e["loc"]), e["msg"], "message.invalid") for e in exc.errors()]
@@ -66,15 +66,6 @@ def _record_origin(messages: list[dict[str, Any]], provider: ProviderType, model
             own = part.get("provider_data", {}).get(provider.value, {})
             if _SIGNATURES & own.keys():
                 own[ORIGIN_KEY] = model
-
-
-def _identify(messages: list[dict[str, Any]]) -> None:
-    """Ids and times for messages read at once: one random prefix and one clock reading
-    for the lot (a fresh uuid and clock reading per message cost more than the rest)."""
-    prefix, now = uuid4().hex[:24], utc_now()
-    for number, message in enumerate(messages):
-        message["id"] = f"{prefix}{number:08x}"
-        message["created_at"] = now
 
 
 class ContextTranslator:
@@ -131,7 +122,7 @@ class ContextTranslator:
             decoded = _FORMATS[provider].decode(payload)
             if model is not None:
                 _record_origin(decoded, provider, model)
-            _identify(decoded)
+            identify(decoded)
             return _MESSAGES.validate_python(decoded)
         except (LookupError, TypeError, AttributeError, ValueError) as exc:
             validate_payload(payload, provider)

@@ -18,7 +18,7 @@ from ..errors import Issue, ValidationFailed
 from ..models import ProviderType
 from ._google import DATA_FIELDS, camel, field
 
-__all__ = ["validate_payload"]
+__all__ = ["shape_issues", "validate_payload"]
 
 _STRING: dict[str, Any] = {"type": "string"}
 _OBJECT: dict[str, Any] = {"type": "object"}
@@ -257,7 +257,8 @@ def _pointer(parts: Iterable[Any]) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-def _schema_issues(payload: Any, provider: ProviderType) -> list[Issue]:
+def shape_issues(payload: Any, provider: ProviderType) -> list[Issue]:
+    """Where `payload` breaks the provider's request shape (the order rules not checked)."""
     issues = []
     for error in _validator(provider).iter_errors(payload):
         deepest = error
@@ -413,6 +414,6 @@ def validate_payload(payload: Any, provider: ProviderType | str) -> None:
     """Raise `ValidationFailed`, one `Issue` per problem, unless the provider's API would
     take `payload` (a body fragment as `to_provider` makes) as far as shape and order go."""
     provider = ProviderType(provider)
-    issues = _schema_issues(payload, provider) or _RULES[provider](payload)
+    issues = shape_issues(payload, provider) or _RULES[provider](payload)
     if issues:
         raise ValidationFailed(f"not a valid {provider.value} payload", issues)

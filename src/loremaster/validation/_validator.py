@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from ..config import Settings
-from ..errors import ContextNotFound, PermissionDenied
+from ..errors import ContextNotFound, PermissionDenied, ValidationFailed
 from ..models import (
+    SOURCE_KEY,
     Context,
     ContextType,
+    Message,
     ProviderType,
     SessionContext,
     context_class,
+    read_messages,
 )
 from ._checks import Findings, check_context
 from ._issues import Severity, ValidationIssue, ValidationResult
@@ -93,15 +96,17 @@ class ContextValidator:
         provider: ProviderType | str | None = None,
         manager: ContextManager | None = None,
         user_id: str | None = None,
+        source: ProviderType | str | None = None,
     ) -> ValidationResult:
         """Every issue of `context`; never raises on bad input, it reports it.
 
         `provider` is the target the conversation will be sent to (default: its
         `primary_provider`). With a `manager`, a session's active conversations are looked
-        up too, as `user_id` (None: a trusted caller) and as the session's user.
+        up too, as `user_id` (None: a trusted caller) and as the session's user. A dict's
+        messages may be in a provider's own shape: detected, or `source`'s.
         """
         findings = Findings(correct=self.enable_auto_correction)
-        model = self._parse(context, context_type, findings)
+        model = self._parse(context, context_type, findings, source)
         if model is None:
             return ValidationResult(is_valid=False, issues=findings.issues)
         target = None if provider is None else ProviderType(provider)
@@ -127,6 +132,7 @@ class ContextValidator:
         context: Context | Mapping[str, Any],
         context_type: ContextType | str | None,
         findings: Findings,
+        source: ProviderType | str | None = None,
     ) -> Context | None:
         if isinstance(context, Context):
             return context
@@ -144,9 +150,19 @@ class ContextValidator:
             )
             return None
         try:
-            model = context_class(kind).model_validate({**context, "context_type": kind})
+            model = context_class(kind).model_validate(
+                {**context, "context_type": kind}, context={SOURCE_KEY: source}
+            )
+        except ValidationFailed as exc:  # a message in no shape loremaster reads, say
+            findings.issues.extend(
+                ValidationIssue(
+                    severity=Severity.ERROR, code="schema.invalid", message=i.message, path=i.path
+                )
+                for i in exc.issues
+            )
+            return None
         except ValidationError as exc:
-            issues = schema_issues(dict(context), kind) or [
+            issues = schema_issues(_neutral_messages(context, source), kind) or [
                 ValidationIssue(
                     severity=Severity.ERROR,
                     code="schema.invalid",
@@ -235,6 +251,20 @@ class ContextValidator:
             corrected if isinstance(original, Context) else corrected.model_dump(mode="json")
         )
         return ValidationResult(is_valid=is_valid, issues=findings.issues, corrected_data=data)
+
+
+def _neutral_messages(context: Mapping[str, Any], source: Any) -> dict[str, Any]:
+    """`context` with its provider-shaped messages in the neutral form the JSON Schema
+    knows (they validated: what failed is elsewhere)."""
+    messages = context.get("messages")
+    if not isinstance(messages, list):
+        return dict(context)
+    try:
+        read = read_messages(messages, source, "/messages")
+    except (ValidationFailed, ValidationError):
+        return dict(context)
+    neutral = [m.model_dump(mode="json") if isinstance(m, Message) else m for m in read]
+    return {**context, "messages": neutral}
 
 
 def _rule_failed(findings: Findings, name: str, exc: Exception) -> None:

@@ -14,7 +14,7 @@ from ._store import (
     track_change,
     version_checksum,
 )
-from ._views import common_prefix, ranges, view_of
+from ._views import common_prefix, ranges, shows, view_of
 
 __all__ = [
     "VersionLimits",
@@ -28,6 +28,7 @@ __all__ = [
     "prune_plan",
     "ranges",
     "reconstruct",
+    "shows",
     "track_change",
     "version_checksum",
     "view_of",

@@ -32,6 +32,11 @@ def ranges(view: tuple[Piece, ...]) -> list[tuple[str, int, int]]:
     return spans
 
 
+def shows(view: tuple[Piece, ...], segment: str, seq: int) -> bool:
+    """Whether the view holds message `seq` of `segment` (at that position)."""
+    return any(s == segment and start < seq <= end for s, start, end in ranges(view))
+
+
 def common_prefix(a: tuple[Piece, ...], b: tuple[Piece, ...]) -> int:
     """How many leading messages two views share (the same stored messages)."""
     shared = 0
