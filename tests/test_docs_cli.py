@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from loremaster.codec import Codec
+from test_translation import PARALLEL_OPENAI
 
 ROOT = Path(__file__).parent.parent
 DOCUMENTS = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
@@ -28,34 +29,15 @@ CONSOLE = re.compile(r"^```console\n(.*?)^```", re.DOTALL | re.MULTILINE)
 EXITS = re.compile(r"#.*\bexits (\d+)")
 BIN = Path(sys.executable).parent
 
-OPENAI_CHAT = {
-    "messages": [
-        {"role": "system", "content": "You are the game master."},
-        {"role": "user", "content": "I attack the goblin."},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "call_a",
-                    "type": "function",
-                    "function": {"name": "roll", "arguments": '{"dice":"1d20"}'},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": "call_a", "content": "17"},
-        {"role": "assistant", "content": "You hit."},
-    ]
-}
 ANTHROPIC_BODY = {
     "system": "You are the game master.",
     "messages": [{"role": "user", "content": "Describe the crypt."}],
 }
 FILES: dict[str, object] = {
     "messages.json": [{"role": "user", "content": "I light a torch."}],
-    "openai.json": OPENAI_CHAT,
-    "chat.json": OPENAI_CHAT,
-    "turns.json": OPENAI_CHAT["messages"][1:],
+    "openai.json": PARALLEL_OPENAI,
+    "chat.json": PARALLEL_OPENAI,
+    "turns.json": PARALLEL_OPENAI["messages"],
     "body.json": ANTHROPIC_BODY,
     "context.json": {
         "context_type": "conversation",

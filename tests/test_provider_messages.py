@@ -30,6 +30,7 @@ from loremaster.cli import main
 from loremaster.models import is_neutral_message, read_message_groups
 from loremaster.translation import ContextTranslator, detect, message_source
 from loremaster.validation import ContextValidator
+from test_translation import PARALLEL_OPENAI as TRANSLATION_OPENAI
 
 ANTHROPIC, OPENAI, GOOGLE = ProviderType.ANTHROPIC, ProviderType.OPENAI, ProviderType.GOOGLE
 translator = ContextTranslator()
@@ -37,28 +38,7 @@ translator = ContextTranslator()
 # The hard cases of tests/test_translation.py: parallel tool calls, tool_use/tool_result
 # with text between results, thinking, and Gemini calls without ids.
 
-PARALLEL_OPENAI: list[dict[str, Any]] = [
-    {"role": "user", "content": "Attack!"},
-    {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {
-                "id": "call_a",
-                "type": "function",
-                "function": {"name": "roll", "arguments": '{"dice":"1d20"}'},
-            },
-            {
-                "id": "call_b",
-                "type": "function",
-                "function": {"name": "damage", "arguments": '{"dice":"2d6"}'},
-            },
-        ],
-    },
-    {"role": "tool", "tool_call_id": "call_a", "content": "17"},
-    {"role": "tool", "tool_call_id": "call_b", "content": "9"},
-    {"role": "assistant", "content": "You hit for 9."},
-]
+PARALLEL_OPENAI: list[dict[str, Any]] = TRANSLATION_OPENAI["messages"]
 
 ANTHROPIC_TOOLS: list[dict[str, Any]] = [
     {"role": "user", "content": "Roll twice"},
