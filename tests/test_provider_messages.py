@@ -30,6 +30,7 @@ from loremaster.cli import main
 from loremaster.models import is_neutral_message, read_message_groups
 from loremaster.translation import ContextTranslator, detect, message_source
 from loremaster.validation import ContextValidator
+from test_translation import GEMINI_ROLLS as TRANSLATION_GEMINI
 from test_translation import PARALLEL_OPENAI as TRANSLATION_OPENAI
 
 ANTHROPIC, OPENAI, GOOGLE = ProviderType.ANTHROPIC, ProviderType.OPENAI, ProviderType.GOOGLE
@@ -60,23 +61,7 @@ ANTHROPIC_TOOLS: list[dict[str, Any]] = [
     },
 ]
 
-GEMINI_ROLLS: list[dict[str, Any]] = [
-    {"role": "user", "parts": [{"text": "Two rolls"}]},
-    {
-        "role": "model",
-        "parts": [
-            {"functionCall": {"name": "roll", "args": {"dice": "1d20"}}},
-            {"functionCall": {"name": "roll", "args": {"dice": "1d4"}}},
-        ],
-    },
-    {
-        "role": "user",
-        "parts": [
-            {"functionResponse": {"name": "roll", "response": {"output": "15"}}},
-            {"functionResponse": {"name": "roll", "response": {"output": "2"}}},
-        ],
-    },
-]
+GEMINI_ROLLS: list[dict[str, Any]] = TRANSLATION_GEMINI["contents"]
 
 PAYLOADS: dict[ProviderType, dict[str, Any]] = {
     OPENAI: {"messages": PARALLEL_OPENAI},

@@ -7,6 +7,7 @@ Every payload made here is also checked against the providers' own SDK request t
 from __future__ import annotations
 
 import base64
+import copy
 import functools
 import itertools
 import json
@@ -334,27 +335,29 @@ def test_gemini_gets_function_names_by_call_id() -> None:
     ]
 
 
+GEMINI_ROLLS = {
+    "contents": [
+        {"role": "user", "parts": [{"text": "Two rolls"}]},
+        {
+            "role": "model",
+            "parts": [
+                {"functionCall": {"name": "roll", "args": {"dice": "1d20"}}},
+                {"functionCall": {"name": "roll", "args": {"dice": "1d4"}}},
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {"functionResponse": {"name": "roll", "response": {"output": "15"}}},
+                {"functionResponse": {"name": "roll", "response": {"output": "2"}}},
+            ],
+        },
+    ]
+}
+
+
 def test_gemini_calls_without_ids_get_ids_that_pair_them_with_their_responses() -> None:
-    payload = {
-        "contents": [
-            {"role": "user", "parts": [{"text": "Two rolls"}]},
-            {
-                "role": "model",
-                "parts": [
-                    {"functionCall": {"name": "roll", "args": {"dice": "1d20"}}},
-                    {"functionCall": {"name": "roll", "args": {"dice": "1d4"}}},
-                ],
-            },
-            {
-                "role": "user",
-                "parts": [
-                    {"functionResponse": {"name": "roll", "response": {"output": "15"}}},
-                    {"functionResponse": {"name": "roll", "response": {"output": "2"}}},
-                ],
-            },
-        ]
-    }
-    messages = translator.from_provider(payload, GOOGLE)
+    messages = translator.from_provider(GEMINI_ROLLS, GOOGLE)
     calls = messages[1].parts
     assert [c.id for c in calls if isinstance(c, ToolCallPart)] == ["call_1_0", "call_1_1"]
     results = [m.parts[0] for m in messages[2:]]
@@ -362,7 +365,9 @@ def test_gemini_calls_without_ids_get_ids_that_pair_them_with_their_responses() 
         ("call_1_0", [text("15")]),
         ("call_1_1", [text("2")]),
     ]
-    assert translator.from_provider(payload, GOOGLE)[1].parts == calls  # the same on every read
+    assert (
+        translator.from_provider(GEMINI_ROLLS, GOOGLE)[1].parts == calls
+    )  # the same on every read
     openai = translate(messages, OPENAI).payload["messages"]
     assert [m["tool_call_id"] for m in openai[2:]] == ["call_1_0", "call_1_1"]
 
@@ -1321,23 +1326,10 @@ def test_the_package_exports_a_sorted_complete_api() -> None:
 
 
 def test_rewritten_arguments_are_converted_not_dropped() -> None:
-    spaced = {
-        "messages": [
-            {"role": "user", "content": "Attack!"},
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call_a",
-                        "type": "function",
-                        "function": {"name": "roll", "arguments": '{"dice": "1d20",  "bonus": 2}'},
-                    }
-                ],
-            },
-            {"role": "tool", "tool_call_id": "call_a", "content": "17"},
-        ]
-    }
+    spaced = copy.deepcopy(PARALLEL_OPENAI)
+    spaced["messages"][1]["tool_calls"][0]["function"]["arguments"] = (
+        '{"dice": "1d20",  "bonus": 2}'
+    )
     messages = translator.from_provider(spaced, OPENAI)
     for provider in (ANTHROPIC, GOOGLE):
         result = translate(messages, provider)
@@ -1345,7 +1337,9 @@ def test_rewritten_arguments_are_converted_not_dropped() -> None:
         assert change.action.value == "converted"
         assert "provider_data_dropped" not in codes(result)
         read = translator.from_provider(result.payload, provider)
-        [called] = [p for m in read for p in m.parts if isinstance(p, ToolCallPart)]
+        [called] = [
+            p for m in read for p in m.parts if isinstance(p, ToolCallPart) and p.id == "call_a"
+        ]
         assert called.arguments == {"dice": "1d20", "bonus": 2}
     assert translate(messages, OPENAI).report.lossless
 
