@@ -166,9 +166,9 @@ def test_history_of_a_branch_without_versions_says_where_it_starts(run: Runner) 
     assert "branch 'nowhere'" in err
 
 
-def test_the_library_filters_events_by_branch_across_pages(sqlite_url: str) -> None:
+def test_the_library_filters_events_by_branch(db_url: str) -> None:
     async def scenario() -> None:
-        async with ContextManager(database_url=sqlite_url) as cm:
+        async with ContextManager(database_url=db_url) as cm:
             context_id = await cm.create_context(ConversationContext(title="t"))
             await cm.create_branch(context_id, "b")
             for n in range(3):

@@ -171,7 +171,6 @@ MergeStrategy = Literal["fail", "source", "target"]
 _VERSION_PAYLOAD_LIMIT = 1 << 30
 _EXPORT_CACHE_SIZE = 256
 _STALE_ATTEMPTS = 5
-_EVENT_PAGE = 500  # events read at a time when filtering the log by branch
 _LONGEST_LOCK = 366 * 24 * 3600.0
 _TRUSTED_FOR = 5.0  # seconds a cached row is served unchecked while every change is heard
 _BRANCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
@@ -704,21 +703,10 @@ class ContextManager:
             if branch is not None:
                 _text(branch, "branch")
             await self._readable(context_id, user_id, include_deleted=True)
-            if branch is None:
-                rows = await self.storage.load_events(
-                    context_id, since_revision=since_revision, limit=limit
-                )
-                return [event_from_record(row) for row in rows]
-            found: list[ContextEvent] = []
-            while limit is None or len(found) < limit:
-                rows = await self.storage.load_events(
-                    context_id, since_revision=since_revision, limit=_EVENT_PAGE
-                )
-                found += [event_from_record(row) for row in rows if row.branch == branch]
-                if len(rows) < _EVENT_PAGE:
-                    break
-                since_revision = rows[-1].revision
-            return found[:limit]
+            rows = await self.storage.load_events(
+                context_id, since_revision=since_revision, limit=limit, branch=branch
+            )
+            return [event_from_record(row) for row in rows]
 
     # -- versions and branches -----------------------------------------------------------
 

@@ -101,9 +101,10 @@ class Storage(Protocol):
         `before_seq` (exclusive; all when None), oldest first."""
 
     async def load_events(
-        self, context_id: str, *, since_revision: int, limit: int | None
+        self, context_id: str, *, since_revision: int, limit: int | None, branch: str | None = None
     ) -> list[EventRecord]:
-        """Events with revision > `since_revision`, in revision order."""
+        """Events with revision > `since_revision` (only those made on `branch`, when
+        given), in revision order."""
 
     async def query_contexts(self, query: RecordQuery) -> list[ContextRecord]: ...
 

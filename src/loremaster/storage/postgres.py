@@ -828,7 +828,7 @@ class PostgresStorage:
         return [_message(row) for row in reversed(rows)]
 
     async def load_events(
-        self, context_id: str, *, since_revision: int, limit: int | None
+        self, context_id: str, *, since_revision: int, limit: int | None, branch: str | None = None
     ) -> list[EventRecord]:
         key = _uuid(context_id)
         if key is None:
@@ -836,10 +836,12 @@ class PostgresStorage:
         rows = await self._read(
             lambda conn: conn.fetch(
                 "SELECT revision, op, changes, user_id, created_at, branch, provider FROM events "
-                "WHERE context_id = $1 AND revision > $2 ORDER BY revision LIMIT $3",
+                "WHERE context_id = $1 AND revision > $2 AND ($4::text IS NULL OR branch = $4) "
+                "ORDER BY revision LIMIT $3",
                 key,
                 since_revision,
                 limit,
+                branch,
             )
         )
         return [

@@ -516,13 +516,14 @@ class SQLiteStorage:
         return await self._read(load)
 
     async def load_events(
-        self, context_id: str, *, since_revision: int, limit: int | None
+        self, context_id: str, *, since_revision: int, limit: int | None, branch: str | None = None
     ) -> list[EventRecord]:
         def load(conn: sqlite3.Connection) -> list[EventRecord]:
             rows = conn.execute(
                 "SELECT revision, op, changes, user_id, created_at, branch, provider FROM events "
-                "WHERE context_id = ? AND revision > ? ORDER BY revision LIMIT ?",
-                (context_id, since_revision, -1 if limit is None else limit),
+                "WHERE context_id = ?1 AND revision > ?2 AND (?4 IS NULL OR branch = ?4) "
+                "ORDER BY revision LIMIT ?3",
+                (context_id, since_revision, -1 if limit is None else limit, branch),
             ).fetchall()
             return [
                 EventRecord(context_id, row[0], row[1], orjson.loads(row[2]), *row[3:])
