@@ -14,10 +14,10 @@ from loremaster import DataCorrupted, RevisionConflict, ValidationFailed
 from loremaster.patch import same_json
 from loremaster.sync import (
     MISSING,
-    Change,
+    PathChange,
     ConflictPolicy,
     ConflictStrategy,
-    MergeConflict,
+    ThreeWayConflict,
     PendingConflict,
     Resolved,
     UpdateOrigin,
@@ -45,7 +45,7 @@ def test_different_paths_merge_and_equal_values_do_not_conflict() -> None:
 def test_different_values_on_one_path_conflict_and_keep_ours() -> None:
     result = three_way_merge({"hp": 10, "mp": 1}, {"hp": 8, "mp": 1}, {"hp": 12, "mp": 2})
     assert result.merged == {"hp": 8, "mp": 2}
-    assert result.conflicts == (MergeConflict("/hp", 10, 8, 12),)
+    assert result.conflicts == (ThreeWayConflict("/hp", 10, 8, 12),)
 
 
 def test_removal_against_change_conflicts_with_missing_sides() -> None:
@@ -83,7 +83,7 @@ def test_new_objects_on_both_sides_merge_by_key() -> None:
 def test_lists_of_values_are_leaves() -> None:
     base = {"tags": ["a"]}
     result = three_way_merge(base, {"tags": ["a", "b"]}, {"tags": ["a", "c"]})
-    assert result.conflicts == (MergeConflict("/tags", ["a"], ["a", "b"], ["a", "c"]),)
+    assert result.conflicts == (ThreeWayConflict("/tags", ["a"], ["a", "b"], ["a", "c"]),)
     assert result.merged == {"tags": ["a", "b"]}
 
 
@@ -316,7 +316,7 @@ def test_manual_merge_commits_the_rest_and_records_the_overlaps() -> None:
         "title": "Room!",
         "shared_state": {"quest": "Lair", "level": 5, "gold": 12},
     }
-    assert outcome.conflicts == (MergeConflict("/shared_state/level", 4, 5, 6),)
+    assert outcome.conflicts == (ThreeWayConflict("/shared_state/level", 4, 5, 6),)
     resolved = apply_choices(outcome.document, outcome.conflicts, {"/shared_state/level": "base"})
     assert resolved["shared_state"]["level"] == 4
 
@@ -339,8 +339,8 @@ def test_provider_priority_ranks_the_writers_of_each_conflicting_path() -> None:
     current = {"hp": 8, "mood": "angry", "note": ""}
     incoming = {"hp": 9, "mood": "sad", "note": "x"}
     since_base = [
-        Change(ALICE, [{"op": "replace", "path": "/hp", "value": 8}]),
-        Change(CLAUDE, [{"op": "replace", "path": "/mood", "value": "angry"}]),
+        PathChange(ALICE, [{"op": "replace", "path": "/hp", "value": 8}]),
+        PathChange(CLAUDE, [{"op": "replace", "path": "/mood", "value": "angry"}]),
     ]
     policy = ConflictPolicy(
         strategy=ConflictStrategy.PROVIDER_PRIORITY, provider_ranking=("user", "anthropic")
@@ -380,8 +380,8 @@ def test_provider_priority_finds_writers_through_lists_and_parents() -> None:
     current = {"party": [_p("ann", hp=9)], "state": {"a": {"b": 2}}}
     incoming = {"party": [_p("ann", hp=8)], "state": {"a": {"b": 3}}}
     since_base = [
-        Change(CLAUDE, [{"op": "replace", "path": "/party/0/hp", "value": 9}]),
-        Change(GPT, [{"op": "replace", "path": "/state", "value": {"a": {"b": 2}}}]),
+        PathChange(CLAUDE, [{"op": "replace", "path": "/party/0/hp", "value": 9}]),
+        PathChange(GPT, [{"op": "replace", "path": "/state", "value": {"a": {"b": 2}}}]),
     ]
     outcome = resolve_update(
         base,
@@ -405,7 +405,7 @@ def test_pending_conflicts_round_trip_as_json() -> None:
     pending = PendingConflict(
         document={"x": 1},
         strategy=ConflictStrategy.USER_CHOICE,
-        conflicts=(MergeConflict("/a", MISSING, 1, 2), MergeConflict("/b", 0, MISSING, None)),
+        conflicts=(ThreeWayConflict("/a", MISSING, 1, 2), ThreeWayConflict("/b", 0, MISSING, None)),
         origin=CLAUDE,
         base_revision=2,
         current_revision=5,
@@ -444,7 +444,7 @@ def test_policies_and_origins_are_checked() -> None:
 
 
 def test_choices_must_match_the_conflicts() -> None:
-    conflicts = [MergeConflict("/a", 1, 2, 3), MergeConflict("/l/x/v", 1, 2, MISSING)]
+    conflicts = [ThreeWayConflict("/a", 1, 2, 3), ThreeWayConflict("/l/x/v", 1, 2, MISSING)]
     document = {"a": 2, "l": [{"id": "x", "v": 2}]}
     assert apply_choices(document, conflicts, {"/a": "theirs", "/l/x/v": "theirs"}) == {
         "a": 3,
@@ -458,7 +458,7 @@ def test_choices_must_match_the_conflicts() -> None:
 
 
 def test_an_item_chosen_back_is_appended() -> None:
-    conflicts = [MergeConflict("/l/x", {"id": "x", "v": 1}, MISSING, {"id": "x", "v": 2})]
+    conflicts = [ThreeWayConflict("/l/x", {"id": "x", "v": 1}, MISSING, {"id": "x", "v": 2})]
     document = {"l": [{"id": "y"}]}
     assert apply_choices(document, conflicts, {"/l/x": "theirs"}) == {
         "l": [{"id": "y"}, {"id": "x", "v": 2}]

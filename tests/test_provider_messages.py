@@ -25,7 +25,7 @@ from loremaster import (
     ToolResultPart,
     ValidationFailed,
 )
-from loremaster._changes import parse_messages
+from loremaster.document._changes import parse_messages
 from loremaster.cli import main
 from loremaster.models import is_neutral_message, read_message_groups
 from loremaster.translation import ContextTranslator, detect, message_source

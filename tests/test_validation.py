@@ -388,9 +388,9 @@ async def test_the_manager_refuses_invalid_contexts_and_stores_nothing(sqlite_ur
 async def test_a_flipped_byte_is_an_integrity_error_never_data(sqlite_url: str) -> None:
     async with ContextManager(database_url=sqlite_url) as cm:
         context_id = await cm.create_context(Context(title="t", data={"gold": 120}))
-        with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
-            conn.execute("UPDATE contexts SET data = replace(data, '120', '920')")
-        cm._cache.discard(context_id)
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE contexts SET data = replace(data, '120', '920')")
+    async with ContextManager(database_url=sqlite_url) as cm:  # nothing cached yet
         with pytest.raises(DataCorrupted, match="checksum"):
             await cm.get_context(context_id)
         with pytest.raises(DataCorrupted):

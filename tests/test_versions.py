@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from typing import Any
 
 import jsonpatch
 import pytest
@@ -17,8 +18,11 @@ from loremaster import (
     SessionContext,
     ValidationFailed,
     VersionNotFound,
+    VersionStrategy,
 )
-from loremaster.storage import sqlite_path
+from loremaster.codec import Codec
+from loremaster.storage import VersionRecord, VersionState, sqlite_path
+from loremaster.versioning import VersionPolicy, VersionRequest, make_version
 
 from conftest import table_counts
 
@@ -461,3 +465,52 @@ async def test_cleanup_keeps_what_merges_took_in(db_url: str) -> None:
         again = await cm.merge_branch(context_id, "b")
         assert (again.merged, again.conflicts) == (True, [])
         assert (await cm.get_context(context_id)).description == "y"
+
+
+class RecordingCodec(Codec):
+    """A codec that keeps what it was asked to encode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoded: list[Any] = []
+
+    def encode(self, value: Any, **options: Any) -> bytes:
+        self.encoded.append(value)
+        return super().encode(value, **options)
+
+
+def _version_of(codec: Codec, strategy: VersionStrategy, state: VersionState) -> VersionRecord:
+    document = {"title": "t", "data": {"lore": "x" * 50_000, "hp": 9}}
+    version, _ = make_version(
+        codec=codec,
+        policy=VersionPolicy(strategy=strategy),
+        context_id="c",
+        branch="main",
+        number=2,
+        state=state,
+        document=document,
+        view=(),
+        turn_count=0,
+        revision=2,
+        request=VersionRequest("dm"),
+        now=1,
+    )
+    return version
+
+
+def test_a_version_compresses_only_the_payload_it_stores() -> None:
+    """Choosing between a patch and a snapshot compares plain sizes: the whole document is
+    not compressed (inside the write lock) only to be thrown away."""
+    pending = [{"op": "replace", "path": "/data/hp", "value": 9}]
+    known = VersionState(head="v1", pending=pending, changes_since=1)
+    codec = RecordingCodec()
+    version = _version_of(codec, VersionStrategy.HYBRID, known)
+    assert version.kind == "delta"
+    assert codec.encoded == [pending]
+    unknown = VersionState(head="v1", pending=None, changes_since=1)
+    codec = RecordingCodec()
+    assert _version_of(codec, VersionStrategy.HYBRID, unknown).kind == "snapshot"
+    assert len(codec.encoded) == 1
+    codec = RecordingCodec()
+    assert _version_of(codec, VersionStrategy.FULL, known).kind == "snapshot"
+    assert len(codec.encoded) == 1

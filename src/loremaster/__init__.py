@@ -6,7 +6,7 @@ async with ContextManager() as cm:          # embedded SQLite file ./loremaster.
     context_id = await cm.create_context(ConversationContext(title="Session 1"))
 """
 
-from ._version import __version__
+from .__about__ import __version__
 from .config import Settings
 from .errors import (
     BackendUnavailable,

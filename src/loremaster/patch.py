@@ -14,11 +14,12 @@ import jsonpatch
 import jsonpointer
 
 from ._storable import check_json, describe
-from .errors import Issue, ValidationFailed
+from .errors import DataCorrupted, Issue, ValidationFailed
 
 __all__ = [
     "JsonPatch",
     "apply_changes",
+    "apply_stored_patch",
     "check_changes",
     "escape_pointer",
     "merge_patch_to_json_patch",
@@ -152,3 +153,15 @@ def top_level_fields(ops: JsonPatch) -> set[str]:
                 first = pointer.split("/", 2)[1] if pointer.startswith("/") else ""
                 fields.add(first.replace("~1", "/").replace("~0", "~"))
     return fields
+
+
+def apply_stored_patch(document: dict[str, Any], patch: JsonPatch) -> dict[str, Any]:
+    """A stored patch (a version's, an event's) applied to `document`, which it may change
+    in place; one that does not apply means the stored data is damaged."""
+    try:
+        result = jsonpatch.JsonPatch(patch).apply(document, in_place=True)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+        raise DataCorrupted(f"a stored patch does not apply: {exc}") from exc
+    if not isinstance(result, dict):
+        raise DataCorrupted("a stored patch does not yield a document")
+    return result

@@ -23,6 +23,11 @@ class EventBus(Protocol):
         Raises `BackendUnavailable` when the transport cannot take it; the event is
         committed all the same, and subscribers find it in the table."""
 
+    async def publish_quiet(self, context_id: str, revision: int | None) -> None:
+        """Tell the `ALL` subscribers of every process (their row caches) that a context
+        changed at `revision` without its event being announced, or (None) is gone. Raises
+        `BackendUnavailable` as `publish` does."""
+
     async def subscribe(self, context_id: str) -> Subscription:
         """Subscribe to the events of one context (of every context with `ALL`). When
         this returns, every event published afterwards reaches the subscription, or a

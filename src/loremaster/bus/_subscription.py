@@ -22,6 +22,10 @@ class GapReason(StrEnum):
     """The transport was cut off, or the subscription was not yet in place, for a while."""
     NOT_SHIPPED = "not_shipped"
     """An event too large (or unreadable) to ship was committed; `revision` says which."""
+    QUIET = "quiet"
+    """A change committed without announcing its event (`revision`), or, with no revision,
+    a context removed for good: caches drop the row. Only `ALL` subscriptions (the cache
+    watchers) receive it."""
 
 
 @dataclass(frozen=True)

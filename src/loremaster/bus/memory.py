@@ -27,6 +27,11 @@ class MemoryBus:
         self._fanout.deliver(event.context_id, event)
         self._fanout.deliver(ALL, event)
 
+    async def publish_quiet(self, context_id: str, revision: int | None) -> None:
+        """Nothing to do: a process's own caches see its own writes."""
+        if self._fanout.closed:
+            raise UsageError("the event bus is closed")
+
     async def subscribe(self, context_id: str) -> Subscription:
         subscription, _ = self._fanout.add(context_id, self._forget)
         return subscription

@@ -26,7 +26,7 @@ from ..errors import BackendUnavailable, UsageError
 from ..models import ContextEvent
 from ._fanout import ALL, Fanout
 from ._subscription import Gap, GapReason, Mailbox, Subscription
-from ._wire import pack_event, unpack_message
+from ._wire import pack_event, pack_quiet, unpack_message
 
 __all__ = ["RedisBus", "redis_client"]
 
@@ -115,12 +115,17 @@ class RedisBus:
         return self._epoch
 
     async def publish(self, event: ContextEvent) -> None:
+        await self._publish(event.context_id, pack_event(event, self._max_event_bytes))
+
+    async def publish_quiet(self, context_id: str, revision: int | None) -> None:
+        await self._publish(context_id, pack_quiet(revision))
+
+    async def _publish(self, context_id: str, payload: bytes) -> None:
         if self._fanout.closed:
             raise UsageError("the event bus is closed")
-        payload = pack_event(event, self._max_event_bytes)
         try:
             async with asyncio.timeout(self._timeout):
-                await self._client.publish(self._name(event.context_id), payload)
+                await self._client.publish(self._name(context_id), payload)
         except (RedisError, TimeoutError) as exc:
             reason = str(exc) or f"no answer within {self._timeout:g} s"
             raise BackendUnavailable(f"Redis did not take the event: {reason}") from exc
@@ -240,9 +245,10 @@ class RedisBus:
         if kind == b"pmessage" and len(response) == 4:
             published = response[2].decode().removeprefix(self._channel_prefix)
             self._fanout.deliver(ALL, unpack_message(published, response[3]))
-        elif kind == b"message":
-            if context_id in self._fanout.mailboxes:
-                self._fanout.deliver(context_id, unpack_message(context_id, response[2]))
+        elif kind == b"message" and context_id in self._fanout.mailboxes:
+            item = unpack_message(context_id, response[2])
+            if not (isinstance(item, Gap) and item.reason is GapReason.QUIET):
+                self._fanout.deliver(context_id, item)
         elif kind in (b"subscribe", b"psubscribe"):
             channel = self._channels.get(context_id)
             if channel is not None:

@@ -21,10 +21,10 @@ import orjson
 from click.core import ParameterSource
 from rich.progress import Progress
 
-from .._dump import is_dump
 from ..codec import inspect_blob
 from ..errors import LoremasterError, UnsupportedFormat, ValidationFailed
 from ..manager import ContextManager
+from ..manager._dump import is_dump
 from ..models import Context, ContextQuery, ContextState, ContextType, ProviderType
 from ..storage import MigrationStatus
 from ..validation import ContextValidator, ValidationResult, export_schemas

@@ -20,9 +20,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .._transfer import ImportReport
 from ..errors import LoremasterError
 from ..manager import ContextManager
+from ..manager._transfer import ImportReport
 from . import _render
 from ._files import STDOUT, output_file
 from ._session import interrupted_import

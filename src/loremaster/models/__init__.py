@@ -30,8 +30,8 @@ from ._messages import (
     read_messages,
     register_message_reader,
 )
-from ._migration import MigrationChange, MigrationResult
 from ._policy import ConflictPolicy, ConflictStrategy, UpdateOrigin
+from ._provider_migration import MigrationChange, MigrationResult
 from ._query import CleanupReport, ContextEvent, ContextPage, ContextQuery, OrderBy, SearchHit
 from ._time import UtcDatetime, from_micros, to_micros, utc_now
 from ._versions import (

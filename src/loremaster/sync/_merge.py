@@ -16,9 +16,9 @@ from ..patch import escape_pointer, same_json
 
 __all__ = [
     "MISSING",
-    "MergeConflict",
-    "MergeResult",
     "Side",
+    "ThreeWayConflict",
+    "ThreeWayMerge",
     "apply_choices",
     "parse_pointer",
     "three_way_merge",
@@ -41,7 +41,7 @@ MISSING: Final[Any] = _Missing()
 
 
 @dataclass(frozen=True)
-class MergeConflict:
+class ThreeWayConflict:
     """Both sides changed the value at `path`, differently. A side is `MISSING` where that
     version has no value there (the key or item was removed, or never added)."""
 
@@ -56,18 +56,20 @@ class MergeConflict:
 
 
 @dataclass(frozen=True)
-class MergeResult:
+class ThreeWayMerge:
     """`merged` holds every change of both sides; at each conflicting path it holds ours."""
 
     merged: Any
-    conflicts: tuple[MergeConflict, ...]
+    conflicts: tuple[ThreeWayConflict, ...]
 
     @property
     def clean(self) -> bool:
         return not self.conflicts
 
 
-def three_way_merge(base: Any, ours: Any, theirs: Any, *, identity_key: str = "id") -> MergeResult:
+def three_way_merge(
+    base: Any, ours: Any, theirs: Any, *, identity_key: str = "id"
+) -> ThreeWayMerge:
     """Merge the changes `ours` and `theirs` each made to `base`.
 
     - A path only one side changed takes that side's value; both sides setting the same
@@ -81,13 +83,13 @@ def three_way_merge(base: Any, ours: Any, theirs: Any, *, identity_key: str = "i
     """
     merger = _Merger(identity_key)
     merged = merger.merge(base, ours, theirs, "")
-    return MergeResult(merged, tuple(merger.conflicts))
+    return ThreeWayMerge(merged, tuple(merger.conflicts))
 
 
 class _Merger:
     def __init__(self, identity_key: str) -> None:
         self.key = identity_key
-        self.conflicts: list[MergeConflict] = []
+        self.conflicts: list[ThreeWayConflict] = []
 
     def merge(self, base: Any, ours: Any, theirs: Any, path: str) -> Any:
         if same_json(ours, theirs):
@@ -105,7 +107,7 @@ class _Merger:
                 merged = self._members(base_items, ours_items, theirs_items, path)
                 order = _order(list(base_items), list(ours_items), list(theirs_items), merged)
                 return [merged[token] for token in order]
-        self.conflicts.append(MergeConflict(path, base, ours, theirs))
+        self.conflicts.append(ThreeWayConflict(path, base, ours, theirs))
         return ours
 
     def _members(
@@ -172,7 +174,7 @@ def parse_pointer(pointer: str) -> list[str]:
 
 def apply_choices(
     document: Any,
-    conflicts: Sequence[MergeConflict],
+    conflicts: Sequence[ThreeWayConflict],
     choices: Mapping[str, Side],
     *,
     identity_key: str = "id",

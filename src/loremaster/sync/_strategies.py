@@ -14,12 +14,12 @@ from typing import Any, Literal
 
 from ..errors import DataCorrupted, RevisionConflict
 from ..models import ConflictPolicy, ConflictStrategy, UpdateOrigin
-from ._merge import MISSING, MergeConflict, Side, apply_choices, parse_pointer, three_way_merge
+from ._merge import MISSING, Side, ThreeWayConflict, apply_choices, parse_pointer, three_way_merge
 
 __all__ = [
-    "Change",
     "ConflictPolicy",
     "ConflictStrategy",
+    "PathChange",
     "PendingConflict",
     "Resolved",
     "UpdateOrigin",
@@ -31,7 +31,7 @@ _SIDES: tuple[Side, ...] = ("base", "ours", "theirs")
 
 
 @dataclass(frozen=True)
-class Change:
+class PathChange:
     """A change committed after the base revision: who wrote it, and its JSON Patch."""
 
     origin: UpdateOrigin
@@ -45,7 +45,7 @@ class Resolved:
 
     document: Any
     strategy: ConflictStrategy
-    conflicts: tuple[MergeConflict, ...] = ()
+    conflicts: tuple[ThreeWayConflict, ...] = ()
     decisions: Mapping[str, Decision] = field(default_factory=dict)
 
 
@@ -59,7 +59,7 @@ class PendingConflict:
 
     document: Any
     strategy: ConflictStrategy
-    conflicts: tuple[MergeConflict, ...]
+    conflicts: tuple[ThreeWayConflict, ...]
     origin: UpdateOrigin
     base_revision: int
     current_revision: int
@@ -92,7 +92,7 @@ class PendingConflict:
             document=document,
             strategy=ConflictStrategy(record["strategy"]),
             conflicts=tuple(
-                MergeConflict(c["path"], *(c.get(side, MISSING) for side in _SIDES))
+                ThreeWayConflict(c["path"], *(c.get(side, MISSING) for side in _SIDES))
                 for c in record["conflicts"]
             ),
             origin=UpdateOrigin.model_validate(record["origin"]),
@@ -113,7 +113,7 @@ def resolve_update(
     context_id: str,
     base_revision: int,
     current_revision: int,
-    since_base: Sequence[Change] = (),
+    since_base: Sequence[PathChange] = (),
 ) -> Resolved | PendingConflict:
     """Decide what a stale update does, by `policy`.
 
@@ -127,7 +127,7 @@ def resolve_update(
     if result.clean:
         return Resolved(result.merged, policy.strategy)
     decisions: dict[str, Decision] = {}
-    open_paths: list[MergeConflict] = []
+    open_paths: list[ThreeWayConflict] = []
     for conflict in result.conflicts:
         decision = _decide(conflict, policy, origin, since_base, current)
         if decision is None:
@@ -164,10 +164,10 @@ def resolve_update(
 
 
 def _decide(
-    conflict: MergeConflict,
+    conflict: ThreeWayConflict,
     policy: ConflictPolicy,
     origin: UpdateOrigin,
-    since_base: Sequence[Change],
+    since_base: Sequence[PathChange],
     current: Any,
 ) -> Decision | None:
     """The side that wins `conflict` under the policy's own strategy; None: undecided."""
@@ -184,7 +184,7 @@ def _decide(
             return None
 
 
-def _last_writer(path: str, since_base: Sequence[Change], current: Any) -> UpdateOrigin | None:
+def _last_writer(path: str, since_base: Sequence[PathChange], current: Any) -> UpdateOrigin | None:
     """The origin of the latest change whose JSON Patch touched `path`, a path above it or
     one below it. JSON Patch addresses list items by position and conflicts by identity,
     so below a list only the list itself is compared."""

@@ -16,6 +16,16 @@ estimates for Claude and Gemini; nothing is downloaded. See docs/translation.md.
 
 from ..models import register_message_reader
 from ._adapt import PLACEHOLDER_TEXT, SKIP_SIGNATURE, safe_id
+from ._provider_migration import (
+    ExportCache,
+    MigrationPlan,
+    Outcome,
+    check_window,
+    export_payload,
+    parse_migration,
+    parse_provider,
+    translate_conversation,
+)
 from ._registry import BUILT_IN_MODELS, PROVIDER_DEFAULTS, ModelInfo, ModelRegistry
 from ._report import CHANGE_CODES, Action, Change, TranslationReport, TranslationResult
 from ._shapes import detect, message_source, read_provider_messages
@@ -33,20 +43,28 @@ __all__ = [
     "Action",
     "Change",
     "ContextTranslator",
+    "ExportCache",
     "FitStrategy",
     "MessagesIn",
+    "MigrationPlan",
     "ModelInfo",
     "ModelRegistry",
+    "Outcome",
     "ProviderIn",
     "Summarizer",
     "TokenCount",
     "TranslationReport",
     "TranslationResult",
     "WindowFit",
+    "check_window",
     "detect",
+    "export_payload",
     "image_size",
     "message_source",
+    "parse_migration",
+    "parse_provider",
     "safe_id",
+    "translate_conversation",
     "validate_payload",
 ]
 

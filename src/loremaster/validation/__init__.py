@@ -13,12 +13,13 @@ Issue codes are listed in `CODES` and docs/validation.md; they never change once
 
 from ._issues import CODES, Severity, ValidationIssue, ValidationResult
 from ._schema import SCHEMA_DIALECT, export_schemas, schema_for
-from ._validator import ENTRY_POINT_GROUP, ContextValidator, Rule
+from ._validator import ENTRY_POINT_GROUP, ContextSource, ContextValidator, Rule
 
 __all__ = [
     "CODES",
     "ENTRY_POINT_GROUP",
     "SCHEMA_DIALECT",
+    "ContextSource",
     "ContextValidator",
     "Rule",
     "Severity",

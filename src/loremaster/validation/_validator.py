@@ -6,7 +6,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -26,14 +26,21 @@ from ._checks import Findings, check_context
 from ._issues import Severity, ValidationIssue, ValidationResult
 from ._schema import schema_issues
 
-if TYPE_CHECKING:
-    from ..manager import ContextManager
-
-__all__ = ["ENTRY_POINT_GROUP", "ContextValidator", "Rule"]
+__all__ = ["ENTRY_POINT_GROUP", "ContextSource", "ContextValidator", "Rule"]
 
 log = logging.getLogger("loremaster.validation")
 
 ENTRY_POINT_GROUP = "loremaster.validation_rules"
+
+
+class ContextSource(Protocol):
+    """Where a session's conversations are looked up: a `ContextManager`, or what the
+    manager wires in (a reader that notes no access)."""
+
+    async def get_context(
+        self, context_id: str, user_id: str | None = None, *, include_messages: bool = True
+    ) -> Context: ...
+
 
 RuleOutcome = ValidationIssue | Iterable[ValidationIssue] | None
 Rule = Callable[[Context], RuleOutcome | Awaitable[RuleOutcome]]
@@ -94,7 +101,7 @@ class ContextValidator:
         context_type: ContextType | str | None = None,
         *,
         provider: ProviderType | str | None = None,
-        manager: ContextManager | None = None,
+        manager: ContextSource | None = None,
         user_id: str | None = None,
         source: ProviderType | str | None = None,
     ) -> ValidationResult:
@@ -115,6 +122,20 @@ class ContextValidator:
         if isinstance(model, SessionContext) and manager is not None:
             await _check_sessions(model, manager, findings, user_id)
         return self._result(context, corrected, findings, target)
+
+    async def check_sessions(
+        self,
+        session: SessionContext,
+        source: ContextSource,
+        user_id: str | None,
+        conversations: Iterable[str],
+    ) -> ValidationResult:
+        """The session checks alone, for some of its `conversations` (those an update
+        adds, say)."""
+        findings = Findings(correct=False)
+        await _check_sessions(session, source, findings, user_id, only=set(conversations))
+        errors = any(issue.severity is Severity.ERROR for issue in findings.issues)
+        return ValidationResult(is_valid=not errors, issues=findings.issues)
 
     def check(self, context: Context, *, provider: ProviderType | None = None) -> ValidationResult:
         """The synchronous part of validation, for a model: semantic checks and sync rules,
@@ -285,11 +306,19 @@ def _collect(findings: Findings, outcome: Any) -> None:
 
 
 async def _check_sessions(
-    session: SessionContext, manager: ContextManager, findings: Findings, caller: str | None
+    session: SessionContext,
+    manager: ContextSource,
+    findings: Findings,
+    caller: str | None,
+    *,
+    only: set[str] | None = None,
 ) -> None:
-    """Each active conversation must exist, be readable by whoever is validating (so the
-    check reveals nothing they could not read anyway) and by the session's user."""
+    """Each active conversation (of those in `only`, if given) must exist, be readable by
+    whoever is validating (so the check reveals nothing they could not read anyway) and
+    by the session's user."""
     for index, conversation_id in enumerate(session.active_conversations):
+        if only is not None and conversation_id not in only:
+            continue
         path = f"/active_conversations/{index}"
         try:
             await manager.get_context(conversation_id, user_id=caller, include_messages=False)

@@ -1,13 +1,28 @@
-"""Versioning: versions stored as snapshots or JSON Patches, message views, cleanup.
+"""Versioning: versions stored as snapshots or JSON Patches, message views, branches,
+merges and cleanup.
 
-Pure functions over storage records; the manager runs them inside its transactions.
+The changes versioning makes (`CreateVersion`, `Rollback`, `CreateBranch`, `Merge`,
+`Rewrite`) and its bookkeeping on every change (`Versioning.track`) are pure: the
+manager's writer runs them inside its transactions. `History` is the I/O shell that
+reads versions, branches and message views.
 """
 
+from ._history import History, branch_model, version_model
+from ._plans import (
+    CreateBranch,
+    CreateVersion,
+    ForkPoint,
+    Merge,
+    Rewrite,
+    Rollback,
+    Versioning,
+    branch_document,
+    branch_view,
+)
 from ._prune import VersionLimits, choose_victims, prune_plan
 from ._store import (
     VersionPolicy,
     VersionRequest,
-    apply_patch,
     decode_payload,
     make_version,
     reconstruct,
@@ -17,10 +32,20 @@ from ._store import (
 from ._views import common_prefix, ranges, shows, view_of
 
 __all__ = [
+    "CreateBranch",
+    "CreateVersion",
+    "ForkPoint",
+    "History",
+    "Merge",
+    "Rewrite",
+    "Rollback",
     "VersionLimits",
     "VersionPolicy",
     "VersionRequest",
-    "apply_patch",
+    "Versioning",
+    "branch_document",
+    "branch_model",
+    "branch_view",
     "choose_victims",
     "common_prefix",
     "decode_payload",
@@ -31,5 +56,6 @@ __all__ = [
     "shows",
     "track_change",
     "version_checksum",
+    "version_model",
     "view_of",
 ]

@@ -15,8 +15,8 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from ..patch import apply_stored_patch
 from ..storage import VersionRecord
-from ._store import apply_patch
 
 __all__ = ["VersionLimits", "choose_victims", "prune_plan"]
 
@@ -80,7 +80,7 @@ def _rebase(
     if child.kind == "snapshot":
         return dataclasses.replace(child, parent_id=removed.parent_id, merge_parent_id=merged)
     if removed.kind == "snapshot":
-        payload = encode(apply_patch(decode(removed), decode(child)))
+        payload = encode(apply_stored_patch(decode(removed), decode(child)))
         kind = "snapshot"
     else:
         payload = encode([*decode(removed), *decode(child)])

@@ -14,19 +14,18 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import jsonpatch
 import orjson
 
 from ..codec import Codec
 from ..config import Settings
 from ..errors import DataCorrupted
 from ..models import VersionStrategy
+from ..patch import apply_stored_patch
 from ..storage import Piece, VersionRecord, VersionState
 
 __all__ = [
     "VersionPolicy",
     "VersionRequest",
-    "apply_patch",
     "decode_payload",
     "make_version",
     "reconstruct",
@@ -108,6 +107,19 @@ def _encode(codec: Codec, value: Any) -> bytes:
     return codec.encode(value, format="json")
 
 
+def _as_patch(policy: VersionPolicy, state: VersionState, document: dict[str, Any]) -> bool:
+    """Whether the new version is stored as the patch since the head: when the strategy
+    allows, the patch is known, and (but for INCREMENTAL) it is the smaller. Sizes are
+    compared as plain JSON: only the payload chosen is compressed."""
+    if state.head is None or state.pending is None or policy.strategy is VersionStrategy.FULL:
+        return False
+    if policy.strategy is VersionStrategy.INCREMENTAL:
+        return True
+    if state.depth + 1 >= policy.snapshot_every:
+        return False
+    return len(orjson.dumps(state.pending)) < len(orjson.dumps(document))
+
+
 def make_version(
     *,
     codec: Codec,
@@ -125,20 +137,12 @@ def make_version(
 ) -> tuple[VersionRecord, VersionState]:
     """A new version of `document` (the branch's state now) and the branch's new state.
 
-    It is a patch against the head version when the strategy allows, the patch since the
-    head is known, and it is smaller than a snapshot; a snapshot otherwise.
+    It is a patch against the head version or a snapshot, as `_as_patch` decides.
     """
-    snapshot = _encode(codec, document)
-    payload, kind, depth = snapshot, "snapshot", 0
-    wants_patch = state.head is not None and state.pending is not None
-    if policy.strategy is VersionStrategy.FULL:
-        wants_patch = False
-    elif policy.strategy is VersionStrategy.HYBRID:
-        wants_patch = wants_patch and state.depth + 1 < policy.snapshot_every
-    if wants_patch:
-        patch = _encode(codec, state.pending)
-        if len(patch) < len(snapshot) or policy.strategy is VersionStrategy.INCREMENTAL:
-            payload, kind, depth = patch, "delta", state.depth + 1
+    if _as_patch(policy, state, document):
+        payload, kind, depth = _encode(codec, state.pending), "delta", state.depth + 1
+    else:
+        payload, kind, depth = _encode(codec, document), "snapshot", 0
     version = VersionRecord(
         version_id=str(uuid.uuid4()),
         context_id=context_id,
@@ -169,17 +173,6 @@ def decode_payload(codec: Codec, version: VersionRecord) -> Any:
     return codec.decode(version.payload)
 
 
-def apply_patch(document: dict[str, Any], patch: JsonPatch) -> dict[str, Any]:
-    """`patch` applied to `document`, which it may change in place."""
-    try:
-        result = jsonpatch.JsonPatch(patch).apply(document, in_place=True)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-        raise DataCorrupted(f"a stored version patch does not apply: {exc}") from exc
-    if not isinstance(result, dict):
-        raise DataCorrupted("a stored version patch does not yield a document")
-    return result
-
-
 def reconstruct(codec: Codec, chain: Sequence[VersionRecord]) -> dict[str, Any]:
     """The document of the last version of `chain` (a snapshot, then its patches in
     order), verified against that version's checksum."""
@@ -189,7 +182,7 @@ def reconstruct(codec: Codec, chain: Sequence[VersionRecord]) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise DataCorrupted(f"version {chain[0].version_id} does not hold a document")
     for version in chain[1:]:
-        document = apply_patch(document, decode_payload(codec, version))
+        document = apply_stored_patch(document, decode_payload(codec, version))
     target = chain[-1]
     if version_checksum(document, target.view) != target.checksum:
         raise DataCorrupted(

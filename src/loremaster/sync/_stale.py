@@ -7,19 +7,26 @@ after it (the events' JSON Patches are exactly what each change applied to the f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from ._history import History
-from ._records import PROTECTED_FIELDS, field_ops
-from .errors import RevisionConflict
-from .models import UpdateOrigin
-from .storage import EventRecord, Storage
-from .sync import Change
-from .versioning import apply_patch
+from ..document import PROTECTED_FIELDS, field_ops
+from ..errors import RevisionConflict
+from ..models import UpdateOrigin
+from ..patch import apply_stored_patch
+from ..storage import EventRecord, Storage, VersionRecord
+from ._strategies import PathChange
 
-__all__ = ["StaleBase"]
+__all__ = ["StaleBase", "VersionDocuments"]
 
 _PAGE = 200
+
+
+class VersionDocuments(Protocol):
+    """Reads a version's fields (versioning's history, wired by the manager)."""
+
+    async def version(
+        self, context_id: str, version_id: str
+    ) -> tuple[VersionRecord, dict[str, Any]]: ...
 
 
 def _origin(event: EventRecord) -> UpdateOrigin:
@@ -29,16 +36,19 @@ def _origin(event: EventRecord) -> UpdateOrigin:
 class StaleBase:
     """The base document of a stale update and the changes since it."""
 
-    def __init__(self, storage: Storage, history: History) -> None:
+    def __init__(self, storage: Storage, versions: VersionDocuments) -> None:
         self._storage = storage
-        self._history = history
+        self._versions = versions
 
     async def load(
         self, context_id: str, branch: str, base_revision: int, current_revision: int
-    ) -> tuple[dict[str, Any], list[Change]]:
+    ) -> tuple[dict[str, Any], list[PathChange]]:
         """(the fields at `base_revision`, the changes after it up to `current_revision`);
         `RevisionConflict` when history no longer reaches back that far."""
-        document, start = await self._document_before(context_id, branch, base_revision)
+        found = await self._document_before(context_id, branch, base_revision)
+        if found is None:
+            raise RevisionConflict(context_id, base_revision, current_revision)
+        document, start = found
         events = await self._storage.load_events(
             context_id, since_revision=start, limit=current_revision - start
         )
@@ -46,9 +56,9 @@ class StaleBase:
         for event in mine:
             if event.revision > base_revision:
                 break
-            document = apply_patch(document, field_ops(event.changes))
+            document = apply_stored_patch(document, field_ops(event.changes))
         since = [
-            Change(_origin(e), field_ops(e.changes)) for e in mine if e.revision > base_revision
+            PathChange(_origin(e), field_ops(e.changes)) for e in mine if e.revision > base_revision
         ]
         if [e.revision for e in events] != list(range(start + 1, current_revision + 1)):
             raise RevisionConflict(context_id, base_revision, current_revision)  # trimmed
@@ -56,7 +66,7 @@ class StaleBase:
 
     async def _document_before(
         self, context_id: str, branch: str, revision: int
-    ) -> tuple[dict[str, Any], int]:
+    ) -> tuple[dict[str, Any], int] | None:
         before: int | None = None
         while True:
             page = await self._storage.list_versions(
@@ -64,7 +74,7 @@ class StaleBase:
             )
             found = next((v for v in page if v.revision <= revision), None)
             if found is not None:
-                _, document = await self._history.version(context_id, found.version_id)
+                _, document = await self._versions.version(context_id, found.version_id)
                 return document, found.revision
             if len(page) < _PAGE:
                 break
@@ -72,17 +82,15 @@ class StaleBase:
         if branch != "main":  # a branch with no version of its own yet: its fork point
             row = await self._storage.load_branch(context_id, branch)
             if row is not None and row.base_version is not None:
-                fork, document = await self._history.version(context_id, row.base_version)
+                fork, document = await self._versions.version(context_id, row.base_version)
                 if fork.revision <= revision:
                     return document, fork.revision
-        return await self._created(context_id, branch, revision)
+        return await self._created(context_id, branch)
 
-    async def _created(
-        self, context_id: str, branch: str, revision: int
-    ) -> tuple[dict[str, Any], int]:
+    async def _created(self, context_id: str, branch: str) -> tuple[dict[str, Any], int] | None:
         first = await self._storage.load_events(context_id, since_revision=0, limit=1)
         if branch != "main" or not first or first[0].revision != 1 or first[0].op != "create":
-            raise RevisionConflict(context_id, revision, revision)
+            return None
         value: dict[str, Any] = first[0].changes[0]["value"]
         skip = PROTECTED_FIELDS | {"message_count", "turn_count"}
         return {k: v for k, v in value.items() if k not in skip}, 1

@@ -15,6 +15,25 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from datetime import UTC, datetime
 from typing import Any
 
+from ..codec import Codec, inspect_blob
+from ..document._records import MessageBodies, verify_checksum
+from ..errors import (
+    DataCorrupted,
+    LoremasterError,
+    PermissionDenied,
+    UnsupportedFormat,
+    ValidationFailed,
+)
+from ..models import ContextState
+from ..storage import (
+    ContextRecord,
+    ContextRows,
+    MessageRecord,
+    RecordQuery,
+    Storage,
+    VersionRecord,
+)
+from ..versioning import reconstruct
 from ._dump import (
     DumpedContext,
     DumpedVersion,
@@ -24,25 +43,6 @@ from ._dump import (
     footer_line,
     header_line,
 )
-from ._records import MessageBodies, verify_checksum
-from .codec import Codec, inspect_blob
-from .errors import (
-    DataCorrupted,
-    LoremasterError,
-    PermissionDenied,
-    UnsupportedFormat,
-    ValidationFailed,
-)
-from .models import ContextState
-from .storage import (
-    ContextRecord,
-    ContextRows,
-    MessageRecord,
-    RecordQuery,
-    Storage,
-    VersionRecord,
-)
-from .versioning import reconstruct
 
 __all__ = ["ImportReport", "Progress", "export_dump", "import_dump", "refuse_unless_administrator"]
 

@@ -16,10 +16,10 @@ from uuid import UUID
 import orjson
 from pydantic import ValidationError
 
-from ._storable import check_json, check_text, describe
-from .codec import Codec
-from .errors import DataCorrupted, Issue, ValidationFailed
-from .models import (
+from .._storable import check_json, check_text, describe
+from ..codec import Codec
+from ..errors import DataCorrupted, Issue, ValidationFailed
+from ..models import (
     SOURCE_KEY,
     Context,
     ContextEvent,
@@ -36,7 +36,7 @@ from .models import (
     from_micros,
     to_micros,
 )
-from .storage import ContextRecord, EventRecord, MessageRecord, RecordQuery, SearchRecord
+from ..storage import ContextRecord, EventRecord, MessageRecord, RecordQuery, SearchRecord
 
 __all__ = [
     "PROTECTED_FIELDS",

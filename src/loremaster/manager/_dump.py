@@ -42,8 +42,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import DataCorrupted, Issue, UnsupportedFormat, ValidationFailed
-from .storage import (
+from ..errors import DataCorrupted, Issue, UnsupportedFormat, ValidationFailed
+from ..patch import apply_stored_patch
+from ..storage import (
     BranchRecord,
     ContextRecord,
     ContextRows,
@@ -53,7 +54,7 @@ from .storage import (
     VersionRecord,
     VersionState,
 )
-from .versioning import apply_patch, version_checksum
+from ..versioning import version_checksum
 
 __all__ = [
     "DUMP_FORMAT",
@@ -673,6 +674,6 @@ def _patched(document: dict[str, Any], version: DumpedVersion) -> dict[str, Any]
             "a JSON Patch"
         )
     try:
-        return apply_patch(document, _copy(patch))
+        return apply_stored_patch(document, _copy(patch))
     except DataCorrupted as exc:
         raise DataCorrupted(f"dump line {version.line}: {exc.message}") from exc

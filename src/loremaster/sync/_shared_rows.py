@@ -15,7 +15,7 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from .storage import ContextRecord
+from ..storage import ContextRecord
 
 __all__ = ["SharedRows"]
 

@@ -11,9 +11,9 @@ for an id that does not exist; one who may read it but lacks the right asked for
 
 from __future__ import annotations
 
-from .errors import ContextNotFound, PermissionDenied
-from .models import Permission
-from .storage import ContextRecord
+from ..errors import ContextNotFound, PermissionDenied
+from ..models import Permission
+from ..storage import ContextRecord
 
 __all__ = ["GUARDED_FIELDS", "OWNERSHIP_FIELDS", "authorize", "authorize_commit", "can"]
 

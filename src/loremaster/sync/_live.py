@@ -12,24 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
 
+from ..bus import ALL, EventBus, Gap, GapReason, MemoryBus, RedisBus, redis_client
+from ..config import Settings
+from ..errors import BackendUnavailable
+from ..models import ContextEvent
 from ._cache import RecordCache
-from ._l2 import SharedRows
-from .bus import ALL, EventBus, Gap, MemoryBus, RedisBus, redis_client
-from .config import Settings
-from .errors import BackendUnavailable
-from .models import ContextEvent
-from .sync import (
-    EventStream,
-    LoadEvents,
-    LoadSnapshot,
-    MemoryPresence,
-    PresenceTracker,
-    RedisPresence,
-    follow,
-)
+from ._follow import EventStream, LoadEvents, LoadSnapshot, follow
+from ._presence import MemoryPresence, PresenceTracker
+from ._redis_presence import RedisPresence
+from ._shared_rows import SharedRows
 
 __all__ = ["Live"]
 
@@ -95,12 +89,32 @@ class Live:
 
     async def _watch(self, subscription: AsyncIterable[ContextEvent | Gap]) -> None:
         async for item in subscription:
-            if isinstance(item, Gap):
+            if isinstance(item, Gap) and item.reason is GapReason.QUIET:
+                self._forget(item.context_id, item.revision)
+            elif isinstance(item, Gap):
                 self._cache.clear()
                 if isinstance(self.bus, RedisBus) and self.bus.connected:
                     self._heard_epoch = self.bus.epoch
             else:
                 self._cache.invalidate(item.context_id, item.revision)
+
+    def _forget(self, context_id: str, revision: int | None) -> None:
+        if revision is None:
+            self._cache.discard(context_id)
+        else:
+            self._cache.invalidate(context_id, revision)
+
+    async def publish_quiet(self, changed: Mapping[str, int | None]) -> None:
+        """Tell other processes' caches of changes not announced (`sync=False`) and of
+        contexts gone (revision None); a failure is logged, as for `publish`."""
+        if not self._settings.enable_real_time_sync:
+            return
+        for context_id, revision in changed.items():
+            try:
+                async with asyncio.timeout(self._publish_timeout):
+                    await self.bus.publish_quiet(context_id, revision)
+            except (BackendUnavailable, TimeoutError) as exc:
+                log.warning("change of %s not announced to caches: %s", context_id, exc)
 
     async def publish(self, events: Iterable[ContextEvent]) -> None:
         """Announce committed changes, all within `_PUBLISH_TIMEOUT` (or `sync_timeout`, if

@@ -11,19 +11,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from ._records import MessageBodies, message_from_record
-from .codec import Codec
-from .errors import BranchNotFound, UnsupportedFormat, VersionNotFound
-from .models import Branch, ContextVersion, Message, from_micros
-from .storage import BranchRecord, ContextRecord, MessageRecord, Piece, Storage, VersionRecord
-from .versioning import (
-    VersionLimits,
-    choose_victims,
-    decode_payload,
-    prune_plan,
-    ranges,
-    reconstruct,
-)
+from ..codec import Codec
+from ..document._records import MessageBodies, message_from_record
+from ..errors import BranchNotFound, UnsupportedFormat, VersionNotFound
+from ..models import Branch, ContextVersion, Message, from_micros
+from ..storage import BranchRecord, ContextRecord, MessageRecord, Piece, Storage, VersionRecord
+from ._prune import VersionLimits, choose_victims, prune_plan
+from ._store import decode_payload, reconstruct
+from ._views import ranges
 
 __all__ = ["History", "branch_model", "version_model"]
 

@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import orjson
 
-from ._storable import MAX_INT, check_text, describe, pointer
-from .errors import Issue, LoremasterError, ValidationFailed
-from .models import (
+from .._storable import MAX_INT, check_text, describe, pointer
+from ..errors import Issue, LoremasterError, ValidationFailed
+from ..models import (
     Context,
     ConversationContext,
     Message,
@@ -25,8 +25,9 @@ from .models import (
     ProviderType,
     utc_now,
 )
-from .patch import JsonPatch
-from .translation import ContextTranslator, validate_payload
+from ..patch import JsonPatch
+from ._translator import ContextTranslator
+from ._validate import validate_payload
 
 __all__ = [
     "ExportCache",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from .storage import ContextRecord
+from ..storage import ContextRecord
 
 __all__ = ["RecordCache"]
 

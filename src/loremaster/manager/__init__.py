@@ -1,0 +1,8 @@
+"""The manager: `ContextManager` (the facade), the wiring of settings to services, the one
+writer, the reader, the operations each public method hands to, maintenance and metrics.
+"""
+
+from ._facade import ContextManager
+from ._versions import MergeStrategy
+
+__all__ = ["ContextManager", "MergeStrategy"]

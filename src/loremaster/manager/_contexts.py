@@ -1,0 +1,412 @@
+"""Contexts and their messages: creating, reading, updating (stale updates settled by the
+conflict strategy), deleting, querying, searching, appending."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .._storable import check_json, describe
+from ..document import (
+    Append,
+    Delete,
+    Restore,
+    Update,
+    authorize,
+    best_hits,
+    canonical_id,
+    context_from_record,
+    document_of,
+    event_from_record,
+    next_cursor,
+    parse_context,
+    parse_messages,
+    parse_query,
+    record_query,
+    with_owner,
+)
+from ..errors import Issue, RevisionConflict, ValidationFailed
+from ..models import (
+    ConflictStrategy,
+    Context,
+    ContextEvent,
+    ContextPage,
+    ContextQuery,
+    Message,
+    Permission,
+    ProviderType,
+    SearchHit,
+    SessionContext,
+    UpdateOrigin,
+)
+from ..patch import apply_changes, check_changes
+from ..storage import ContextRecord, Piece, SearchRecord
+from ..sync import HistoryMoved, Settle, parse_strategy
+from ..translation import message_source
+from ..validation import ValidationResult
+from ..versioning import shows, view_of
+from . import _arguments as arg
+from ._wiring import Core
+
+__all__ = ["Changes", "Contexts", "MessageInput", "refuse_invalid"]
+
+MessageInput = Message | Mapping[str, Any]
+Changes = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+_STALE_ATTEMPTS = 5
+
+
+def refuse_invalid(result: ValidationResult) -> None:
+    if not result.is_valid:
+        raise ValidationFailed(
+            "the context is not valid",
+            [Issue(i.path, f"{i.code}: {i.message}", i.code) for i in result.errors],
+        )
+
+
+class Contexts:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._writer = core.writer
+        self._reader = core.reader
+
+    async def create(
+        self,
+        contexts: Sequence[Context | Mapping[str, Any]],
+        user_id: str | None,
+        source: ProviderType | str | None,
+    ) -> list[str]:
+        arg.user(user_id)
+        provider = message_source(source)
+        if isinstance(contexts, (str, bytes, Mapping)) or not isinstance(contexts, Sequence):
+            raise ValidationFailed(
+                "contexts is a list of contexts", [Issue("/contexts", describe(contexts))]
+            )
+        models = [with_owner(parse_context(context, provider), user_id) for context in contexts]
+        if self._core.settings.enable_validation:
+            for model in models:
+                refuse_invalid(
+                    await self._core.validator.validate_context(
+                        model, manager=self._reader, user_id=user_id
+                    )
+                )
+        return await self._writer.create(models, user_id=user_id)
+
+    async def get(
+        self, context_id: str, user_id: str | None, *, messages: bool, deleted: bool, branch: str
+    ) -> Context:
+        record = await self._reader.readable(
+            canonical_id(context_id), user_id, include_deleted=deleted
+        )
+        await self._reader.touch(record)
+        record = await self._reader.on_branch(record, branch)
+        return context_from_record(record, await self._reader.messages(record) if messages else [])
+
+    async def update(
+        self,
+        context_id: str,
+        changes: Changes,
+        user_id: str | None,
+        expected_revision: int | None,
+        *,
+        sync: bool,
+        branch: str,
+        strategy: ConflictStrategy | str | None,
+        origin: UpdateOrigin | Mapping[str, Any] | None,
+    ) -> Context:
+        context_id = canonical_id(context_id)
+        check_changes(changes)
+        writer = arg.origin(origin, arg.user(user_id))
+        if expected_revision is not None:
+            arg.count(expected_revision, "expected_revision")
+        check = await self._checker(context_id, changes, user_id, branch)
+        update = Update(changes, expected_revision, check)
+        try:
+            done = await self._writer.commit(
+                context_id,
+                update,
+                user_id=user_id,
+                branch=branch,
+                provider=writer.provider,
+                sync=sync,
+            )
+            record = done.record
+        except RevisionConflict:
+            if expected_revision is None:
+                raise
+            record = await self._settle(
+                context_id,
+                changes=changes,
+                expected_revision=expected_revision,
+                user_id=user_id,
+                writer=writer,
+                strategy=strategy,
+                branch=branch,
+                sync=sync,
+                check=check,
+            )
+        return context_from_record(record)
+
+    async def _checker(
+        self, context_id: str, changes: Changes, user_id: str | None, branch: str
+    ) -> Callable[[Context], None]:
+        """What an update's result must pass: storable content, and with validation on,
+        the validator's checks, and for a session, that every conversation it adds was
+        looked up (as for create) before the transaction."""
+        validating = self._core.settings.enable_validation
+        checked: frozenset[str] | None = None
+        if validating and _touches_conversations(changes):
+            checked = await self._check_added_conversations(context_id, changes, user_id, branch)
+
+        def check(updated: Context) -> None:
+            check_json(updated)
+            if validating:
+                refuse_invalid(self._core.validator.check(updated))
+                if checked is not None and isinstance(updated, SessionContext):
+                    _refuse_unchecked(updated, checked)
+
+        return check
+
+    async def _check_added_conversations(
+        self, context_id: str, changes: Changes, user_id: str | None, branch: str
+    ) -> frozenset[str]:
+        record = await self._reader.on_branch(
+            await self._reader.readable(context_id, user_id), branch
+        )
+        before = document_of(record)
+        if "active_conversations" not in before:
+            return frozenset()
+        after = apply_changes(before, changes)[0]
+        session = context_from_record(record, document=after)
+        if not isinstance(session, SessionContext):
+            return frozenset()
+        added = set(session.active_conversations) - set(before["active_conversations"])
+        validator = self._core.validator
+        refuse_invalid(await validator.check_sessions(session, self._reader, user_id, added))
+        return frozenset(added | set(before["active_conversations"]))
+
+    async def _settle(
+        self,
+        context_id: str,
+        *,
+        changes: Changes,
+        expected_revision: int,
+        user_id: str | None,
+        writer: UpdateOrigin,
+        strategy: ConflictStrategy | str | None,
+        branch: str,
+        sync: bool,
+        check: Callable[[Context], None],
+    ) -> ContextRecord:
+        """An update written against `expected_revision`, settled by the conflict strategy
+        against whatever is committed when it lands (inside the write transaction)."""
+        override = parse_strategy(strategy)
+        revision = expected_revision
+        for _ in range(_STALE_ATTEMPTS):
+            # Storage says where the context is: the cache may have missed the change
+            # that made this update stale.
+            current = await self._reader.on_branch(
+                await self._reader.readable(context_id, user_id, fresh=True), branch
+            )
+            revision = current.revision
+            if revision <= expected_revision:
+                raise RevisionConflict(context_id, expected_revision, revision)
+            base, since = await self._core.stale.load(
+                context_id, branch, expected_revision, revision
+            )
+            settle = Settle(
+                base=base,
+                incoming=apply_changes(base, changes)[0],
+                strategy=override,
+                origin=writer,
+                base_revision=expected_revision,
+                since=since,
+                since_revision=revision,
+                check=check,
+            )
+            try:
+                done = await self._writer.commit(
+                    context_id,
+                    settle,
+                    user_id=user_id,
+                    branch=branch,
+                    provider=writer.provider,
+                    sync=sync,
+                )
+                return done.record
+            except HistoryMoved as moved:
+                revision = moved.revision
+        raise RevisionConflict(context_id, expected_revision, revision)
+
+    async def delete(self, context_id: str, user_id: str | None, hard: bool) -> None:
+        context_id = canonical_id(context_id)
+        if not hard:
+            await self._writer.commit(context_id, Delete(), user_id=arg.user(user_id))
+            return
+
+        def check(record: ContextRecord) -> None:
+            authorize(record, user_id, Permission.ADMIN)
+
+        await self._writer.remove(context_id, check)
+
+    async def restore(self, context_id: str, user_id: str | None) -> Context:
+        done = await self._writer.commit(
+            canonical_id(context_id), Restore(), user_id=arg.user(user_id)
+        )
+        return context_from_record(done.record)
+
+    async def query(
+        self, query: ContextQuery | None, user_id: str | None, filters: dict[str, Any]
+    ) -> ContextPage:
+        parsed = parse_query(query, filters)
+        arg.user(user_id)
+        storage = self._core.storage
+        records = [
+            self._reader.verified(record)
+            for record in await storage.query_contexts(record_query(parsed, user_id))
+        ]
+        page = records[: parsed.limit]
+        more = len(records) > parsed.limit
+        return ContextPage(
+            items=[context_from_record(record) for record in page],
+            next_cursor=next_cursor(parsed, page[-1]) if more else None,
+        )
+
+    async def search(
+        self, text: str, user_id: str | None, limit: int, branch: str
+    ) -> list[SearchHit]:
+        arg.search_text(text)
+        arg.user(user_id)
+        arg.text(branch, "branch")
+        arg.count(limit, "limit", lowest=1, highest=1000)
+        rows = await self._core.storage.search(text, reader=user_id, limit=limit)
+        return best_hits(await self._in_view(rows, branch), limit, branch)
+
+    async def _in_view(self, rows: list[SearchRecord], branch: str) -> list[SearchRecord]:
+        """The hits `branch` shows: its messages in its view, and (on main) the fields."""
+        views: dict[str, tuple[Piece, ...] | None] = {}
+        for row in rows:
+            if row.context_id in views:
+                continue
+            if branch == "main":
+                views[row.context_id] = view_of(row.versioning, row.message_count)
+                continue
+            held = await self._core.storage.load_branch(row.context_id, branch)
+            views[row.context_id] = (
+                None if held is None else view_of(held.versioning, held.message_count)
+            )
+        return [
+            row
+            for row in rows
+            if (view := views[row.context_id]) is not None
+            and (
+                branch == "main"
+                if row.message_seq is None
+                else shows(view, row.segment or "main", row.message_seq)
+            )
+        ]
+
+    # -- messages and events -------------------------------------------------------------
+
+    async def append(
+        self,
+        batches: Mapping[str, Sequence[MessageInput] | MessageInput],
+        user_id: str | None,
+        source: ProviderType | str | None,
+        *,
+        branch: str = "main",
+    ) -> dict[str, int]:
+        if not isinstance(batches, Mapping):
+            raise ValidationFailed(
+                "batches maps context ids to messages", [Issue("/batches", describe(batches))]
+            )
+        provider = message_source(source)
+        arg.user(user_id)
+        changes: dict[str, Append] = {}
+        for given_id, messages in batches.items():
+            context_id = canonical_id(given_id)
+            if context_id in changes:
+                raise ValidationFailed(f"context {context_id} is named twice in one batch")
+            changes[context_id] = self._append_change(context_id, messages, provider)
+        if branch != "main":
+            [(context_id, change)] = changes.items()
+            done = await self._writer.commit(context_id, change, user_id=user_id, branch=branch)
+            return {context_id: done.record.revision}
+        records = await self._writer.commit_many(changes, user_id=user_id)
+        return {context_id: record.revision for context_id, record in records.items()}
+
+    def _append_change(
+        self,
+        context_id: str,
+        messages: Sequence[MessageInput] | MessageInput,
+        source: ProviderType | None,
+    ) -> Append:
+        if isinstance(messages, (Message, Mapping)):
+            batch: list[MessageInput] = [messages]
+        elif isinstance(messages, (list, tuple)):
+            batch = list(messages)
+        else:
+            raise ValidationFailed(
+                "messages is a message or a list of them", [Issue("/messages", describe(messages))]
+            )
+        parsed = parse_messages(batch, source)
+        if not parsed:
+            raise ValidationFailed(f"no messages to append to {context_id}")
+        return Append(parsed, self._core.bodies)
+
+    async def messages(
+        self,
+        context_id: str,
+        user_id: str | None,
+        limit: int,
+        before_seq: int | None,
+        branch: str,
+    ) -> list[Message]:
+        context_id = canonical_id(context_id)
+        arg.count(limit, "limit", lowest=1)
+        if before_seq is not None:
+            arg.count(before_seq, "before_seq")
+        record = await self._reader.on_branch(
+            await self._reader.readable(context_id, user_id), branch
+        )
+        view = view_of(record.versioning, record.message_count)
+        history = self._core.history
+        rows = await history.message_rows(context_id, view, limit=limit, before_seq=before_seq)
+        return await history.messages(rows)
+
+    async def events(
+        self,
+        context_id: str,
+        user_id: str | None,
+        since_revision: int,
+        limit: int | None,
+        branch: str | None,
+    ) -> list[ContextEvent]:
+        context_id = canonical_id(context_id)
+        arg.count(since_revision, "since_revision")
+        if limit is not None:
+            arg.count(limit, "limit", lowest=1)
+        if branch is not None:
+            arg.text(branch, "branch")
+        await self._reader.readable(context_id, user_id, include_deleted=True)
+        rows = await self._core.storage.load_events(
+            context_id, since_revision=since_revision, limit=limit, branch=branch
+        )
+        return [event_from_record(row) for row in rows]
+
+
+def _touches_conversations(changes: Changes) -> bool:
+    if isinstance(changes, Mapping):
+        return "active_conversations" in changes
+    paths = (str(op.get("path", "")) for op in changes if isinstance(op, Mapping))
+    return any(p == "" or p.startswith("/active_conversations") for p in paths)
+
+
+def _refuse_unchecked(session: SessionContext, checked: frozenset[str]) -> None:
+    """A conversation the session gained that was not looked up before the transaction
+    (a concurrent change added it) is refused, never let in unchecked."""
+    unchecked = [c for c in session.active_conversations if c not in checked]
+    if unchecked:
+        raise ValidationFailed(
+            "the session's conversations changed while the update was checked; try again",
+            [Issue("/active_conversations", c, "session.unknown_conversation") for c in unchecked],
+        )
