@@ -25,7 +25,7 @@ DEFAULT = [
     "bench_versions.py",
     "bench_sync.py",
 ]
-NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
+NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
 
 
 def option(name: str, default: str) -> str:

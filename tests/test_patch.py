@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import jsonpatch
@@ -114,3 +115,34 @@ def test_json_equality_keeps_types_apart() -> None:
     assert not same_json(1, 1.0)
     assert not same_json({"a": 0}, {"a": False})
     assert not same_json([1], [1, 2])
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        [{"op": "replace", "path": "/data/party/0/hp", "value": 1}],
+        [{"op": "add", "path": "/data/party/-", "value": {"hp": 3}}],
+        [{"op": "remove", "path": "/data/party/1"}],
+        [{"op": "move", "from": "/data/party/0", "path": "/data/fallen"}],
+        [
+            {"op": "copy", "from": "/data/party", "path": "/data/backup"},
+            {"op": "replace", "path": "/data/backup/0/hp", "value": 0},
+        ],
+        [
+            {"op": "add", "path": "/data/new", "value": {"a": {"b": 1}}},
+            {"op": "replace", "path": "/data/new/a/b", "value": 2},
+        ],
+    ],
+)
+def test_applying_changes_never_touches_the_document_patched(ops: list[dict[str, Any]]) -> None:
+    """Only the containers an operation changes are copied; the original, which the new
+    document shares everything else with, stays as it was."""
+    document = {"title": "t", "data": {"party": [{"hp": 7}, {"hp": 9}], "gold": {"coins": 5}}}
+    before = copy.deepcopy(document)
+    given = copy.deepcopy(ops)
+    result, applied = apply_changes(document, ops)
+    assert document == before
+    assert ops == given
+    assert applied == ops
+    assert result["data"]["gold"] is document["data"]["gold"]  # untouched: shared
+    assert result == jsonpatch.apply_patch(before, given)

@@ -4,6 +4,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from loremaster import (
     ValidationFailed,
 )
 from loremaster.config import Settings
+from loremaster.document._records import _canonical, canonical_json
 from loremaster.validation import (
     CODES,
     ContextValidator,
@@ -397,3 +399,27 @@ async def test_a_flipped_byte_is_an_integrity_error_never_data(sqlite_url: str) 
             await cm.query_contexts()
     async with ContextManager(database_url=sqlite_url, enable_validation=False) as lax:
         assert (await lax.get_context(context_id)).data == {"gold": 920}
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([1.0, -0.0, 1e16, 1.5e20, 2.0**63, 7.0, 1e-5])
+    | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_canonical_json_takes_its_fast_path_only_when_nothing_changes(value: Any) -> None:
+    """Content checksums are a stored format: the shortcut that skips the walk over the
+    value must give exactly the bytes the walk gives."""
+    walked = orjson.dumps(_canonical(value), option=orjson.OPT_SORT_KEYS)
+    assert canonical_json(value) == walked
+    assert canonical_json({"document": value}) == orjson.dumps(
+        {"document": _canonical(value)}, option=orjson.OPT_SORT_KEYS
+    )

@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonpatch
 import jsonpointer
+import orjson
 
 from ._storable import check_json, describe
 from .errors import DataCorrupted, Issue, ValidationFailed
@@ -21,8 +22,10 @@ __all__ = [
     "apply_changes",
     "apply_stored_patch",
     "check_changes",
+    "check_placed",
     "escape_pointer",
     "merge_patch_to_json_patch",
+    "same_document",
     "same_json",
     "top_level_fields",
 ]
@@ -37,7 +40,10 @@ def escape_pointer(key: str) -> str:
 
 
 def same_json(a: Any, b: Any) -> bool:
-    """JSON equality: unlike ==, true is not 1 and 1.0 is not 1 (they serialize apart)."""
+    """JSON equality: unlike ==, true is not 1 and 1.0 is not 1 (they serialize apart).
+    Subtrees two documents share (the same object) are equal without a look inside."""
+    if a is b:
+        return True
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
@@ -45,6 +51,38 @@ def same_json(a: Any, b: Any) -> bool:
     if isinstance(a, list):
         return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
+
+
+def same_document(a: Any, b: Any) -> bool:
+    """`same_json`, compared as serialized JSON where it can be (far faster on large
+    documents that share nothing)."""
+    try:
+        return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+            b, option=orjson.OPT_SORT_KEYS
+        )
+    except TypeError:  # beyond what orjson writes (a 65-bit integer): compare in Python
+        return same_json(a, b)
+
+
+def check_placed(document: Mapping[str, Any], ops: JsonPatch) -> None:
+    """Refuse (`ValidationFailed`) unless what `ops` put into `document` (now applied) is
+    storable JSON at the depth it sits (see `check_json`): a copy or a move may nest
+    deeper than anything the operations held. The rest of the document was stored
+    before, so it is not walked again."""
+    for op in ops:
+        if op["op"] not in ("add", "replace", "copy", "move"):
+            continue
+        tokens = jsonpointer.JsonPointer(op["path"]).parts
+        node: Any = document
+        for token in tokens:
+            if isinstance(node, dict) and token in node:
+                node = node[token]
+            elif isinstance(node, list) and node and (token == "-" or token.isdigit()):
+                node = node[-1] if token == "-" else node[min(int(token), len(node) - 1)]
+            else:
+                break  # moved on by a later operation, which is checked where it put it
+        else:
+            check_json(node, op["path"], depth=len(tokens))
 
 
 def _without_nulls(value: Any) -> Any:
@@ -128,11 +166,18 @@ def apply_changes(
         raise ValidationFailed(_NOT_CHANGES)
     if not ops:
         return document, ops
+    result: Any = dict(document)
+    copied = {id(result)}
     try:
-        result = jsonpatch.apply_patch(document, ops, in_place=False)
+        for op in ops:
+            _copy_parents(result, op["path"], copied)
+            if op["op"] == "move":
+                _copy_parents(result, op["from"], copied)
+            result = jsonpatch.JsonPatch([op]).apply(result, in_place=True)
     except (
         jsonpatch.JsonPatchException,
         jsonpointer.JsonPointerException,
+        KeyError,
         TypeError,
         ValueError,
     ) as exc:
@@ -142,6 +187,26 @@ def apply_changes(
     if same_json(result, document):
         return document, []  # a patch that changes nothing is no change
     return result, ops
+
+
+def _copy_parents(document: Any, path: str, copied: set[int]) -> None:
+    """Copy the containers on the way to `path`'s parent, so that applying the operation
+    in place changes the copies and never `document`'s originals (which it shares with
+    the document patched): only what an operation touches is copied, not the whole."""
+    node = document
+    for token in jsonpointer.JsonPointer(path).parts[:-1]:
+        if isinstance(node, dict) and token in node:
+            key: Any = token
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            key = int(token)
+        else:
+            return  # the operation fails on its own, with jsonpatch's message
+        child = node[key]
+        if isinstance(child, (dict, list)) and id(child) not in copied:
+            child = dict(child) if isinstance(child, dict) else list(child)
+            node[key] = child
+            copied.add(id(child))
+        node = child
 
 
 def top_level_fields(ops: JsonPatch) -> set[str]:

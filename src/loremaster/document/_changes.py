@@ -32,7 +32,14 @@ from ..models import (
     from_micros,
     read_message_groups,
 )
-from ..patch import JsonPatch, apply_changes, escape_pointer, same_json, top_level_fields
+from ..patch import (
+    JsonPatch,
+    apply_changes,
+    check_placed,
+    escape_pointer,
+    same_document,
+    top_level_fields,
+)
 from ..storage import ContextRecord, EventRecord, Mutation, NewContext
 from ._access import GUARDED_FIELDS, authorize
 from ._records import (
@@ -138,8 +145,9 @@ def _changed_fields(changes: Mapping[str, Any] | Sequence[Any]) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """A merge patch (a dict) or JSON Patch (a list) over the fields; `check` (storable
-    content, and the validator's checks when validation is on) may refuse the result."""
+    """A merge patch (a dict) or JSON Patch (a list) over the fields. What it puts in must
+    be storable JSON where it lands; `check` (the validator's checks, when validation is
+    on) may refuse the result."""
 
     changes: Mapping[str, Any] | Sequence[Any]
     expected_revision: int | None = None
@@ -162,6 +170,7 @@ class Update:
         document, ops = apply_changes(document_of(current), self.changes)
         if not ops:
             return None
+        check_placed(document, ops)
         try:
             updated = context_from_record(current, document=document)
         except ValidationFailed as exc:
@@ -172,7 +181,7 @@ class Update:
         # The model may normalize what was written (a partial object gets its defaults): the
         # event's patch must lead to what is stored.
         stored = document_of(mutation.record)
-        if same_json(stored, document):
+        if same_document(stored, document):
             return mutation
         ops = [*ops, *jsonpatch.make_patch(document, stored).patch]
         event = dataclasses.replace(mutation.event, changes=ops)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._storable import check_json, describe
+from .._storable import describe
 from ..document import (
     Append,
     Delete,
@@ -148,21 +148,21 @@ class Contexts:
 
     async def _checker(
         self, context_id: str, changes: Changes, user_id: str | None, branch: str
-    ) -> Callable[[Context], None]:
-        """What an update's result must pass: storable content, and with validation on,
-        the validator's checks, and for a session, that every conversation it adds was
-        looked up (as for create) before the transaction."""
-        validating = self._core.settings.enable_validation
+    ) -> Callable[[Context], None] | None:
+        """What an update's result must pass with validation on: the validator's checks,
+        and for a session, that every conversation it adds was looked up (as for create)
+        before the transaction. None with validation off."""
+        if not self._core.settings.enable_validation:
+            return None
         checked: frozenset[str] | None = None
-        if validating and _touches_conversations(changes):
+        if _touches_conversations(changes):
             checked = await self._check_added_conversations(context_id, changes, user_id, branch)
+        validator = self._core.validator
 
         def check(updated: Context) -> None:
-            check_json(updated)
-            if validating:
-                refuse_invalid(self._core.validator.check(updated))
-                if checked is not None and isinstance(updated, SessionContext):
-                    _refuse_unchecked(updated, checked)
+            refuse_invalid(validator.check(updated))
+            if checked is not None and isinstance(updated, SessionContext):
+                _refuse_unchecked(updated, checked)
 
         return check
 
@@ -195,7 +195,7 @@ class Contexts:
         strategy: ConflictStrategy | str | None,
         branch: str,
         sync: bool,
-        check: Callable[[Context], None],
+        check: Callable[[Context], None] | None,
     ) -> ContextRecord:
         """An update written against `expected_revision`, settled by the conflict strategy
         against whatever is committed when it lands (inside the write transaction)."""

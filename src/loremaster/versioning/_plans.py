@@ -32,7 +32,7 @@ from ..document import (
 )
 from ..errors import BranchNotFound, Issue, RevisionConflict, ValidationFailed
 from ..models import MessageRole
-from ..patch import JsonPatch, apply_stored_patch, escape_pointer
+from ..patch import JsonPatch, apply_changes, escape_pointer
 from ..storage import (
     BranchRecord,
     ContextRecord,
@@ -359,7 +359,7 @@ def _commit_fields(
     writable(current, write.user_id)
     if current.revision != expected_revision:
         raise RevisionConflict(current.context_id, expected_revision, current.revision)
-    updated = context_from_record(current, document=apply_stored_patch(document_of(current), ops))
+    updated = context_from_record(current, document=apply_changes(document_of(current), ops)[0])
     mutation = commit_document(current, updated, write, op=op, ops=ops, sized=False)
     state = track_change(mutation.record.versioning, ops)
     return dataclasses.replace(
