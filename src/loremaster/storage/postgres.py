@@ -36,7 +36,7 @@ from ..errors import (
     ValidationFailed,
 )
 from ..models import from_micros, to_micros
-from ._migrations import MigrationStatus, migration_status, pending_migrations
+from ._schema import MigrationStatus, migration_status, pending_migrations
 from ._types import (
     BranchPlan,
     BranchRecord,

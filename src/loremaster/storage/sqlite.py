@@ -34,7 +34,7 @@ from ..errors import (
     ReadOnlyDatabase,
     ValidationFailed,
 )
-from ._migrations import MigrationStatus, migration_status, pending_migrations
+from ._schema import MigrationStatus, migration_status, pending_migrations
 from ._types import (
     SNIPPET_BEFORE,
     SNIPPET_WINDOW,
