@@ -36,13 +36,23 @@ from ..errors import (
     ValidationFailed,
 )
 from ..models import from_micros, to_micros
+from ._dialect import Dialect, Params
+from ._plans import plan_branch, plan_contexts, revision_guard_missed
+from ._rows import MESSAGE_FIELDS, Codec, dumps
 from ._schema import MigrationStatus, migration_status, pending_migrations
+from ._sql import (
+    BRANCH_COLUMNS,
+    CONTEXT_COLUMNS,
+    VERSION_COLUMNS,
+    Statements,
+    query_sql,
+    readable_by,
+)
 from ._types import (
     BranchPlan,
     BranchRecord,
     ContextRecord,
     ContextRows,
-    Coordination,
     EventRecord,
     MessageRecord,
     Mutation,
@@ -70,23 +80,6 @@ if TYPE_CHECKING:
     RawConnection = asyncpg.Connection[asyncpg.Record]
     Pool = asyncpg.Pool[asyncpg.Record]
 
-_COLUMNS = (
-    "context_id, context_type, title, description, data, metadata, extra, state, owner_id, "
-    "collaborators, permissions, revision, message_count, turn_count, doc_bytes, "
-    "messages_bytes, created_at, last_modified, last_accessed, checksum, versioning, "
-    "version_number, coordination"
-)
-_VERSION_COLUMNS = (
-    "version_id, context_id, number, branch, parent_id, kind, payload, size_bytes, "
-    "message_seq, view, turn_count, revision, author, message, tags, created_at, checksum, "
-    "merge_parent_id, automatic"
-)
-_VERSION_METADATA = _VERSION_COLUMNS.replace("payload", "''::bytea AS payload")
-_BRANCH_COLUMNS = (
-    "context_id, name, document, message_count, turn_count, messages_bytes, versioning, "
-    "base_version, created_by, created_at, last_modified"
-)
-_TIME_COLUMNS = {"created_at", "last_modified", "last_accessed"}
 _MIGRATION_LOCK = 0x6C6F7265  # "lore": the advisory lock that serializes migrations
 _CONNECT_TIMEOUT = 5.0  # seconds one connection attempt may take (within the deadline)
 _STATISTICS_COLUMNS = (
@@ -155,158 +148,76 @@ def _time(value: datetime) -> int:
     return to_micros(value)
 
 
-def _record(row: asyncpg.Record) -> ContextRecord:
-    loads = orjson.loads
-    return ContextRecord(
-        context_id=str(row["context_id"]),
-        context_type=row["context_type"],
-        title=row["title"],
-        description=row["description"],
-        data=loads(row["data"]),
-        metadata=loads(row["metadata"]),
-        extra=loads(row["extra"]),
-        state=row["state"],
-        owner_id=row["owner_id"],
-        collaborators=list(row["collaborators"]),
-        permissions=loads(row["permissions"]),
-        revision=row["revision"],
-        message_count=row["message_count"],
-        turn_count=row["turn_count"],
-        doc_bytes=row["doc_bytes"],
-        messages_bytes=row["messages_bytes"],
-        created_at=_time(row["created_at"]),
-        last_modified=_time(row["last_modified"]),
-        last_accessed=_time(row["last_accessed"]),
-        checksum=row["checksum"],
-        versioning=VersionState.from_json(loads(row["versioning"])),
-        version_number=row["version_number"],
-        coordination=Coordination.from_json(loads(row["coordination"])),
-        read_at=row.get("read_at") or 0,
-    )
+class _Postgres(Dialect):
+    """Context ids are uuids, times timestamptz, lists text[]."""
+
+    placeholder = "$"
+    no_limit = None
+    byte_order = ' COLLATE "C"'
+    empty_payload = "''::bytea AS payload"
+    tagged = "cardinality(tags) > 0"
+
+    def nullable_text(self, number: int) -> str:
+        return f"${number}::text"
+
+    def key(self, context_id: str) -> uuid.UUID:
+        return uuid.UUID(context_id)
+
+    def lookup_key(self, context_id: str) -> uuid.UUID | None:
+        return _uuid(context_id)
+
+    def time(self, micros: int) -> datetime:
+        return from_micros(micros)
+
+    def micros(self, stored: Any) -> int:
+        return to_micros(stored)
+
+    def strings(self, values: Sequence[str]) -> list[str]:
+        return list(values)
+
+    def string_list(self, stored: Any) -> list[str]:
+        return list(stored)
+
+    def has_member(self, strings: str, value: str) -> str:
+        return f"{strings} @> ARRAY[{value}]::text[]"
+
+    def grants_any(self, permissions: str, user: str) -> str:
+        return f"jsonb_array_length({permissions} -> {user}) > 0"
+
+    def one_of(self, column: str, values: Sequence[str], params: Params) -> str:
+        return f"{column} = ANY({params(list(values))}::text[])"
+
+    def contains(self, column: str, pattern: str) -> str:
+        return f"{column} ILIKE {pattern}"
+
+    def metadata_matches(
+        self, pairs: Sequence[tuple[tuple[str, ...], Any]], params: Params
+    ) -> list[str]:
+        # Values go through @> (the GIN index); null needs equality, which @> would not
+        # give ({"k": null} contains no key k).
+        values = [(path, v) for path, v in pairs if v is not None]
+        conditions = [f"c.metadata @> {params(dumps(_nest(values)))}::jsonb"] if values else []
+        conditions += [
+            f"c.metadata #> {params(list(path))}::text[] = 'null'::jsonb"
+            for path, value in pairs
+            if value is None
+        ]
+        return conditions
 
 
-def _version(row: asyncpg.Record) -> VersionRecord:
-    return VersionRecord(
-        version_id=row["version_id"],
-        context_id=str(row["context_id"]),
-        number=row["number"],
-        branch=row["branch"],
-        parent_id=row["parent_id"],
-        kind=row["kind"],
-        payload=row["payload"],
-        size_bytes=row["size_bytes"],
-        message_seq=row["message_seq"],
-        view=tuple((str(s), int(n)) for s, n in orjson.loads(row["view"])),
-        turn_count=row["turn_count"],
-        revision=row["revision"],
-        author=row["author"],
-        message=row["message"],
-        tags=tuple(row["tags"]),
-        created_at=_time(row["created_at"]),
-        checksum=row["checksum"],
-        merge_parent_id=row["merge_parent_id"],
-        automatic=row["automatic"],
-    )
+def _nest(pairs: Sequence[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for path, value in pairs:
+        node = nested
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return nested
 
 
-def _version_row(version: VersionRecord) -> tuple[Any, ...]:
-    return (
-        version.version_id,
-        uuid.UUID(version.context_id),
-        version.number,
-        version.branch,
-        version.parent_id,
-        version.kind,
-        version.payload,
-        version.size_bytes,
-        version.message_seq,
-        _dumps([list(piece) for piece in version.view]),
-        version.turn_count,
-        version.revision,
-        version.author,
-        version.message,
-        list(version.tags),
-        from_micros(version.created_at),
-        version.checksum,
-        version.merge_parent_id,
-        version.automatic,
-    )
-
-
-def _branch(row: asyncpg.Record) -> BranchRecord:
-    return BranchRecord(
-        context_id=str(row["context_id"]),
-        name=row["name"],
-        document=orjson.loads(row["document"]),
-        message_count=row["message_count"],
-        turn_count=row["turn_count"],
-        messages_bytes=row["messages_bytes"],
-        versioning=VersionState.from_json(orjson.loads(row["versioning"])),
-        base_version=row["base_version"],
-        created_by=row["created_by"],
-        created_at=_time(row["created_at"]),
-        last_modified=_time(row["last_modified"]),
-    )
-
-
-def _branch_row(branch: BranchRecord) -> tuple[Any, ...]:
-    return (
-        uuid.UUID(branch.context_id),
-        branch.name,
-        _dumps(branch.document),
-        branch.message_count,
-        branch.turn_count,
-        branch.messages_bytes,
-        _dumps(branch.versioning.to_json()),
-        branch.base_version,
-        branch.created_by,
-        from_micros(branch.created_at),
-        from_micros(branch.last_modified),
-    )
-
-
-def _message(row: asyncpg.Record) -> MessageRecord:
-    return MessageRecord(
-        row["seq"],
-        row["message_id"],
-        row["role"],
-        (row["body"] or "").encode(),
-        row["body_blob"],
-        row["search_text"],
-        _time(row["created_at"]),
-    )
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _row(record: ContextRecord) -> tuple[Any, ...]:
-    return (
-        uuid.UUID(record.context_id),
-        record.context_type,
-        record.title,
-        record.description,
-        _dumps(record.data),
-        _dumps(record.metadata),
-        _dumps(record.extra),
-        record.state,
-        record.owner_id,
-        record.collaborators,
-        _dumps(record.permissions),
-        record.revision,
-        record.message_count,
-        record.turn_count,
-        record.doc_bytes,
-        record.messages_bytes,
-        from_micros(record.created_at),
-        from_micros(record.last_modified),
-        from_micros(record.last_accessed),
-        record.checksum,
-        _dumps(record.versioning.to_json()),
-        record.version_number,
-        _dumps(record.coordination.to_json()),
-    )
+_DIALECT = _Postgres()
+_ROWS = Codec(_DIALECT)
+_SQL = Statements(_DIALECT)
 
 
 # Every write is one statement: data-modifying CTEs write the row and the messages, and the
@@ -334,8 +245,8 @@ def _messages_sql(segment: str) -> str:
 
 
 _CREATE = (
-    f"WITH r AS (INSERT INTO contexts ({_COLUMNS}) VALUES ($1, $15, $16, $17, $18, $19, $20, "
-    "$21, $22, $23, $24, $2, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35) "
+    f"WITH r AS (INSERT INTO contexts ({CONTEXT_COLUMNS}) VALUES ($1, $15, $16, $17, $18, $19, "
+    "$20, $21, $22, $23, $24, $2, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35) "
     "RETURNING 1), " + _messages_sql("'main'") + " " + _event_sql("'main'", "$36")
 )
 _APPEND = (
@@ -355,14 +266,10 @@ _REWRITE = (
     f"{_messages_sql('$36')} {_event_sql('$37', '$38')}"
 )
 _SAVE_BRANCH = (
-    f"INSERT INTO branches ({_BRANCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+    f"INSERT INTO branches ({BRANCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
     "$10, $11) ON CONFLICT (context_id, name) DO UPDATE SET document = $3, "
     "message_count = $4, turn_count = $5, messages_bytes = $6, versioning = $7, "
     "last_modified = $11"
-)
-_INSERT_VERSION = (
-    f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
 )
 
 
@@ -370,26 +277,12 @@ def _change_params(
     event: EventRecord, messages: Sequence[MessageRecord], write_id: uuid.UUID
 ) -> tuple[Any, ...]:
     """$1-$14: the event, then the messages as parallel arrays."""
-    return (
-        uuid.UUID(event.context_id),
-        event.revision,
-        event.op,
-        _dumps(event.changes),
-        event.user_id,
-        from_micros(event.created_at),
-        write_id,
-        [m.seq for m in messages],
-        [m.message_id for m in messages],
-        [m.role for m in messages],
-        [m.body.decode() for m in messages],
-        [m.blob for m in messages],
-        [m.search_text for m in messages],
-        [from_micros(m.created_at) for m in messages],
-    )
+    columns = [list(column) for column in zip(*map(_ROWS.message_values, messages), strict=True)]
+    return (*_ROWS.event_values(event)[:6], write_id, *(columns or [[]] * MESSAGE_FIELDS))
 
 
 def _create_params(new: NewContext, write_id: uuid.UUID) -> tuple[Any, ...]:
-    values = _row(new.record)
+    values = _ROWS.context_values(new.record)
     return (
         *_change_params(new.event, new.messages, write_id),
         values[1],
@@ -400,7 +293,7 @@ def _create_params(new: NewContext, write_id: uuid.UUID) -> tuple[Any, ...]:
 
 
 def _rewrite_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -> tuple[Any, ...]:
-    values = _row(mutation.record)
+    values = _ROWS.context_values(mutation.record)
     return (
         *_change_params(mutation.event, mutation.messages, write_id),
         values[1],
@@ -424,49 +317,85 @@ def _append_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -
         new.messages_bytes,
         from_micros(new.last_modified),
         old_revision,
-        _dumps(new.versioning.to_json()),
+        dumps(new.versioning.to_json()),
         new.version_number,
         mutation.segment,
         mutation.event.branch,
-        _dumps(new.coordination.to_json()),
+        dumps(new.coordination.to_json()),
         mutation.event.provider,
     )
+
+
+async def _attempt_write(
+    conn: Connection,
+    work: Callable[[Connection, uuid.UUID, list[T]], Awaitable[T]],
+    write_id: uuid.UUID,
+    earlier: list[T],
+) -> T:
+    """One attempt of a write: `work` in a transaction, rolled back whatever it raises."""
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        result = await work(conn, write_id, earlier)
+    except BaseException as exc:
+        if not _is_transient(exc):  # a broken connection is closed instead, never reused
+            await transaction.rollback()
+        raise
+    earlier[:] = [result]  # before COMMIT, whose answer may be lost
+    await transaction.commit()
+    return result
 
 
 async def _write_mutations(
     conn: Connection, mutations: Sequence[tuple[ContextRecord, Mutation]], write_id: uuid.UUID
 ) -> None:
-    """Commit each (current row, mutation): the row, messages and event, then any branch
+    """Commit each (row planned on, mutation): the row, messages and event, then any branch
     row and version."""
-    rewrites = [
-        _rewrite_params(m, current.revision, write_id)
-        for current, m in mutations
-        if m.document_changed
-    ]
-    appends = [
-        _append_params(m, current.revision, write_id)
-        for current, m in mutations
-        if not m.document_changed
-    ]
-    await _run_writes(conn, _REWRITE, rewrites)
-    await _run_writes(conn, _APPEND, appends)
-    branches = [_branch_row(m.branch) for _, m in mutations if m.branch is not None]
-    versions = [_version_row(m.version) for _, m in mutations if m.version is not None]
+    rewrites = [(current, m) for current, m in mutations if m.document_changed]
+    appends = [(current, m) for current, m in mutations if not m.document_changed]
+    await _write_guarded(conn, _REWRITE, rewrites, _rewrite_params, write_id)
+    await _write_guarded(conn, _APPEND, appends, _append_params, write_id)
+    branches = [_ROWS.branch_values(m.branch) for _, m in mutations if m.branch is not None]
+    versions = [_ROWS.version_values(m.version) for _, m in mutations if m.version is not None]
     if branches:
         await conn.executemany(_SAVE_BRANCH, branches)
     if versions:
-        await conn.executemany(_INSERT_VERSION, versions)
+        await conn.executemany(_SQL.insert_version, versions)
 
 
-async def _run_writes(conn: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
-    """Run one write statement per row, pipelined in one round trip."""
-    if not rows:
+async def _write_guarded(
+    conn: Connection,
+    statement: str,
+    writes: Sequence[tuple[ContextRecord, Mutation]],
+    params: Callable[[Mutation, int, uuid.UUID], tuple[Any, ...]],
+    write_id: uuid.UUID,
+) -> None:
+    """Write each (row planned on, mutation) with a statement guarded by the row's revision,
+    and make sure every guard matched: one that matches nothing writes nothing, not even
+    its event (the statement's status counts those)."""
+    rows = [params(mutation, current.revision, write_id) for current, mutation in writes]
+    if not rows or await _run_writes(conn, statement, rows) == "INSERT 0 1":
         return
+    stored = {
+        str(row[0]): row[1]
+        for row in await conn.fetch(
+            "SELECT context_id, revision FROM contexts WHERE context_id = ANY($1::uuid[])",
+            [uuid.UUID(current.context_id) for current, _ in writes],
+        )
+    }
+    for current, mutation in writes:
+        actual = stored.get(str(uuid.UUID(current.context_id)))
+        if actual != mutation.record.revision:
+            raise revision_guard_missed(current.context_id, current.revision, actual)
+
+
+async def _run_writes(conn: Connection, statement: str, rows: list[tuple[Any, ...]]) -> str | None:
+    """Run one write statement per row, pipelined in one round trip; a single one's status."""
     try:
         if len(rows) == 1:
-            await conn.execute(statement, *rows[0])
-        else:
-            await conn.executemany(statement, rows)
+            return await conn.execute(statement, *rows[0])
+        await conn.executemany(statement, rows)
+        return None
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "ux_messages_message_id":
             raise ValidationFailed(
@@ -475,17 +404,6 @@ async def _run_writes(conn: Connection, statement: str, rows: list[tuple[Any, ..
         raise ValidationFailed(
             "a context with this id exists", [Issue("/context_id", str(exc))]
         ) from exc
-
-
-class _Params:
-    """Positional parameters for a query built piece by piece."""
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
 
 
 class PostgresStorage:
@@ -642,25 +560,9 @@ class PostgresStorage:
         """
         write_id = uuid.uuid4()
         earlier: list[T] = []
-
-        async def attempt() -> T:
-            async with self.pool.acquire(timeout=self._deadline) as conn:
-                try:
-                    transaction = conn.transaction()
-                    await transaction.start()
-                    try:
-                        result = await work(conn, write_id, earlier)
-                    except LoremasterError:
-                        await transaction.rollback()
-                        raise
-                    earlier[:] = [result]  # before COMMIT, whose answer may be lost
-                    await transaction.commit()
-                    return result
-                except Exception as exc:
-                    _discard_if_broken(conn, exc)
-                    raise
-
-        return await self._retrying(what, attempt)
+        return await self._with_connection(
+            what, lambda conn: _attempt_write(conn, work, write_id, earlier)
+        )
 
     async def _read(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         return await self._with_connection("read", work)
@@ -689,9 +591,9 @@ class PostgresStorage:
                     "a context with this id exists", [Issue("/context_id", str(clash))]
                 )
             await _run_writes(conn, _CREATE, [_create_params(new, write_id) for new in contexts])
-            versions = [_version_row(new.version) for new in contexts if new.version is not None]
+            versions = [new.version for new in contexts if new.version is not None]
             if versions:
-                await conn.executemany(_INSERT_VERSION, versions)
+                await conn.executemany(_SQL.insert_version, map(_ROWS.version_values, versions))
             return None
 
         if contexts:
@@ -707,16 +609,9 @@ class PostgresStorage:
             current = await _lock_rows(conn, list(plans))
             if earlier and await _landed_on_rows(conn, earlier[0], write_id):
                 return earlier[0]
-            committed: dict[str, ContextRecord] = {}
-            mutations: list[tuple[ContextRecord, Mutation]] = []
-            for context_id, plan in plans.items():
-                row = current[context_id]
-                mutation = plan(row)
-                committed[context_id] = row if mutation is None else mutation.record
-                if mutation is not None:
-                    mutations.append((row, mutation))
-            await _write_mutations(conn, mutations, write_id)
-            return committed
+            planned = plan_contexts(current, plans)
+            await _write_mutations(conn, planned.mutations, write_id)
+            return planned.result
 
         return await self._write("modify", modify)
 
@@ -731,17 +626,10 @@ class PostgresStorage:
             current = (await _lock_rows(conn, [context_id]))[context_id]
             if earlier and await _landed_on_rows(conn, {context_id: earlier[0][0]}, write_id):
                 return earlier[0]
-            row = await conn.fetchrow(
-                f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = $1 AND name = $2",
-                uuid.UUID(context_id),
-                name,
-            )
-            branch = None if row is None else _branch(row)
-            mutation = plan(current, branch)
-            if mutation is None:
-                return current, branch
-            await _write_mutations(conn, [(current, mutation)], write_id)
-            return mutation.record, mutation.branch
+            row = await conn.fetchrow(_SQL.select_branch, uuid.UUID(context_id), name)
+            planned = plan_branch(current, None if row is None else _ROWS.branch(row), plan)
+            await _write_mutations(conn, planned.mutations, write_id)
+            return planned.result
 
         return await self._write("modify", modify)
 
@@ -760,8 +648,8 @@ class PostgresStorage:
                     return None  # the earlier attempt's delete landed
                 raise
             authorize(row)
-            for table in ("messages", "events", "versions", "branches", "contexts"):
-                await conn.execute(f"DELETE FROM {table} WHERE context_id = $1", key)
+            for statement in _SQL.delete_context:
+                await conn.execute(statement, key)
             return None
 
         await self._write("delete", delete)
@@ -770,15 +658,8 @@ class PostgresStorage:
         key = _uuid(context_id)
         if key is None:
             return
-        await self._read(
-            lambda conn: conn.execute(
-                "UPDATE contexts SET last_accessed = $2 WHERE context_id = $1 "
-                "AND last_accessed < $3",
-                key,
-                from_micros(when),
-                from_micros(not_since),
-            )
-        )
+        params = (key, from_micros(when), from_micros(not_since))
+        await self._write("touch", lambda conn, *_: conn.execute(_SQL.touch, *params))
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -791,13 +672,11 @@ class PostgresStorage:
 
         async def load(conn: Connection) -> ContextRecord | NotModified | None:
             if known is not None:
-                row = await conn.fetchrow(
-                    "SELECT revision, last_modified FROM contexts WHERE context_id = $1", key
-                )
+                row = await conn.fetchrow(_SQL.select_revision, key)
                 if row is not None and (row[0], _time(row[1])) == known:
                     return NotModified()
-            row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM contexts WHERE context_id = $1", key)
-            return None if row is None else _record(row)
+            row = await conn.fetchrow(_SQL.select_context, key)
+            return None if row is None else _ROWS.context(row)
 
         return await self._read(load)
 
@@ -813,19 +692,10 @@ class PostgresStorage:
         key = _uuid(context_id)
         if key is None:
             return []
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                "SELECT seq, message_id, role, body, body_blob, search_text, created_at "
-                "FROM messages WHERE context_id = $1 AND branch = $2 AND seq < $3 AND seq > $5 "
-                "ORDER BY seq DESC LIMIT $4",
-                key,
-                branch,
-                2**62 if before_seq is None else before_seq,
-                limit,
-                after_seq,
-            )
-        )
-        return [_message(row) for row in reversed(rows)]
+        before = 2**62 if before_seq is None else before_seq
+        params = (key, branch, before, after_seq, limit)
+        rows = await self._read(lambda conn: conn.fetch(_SQL.select_messages, *params))
+        return [_ROWS.message(row) for row in reversed(rows)]
 
     async def load_events(
         self, context_id: str, *, since_revision: int, limit: int | None, branch: str | None = None
@@ -833,35 +703,14 @@ class PostgresStorage:
         key = _uuid(context_id)
         if key is None:
             return []
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                "SELECT revision, op, changes, user_id, created_at, branch, provider FROM events "
-                "WHERE context_id = $1 AND revision > $2 AND ($4::text IS NULL OR branch = $4) "
-                "ORDER BY revision LIMIT $3",
-                key,
-                since_revision,
-                limit,
-                branch,
-            )
-        )
-        return [
-            EventRecord(
-                context_id,
-                row["revision"],
-                row["op"],
-                orjson.loads(row["changes"]),
-                row["user_id"],
-                _time(row["created_at"]),
-                row["branch"],
-                row["provider"],
-            )
-            for row in rows
-        ]
+        params = (key, since_revision, limit, branch)
+        rows = await self._read(lambda conn: conn.fetch(_SQL.select_events, *params))
+        return [_ROWS.event(context_id, row) for row in rows]
 
     async def query_contexts(self, query: RecordQuery) -> list[ContextRecord]:
-        sql, values = _query_sql(query)
+        sql, values = query_sql(_DIALECT, query)
         rows = await self._read(lambda conn: conn.fetch(sql, *values))
-        return [_record(row) for row in rows]
+        return [_ROWS.context(row) for row in rows]
 
     async def search(self, text: str, *, reader: str | None, limit: int) -> list[SearchRecord]:
         words = search_words(text)
@@ -870,7 +719,7 @@ class PostgresStorage:
         terms = [f"'{word}'" for word in words]
         terms[-1] += ":*"
         tsquery = " & ".join(terms)
-        access = f"AND ($2::text IS NULL OR {_reader_clause('$2::text')})"
+        access = f"AND ($2::text IS NULL OR {readable_by(_DIALECT, '$2::text')})"
         in_contexts = (
             "SELECT c.context_id, c.context_type, c.title, "
             f"2 * ts_rank({_FTS_DOCUMENT}, q) AS score, "
@@ -969,47 +818,43 @@ class PostgresStorage:
     # -- retention -----------------------------------------------------------------------
 
     async def acquire_lease(self, name: str, holder: str, *, ttl: float, every: float) -> bool:
-        async def acquire(conn: Connection) -> bool:
+        async def acquire(conn: Connection, write_id: uuid.UUID, earlier: list[bool]) -> bool:
             await conn.execute(
                 "INSERT INTO maintenance_leases (name) VALUES ($1) ON CONFLICT DO NOTHING", name
             )
+            # After an attempt that took the lease and lost COMMIT's answer, the lease this
+            # holder has is the one that attempt took.
             taken = await conn.fetchval(
                 "UPDATE maintenance_leases SET holder = $2, "
                 "expires_at = now() + make_interval(secs => $3) WHERE name = $1 "
-                "AND (holder IS NULL OR expires_at < now()) "
-                "AND last_finished_at <= now() - make_interval(secs => $4) RETURNING 1",
+                "AND (($5 AND holder = $2) OR ((holder IS NULL OR expires_at < now()) "
+                "AND last_finished_at <= now() - make_interval(secs => $4))) RETURNING 1",
                 name,
                 holder,
                 ttl,
                 every,
+                earlier == [True],
             )
             return bool(taken == 1)
 
-        return await self._read(acquire)
+        return await self._write("acquire lease", acquire)
 
     async def release_lease(self, name: str, holder: str, *, finished: bool) -> None:
-        await self._read(
-            lambda conn: conn.execute(
+        await self._write(
+            "release lease",
+            lambda conn, *_: conn.execute(
                 "UPDATE maintenance_leases SET holder = NULL, expires_at = '-infinity', "
                 "last_finished_at = CASE WHEN $3 THEN now() ELSE last_finished_at END "
                 "WHERE name = $1 AND holder = $2",
                 name,
                 holder,
                 finished,
-            )
+            ),
         )
 
     async def contexts_idle_since(self, before: int, *, state: str, limit: int) -> list[str]:
-        column = "last_modified" if state == "deleted" else "last_accessed"
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                f"SELECT context_id FROM contexts WHERE state = $1 AND {column} < $2 "
-                f"ORDER BY {column} LIMIT $3",
-                state,
-                from_micros(before),
-                limit,
-            )
-        )
+        sql = _SQL.idle_since(state)
+        rows = await self._read(lambda conn: conn.fetch(sql, state, from_micros(before), limit))
         return [str(row["context_id"]) for row in rows]
 
     async def trim_events(self, before: int, *, dry_run: bool) -> int:
@@ -1022,18 +867,15 @@ class PostgresStorage:
                 lambda conn: conn.fetchval(f"SELECT count(*) {where}", from_micros(before))
             )
             return int(count)
-        result = await self._read(lambda conn: conn.execute(f"DELETE {where}", from_micros(before)))
-        return int(result.split()[-1])
+        status = await self._write(
+            "trim events", lambda conn, *_: conn.execute(f"DELETE {where}", from_micros(before))
+        )
+        return int(status.split()[-1])
 
     # -- codec dictionaries --------------------------------------------------------------
 
     async def load_dictionaries(self) -> list[tuple[int, str, bytes]]:
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                "SELECT dictionary_id, context_type, data FROM codec_dictionaries "
-                "ORDER BY dictionary_id"
-            )
-        )
+        rows = await self._read(lambda conn: conn.fetch(_SQL.load_dictionaries))
         return [(row[0], row[1], bytes(row[2])) for row in rows]
 
     async def save_dictionary(self, context_type: str, data: bytes, *, sample_count: int) -> int:
@@ -1054,14 +896,8 @@ class PostgresStorage:
         return await self._write("save dictionary", save)
 
     async def sample_messages(self, limit: int) -> list[MessageRecord]:
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                "SELECT seq, message_id, role, body, body_blob, search_text, created_at "
-                "FROM messages ORDER BY random() LIMIT $1",
-                limit,
-            )
-        )
-        return [_message(row) for row in rows]
+        rows = await self._read(lambda conn: conn.fetch(_SQL.sample_messages, limit))
+        return [_ROWS.message(row) for row in rows]
 
     # -- versions and branches -----------------------------------------------------------
 
@@ -1069,26 +905,15 @@ class PostgresStorage:
         key = _uuid(context_id)
         if key is None:
             return None
-        row = await self._read(
-            lambda conn: conn.fetchrow(
-                f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = $1 AND name = $2",
-                key,
-                name,
-            )
-        )
-        return None if row is None else _branch(row)
+        row = await self._read(lambda conn: conn.fetchrow(_SQL.select_branch, key, name))
+        return None if row is None else _ROWS.branch(row)
 
     async def list_branches(self, context_id: str) -> list[BranchRecord]:
         key = _uuid(context_id)
         if key is None:
             return []
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = $1 ORDER BY name",
-                key,
-            )
-        )
-        return [_branch(row) for row in rows]
+        rows = await self._read(lambda conn: conn.fetch(_SQL.select_branches, key))
+        return [_ROWS.branch(row) for row in rows]
 
     async def load_versions(
         self, context_id: str, version_ids: Sequence[str]
@@ -1096,22 +921,16 @@ class PostgresStorage:
         key = _uuid(context_id)
         if key is None:
             return []
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                f"SELECT {_VERSION_COLUMNS} FROM versions "
-                "WHERE context_id = $1 AND version_id = ANY($2::text[])",
-                key,
-                list(version_ids),
-            )
-        )
-        return [_version(row) for row in rows]
+        params = (key, list(version_ids))
+        rows = await self._read(lambda conn: conn.fetch(_SELECT_VERSIONS, *params))
+        return [_ROWS.version(row) for row in rows]
 
     async def load_version_chain(self, context_id: str, version_id: str) -> list[VersionRecord]:
         key = _uuid(context_id)
         if key is None:
             return []
-        rows = await self._read(lambda conn: conn.fetch(_CHAIN_SQL, key, version_id))
-        return [_version(row) for row in reversed(rows)]
+        rows = await self._read(lambda conn: conn.fetch(_SQL.version_chain, key, version_id))
+        return [_ROWS.version(row) for row in reversed(rows)]
 
     async def list_versions(
         self,
@@ -1125,18 +944,11 @@ class PostgresStorage:
         key = _uuid(context_id)
         if key is None:
             return []
-        sql = f"SELECT {_VERSION_METADATA} FROM versions WHERE context_id = $1 AND number < $2"
-        params: list[Any] = [key, 2**62 if before_number is None else before_number]
-        if branch is not None:
-            params.append(branch)
-            sql += f" AND branch = ${len(params)}"
-        if tag is not None:
-            params.append([tag])
-            sql += f" AND cardinality(tags) > 0 AND tags @> ${len(params)}::text[]"
-        params.append(limit)
-        sql += f" ORDER BY number DESC LIMIT ${len(params)}"
+        sql, params = _SQL.list_versions(
+            key, branch=branch, tag=tag, before_number=before_number, limit=limit
+        )
         rows = await self._read(lambda conn: conn.fetch(sql, *params))
-        return [_version(row) for row in rows]
+        return [_ROWS.version(row) for row in rows]
 
     async def rewrite_versions(
         self, context_id: str, *, delete: Sequence[str], replace: Sequence[VersionRecord]
@@ -1218,52 +1030,21 @@ class PostgresStorage:
 
         async def load(conn: Connection) -> ContextRows | None:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                row = await conn.fetchrow(
-                    f"SELECT {_COLUMNS} FROM contexts WHERE context_id = $1", key
-                )
+                row = await conn.fetchrow(_SQL.select_context, key)
                 if row is None:
                     return None
                 # Byte order, as SQLite's: a dump does not depend on the backend's collation.
-                branches = await conn.fetch(
-                    f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = $1 "
-                    'ORDER BY name COLLATE "C"',
-                    key,
-                )
-                messages = await conn.fetch(
-                    "SELECT branch, seq, message_id, role, body, body_blob, search_text, "
-                    "created_at FROM messages WHERE context_id = $1 "
-                    'ORDER BY branch COLLATE "C", seq',
-                    key,
-                )
-                versions = await conn.fetch(
-                    f"SELECT {_VERSION_COLUMNS} FROM versions WHERE context_id = $1 "
-                    "ORDER BY number",
-                    key,
-                )
-                events = await conn.fetch(
-                    "SELECT revision, op, changes, user_id, created_at, branch, provider "
-                    "FROM events WHERE context_id = $1 ORDER BY revision",
-                    key,
-                )
-            record = _record(row)
+                branches = await conn.fetch(_SQL.select_branches, key)
+                messages = await conn.fetch(_SQL.select_all_messages, key)
+                versions = await conn.fetch(_SQL.select_versions, key)
+                events = await conn.fetch(_SQL.select_all_events, key)
+            record = _ROWS.context(row)
             return ContextRows(
                 record=record,
-                branches=[_branch(b) for b in branches],
-                messages=[(m["branch"], _message(m)) for m in messages],
-                versions=[_version(v) for v in versions],
-                events=[
-                    EventRecord(
-                        record.context_id,
-                        e["revision"],
-                        e["op"],
-                        orjson.loads(e["changes"]),
-                        e["user_id"],
-                        _time(e["created_at"]),
-                        e["branch"],
-                        e["provider"],
-                    )
-                    for e in events
-                ],
+                branches=[_ROWS.branch(b) for b in branches],
+                messages=[(m[7], _ROWS.message(m)) for m in messages],
+                versions=[_ROWS.version(v) for v in versions],
+                events=[_ROWS.event(record.context_id, e) for e in events],
             )
 
         return await self._read(load)
@@ -1288,7 +1069,7 @@ class PostgresStorage:
                 raise ValidationFailed(
                     "a row of this context is stored already", [Issue("/context_id", str(exc))]
                 ) from exc
-            found = await conn.fetchrow(_ROW_COUNTS_SQL, key)
+            found = await conn.fetchrow(_SQL.row_counts, key)
             check_written(rows, () if found is None else tuple(found))
             return None
 
@@ -1298,12 +1079,9 @@ class PostgresStorage:
 async def _insert_rows(conn: Connection, rows: ContextRows, write_id: uuid.UUID) -> None:
     """Write every row of a context (its events stamped with `write_id`)."""
     key = uuid.UUID(rows.record.context_id)
-    messages = rows.messages
-    await conn.execute(
-        f"INSERT INTO contexts ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-        "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
-        *_row(rows.record),
-    )
+    messages = [(segment, *_ROWS.message_values(m)) for segment, m in rows.messages]
+    columns = [list(column) for column in zip(*messages, strict=True)]
+    await conn.execute(_SQL.insert_context, *_ROWS.context_values(rows.record))
     await conn.execute(
         "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
         "body_blob, search_text, created_at) SELECT $1, x.branch, x.seq, "
@@ -1312,48 +1090,25 @@ async def _insert_rows(conn: Connection, rows: ContextRows, write_id: uuid.UUID)
         "$6::text[], $7::bytea[], $8::text[], $9::timestamptz[]) AS x(branch, seq, "
         "message_id, role, body, body_blob, search_text, created_at)",
         key,
-        [segment for segment, _ in messages],
-        [m.seq for _, m in messages],
-        [m.message_id for _, m in messages],
-        [m.role for _, m in messages],
-        [m.body.decode() for _, m in messages],
-        [m.blob for _, m in messages],
-        [m.search_text for _, m in messages],
-        [from_micros(m.created_at) for _, m in messages],
+        *(columns or [[]] * (1 + MESSAGE_FIELDS)),
     )
     if rows.events:
         await conn.executemany(
             "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, "
-            "write_id, branch, provider) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            [
-                (
-                    key,
-                    e.revision,
-                    e.op,
-                    _dumps(e.changes),
-                    e.user_id,
-                    from_micros(e.created_at),
-                    write_id,
-                    e.branch,
-                    e.provider,
-                )
-                for e in rows.events
-            ],
+            "branch, provider, write_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            [(*_ROWS.event_values(event), write_id) for event in rows.events],
         )
     if rows.versions:
-        await conn.executemany(_INSERT_VERSION, [_version_row(v) for v in rows.versions])
+        await conn.executemany(
+            _SQL.insert_version, [_ROWS.version_values(v) for v in rows.versions]
+        )
     if rows.branches:
-        await conn.executemany(_SAVE_BRANCH, [_branch_row(b) for b in rows.branches])
+        await conn.executemany(_SAVE_BRANCH, [_ROWS.branch_values(b) for b in rows.branches])
 
 
-_ROW_COUNTS_SQL = (
-    "SELECT (SELECT count(*) FROM messages WHERE context_id = $1), "
-    "(SELECT count(*) FROM events WHERE context_id = $1), "
-    "(SELECT count(*) FROM versions WHERE context_id = $1), "
-    "(SELECT count(*) FROM branches WHERE context_id = $1)"
+_SELECT_VERSIONS = (
+    f"SELECT {VERSION_COLUMNS} FROM versions WHERE context_id = $1 AND version_id = ANY($2::text[])"
 )
-
-
 _HEADS_AMONG_SQL = (
     "SELECT EXISTS (SELECT 1 FROM contexts WHERE context_id = $1 "
     "AND versioning->>'head' = ANY($2::text[])) OR EXISTS (SELECT 1 FROM branches "
@@ -1363,20 +1118,6 @@ _HEADS_AMONG_SQL = (
 
 class _VersionsMoved(LoremasterError):
     """Another cleanup rewrote these versions first; this one's plan is stale."""
-
-
-# From a version back to the snapshot it rests on: its ancestors while they are patches.
-_CHAIN_SQL = f"""
-WITH RECURSIVE chain(version_id, parent_id, kind, depth) AS (
-    SELECT version_id, parent_id, kind, 0 FROM versions WHERE context_id = $1 AND version_id = $2
-    UNION ALL
-    SELECT v.version_id, v.parent_id, v.kind, chain.depth + 1
-    FROM versions v JOIN chain ON v.version_id = chain.parent_id
-    WHERE chain.kind = 'delta'
-)
-SELECT {", ".join("v." + c for c in _VERSION_COLUMNS.split(", "))}
-FROM chain JOIN versions v ON v.version_id = chain.version_id ORDER BY chain.depth
-"""
 
 
 _SCHEMA_VERSION_TABLE = (
@@ -1399,12 +1140,12 @@ async def _lock_rows(conn: Connection, context_ids: list[str]) -> dict[str, Cont
         if key is None:
             raise ContextNotFound(context_id)
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint "
+        f"SELECT {CONTEXT_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint "
         "AS read_at FROM contexts WHERE context_id = ANY($1::uuid[]) "
         "ORDER BY context_id FOR UPDATE",
         keys,
     )
-    found = {str(row["context_id"]): _record(row) for row in rows}
+    found = {str(row[0]): _ROWS.context(row, read_at=row["read_at"]) for row in rows}
     for context_id in context_ids:
         if str(uuid.UUID(context_id)) not in found:
             raise ContextNotFound(context_id)
@@ -1435,69 +1176,3 @@ async def _landed_on_rows(
         if found == write_id:
             return True
     return False
-
-
-def _reader_clause(reader: str) -> str:
-    return (
-        f"(c.owner_id = {reader} OR {reader} = ANY(c.collaborators) "
-        f"OR jsonb_array_length(c.permissions -> {reader}) > 0)"
-    )
-
-
-def _nest(pairs: Sequence[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for path, value in pairs:
-        node = nested
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return nested
-
-
-def _query_sql(query: RecordQuery) -> tuple[str, list[Any]]:
-    p = _Params()
-    where = [f"c.state = ANY({p(list(query.states))}::text[])"]
-    if query.reader is not None:
-        where.append(_reader_clause(p(query.reader)))
-    if query.context_type is not None:
-        where.append(f"c.context_type = {p(query.context_type)}")
-    if query.owner_id is not None:
-        where.append(f"c.owner_id = {p(query.owner_id)}")
-    if query.collaborator is not None:
-        where.append(f"c.collaborators @> ARRAY[{p(query.collaborator)}]::text[]")
-    if query.title_contains is not None:
-        escaped = query.title_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append(f"c.title ILIKE {p(f'%{escaped}%')}")
-    # Values go through @> (the GIN index); null needs equality, which @> would not give
-    # ({"k": null} contains no key k).
-    values = [(path, v) for path, v in query.metadata_match if v is not None]
-    if values:
-        where.append(f"c.metadata @> {p(_dumps(_nest(values)))}::jsonb")
-    for path, value in query.metadata_match:
-        if value is None:
-            where.append(f"c.metadata #> {p(list(path))}::text[] = 'null'::jsonb")
-    for column, bound, op in (
-        ("created_at", query.created_after, ">="),
-        ("created_at", query.created_before, "<"),
-        ("last_modified", query.modified_after, ">="),
-        ("last_modified", query.modified_before, "<"),
-    ):
-        if bound is not None:
-            where.append(f"c.{column} {op} {p(from_micros(bound))}")
-    column = f"c.{query.order_by}"
-    if query.order_by == "title":
-        column += ' COLLATE "C"'
-    direction = "DESC" if query.descending else "ASC"
-    if query.after is not None:
-        value, after_id = query.after
-        if query.order_by in _TIME_COLUMNS:
-            value = from_micros(int(value))
-        compare = "<" if query.descending else ">"
-        key = _uuid(after_id)
-        where.append(f"({column}, c.context_id) {compare} ({p(value)}, {p(key)})")
-    sql = (
-        f"SELECT {_COLUMNS} FROM contexts c WHERE {' AND '.join(where)} "
-        f"ORDER BY {column} {direction}, c.context_id {direction} "
-        f"LIMIT {p(query.limit)} OFFSET {p(query.offset)}"
-    )
-    return sql, p.values
