@@ -24,8 +24,8 @@ from loremaster.storage import (
     open_storage,
     sqlite_path,
 )
-from loremaster.storage.postgres import _write_mutations
-from loremaster.storage.sqlite import _write_mutation
+from loremaster.storage._postgres_sql import write_mutations
+from loremaster.storage._sqlite_sql import write_mutation
 from test_lost_commit import CommitCutter
 
 
@@ -172,7 +172,7 @@ async def test_a_sqlite_row_write_planned_on_a_stale_row_raises(sqlite_url: str)
             )
             conn.execute("BEGIN IMMEDIATE")
             with pytest.raises(RevisionConflict) as raised:
-                _write_mutation(conn, stale(record), mutation)
+                write_mutation(conn, stale(record), mutation)
             conn.execute("ROLLBACK")
             assert (raised.value.expected_revision, raised.value.actual_revision) == (5, 1)
 
@@ -192,7 +192,7 @@ async def test_a_postgres_row_write_planned_on_a_stale_row_raises(postgres_url: 
             transaction = conn.transaction()
             await transaction.start()
             with pytest.raises(RevisionConflict) as raised:
-                await _write_mutations(conn, writes, uuid.uuid4())  # type: ignore[arg-type]
+                await write_mutations(conn, writes, uuid.uuid4())  # type: ignore[arg-type]
             await transaction.rollback()
             assert raised.value.context_id == old.context_id
             assert (raised.value.expected_revision, raised.value.actual_revision) == (5, 1)

@@ -12,9 +12,6 @@ from ._types import RecordQuery
 __all__ = [
     "BRANCH_COLUMNS",
     "CONTEXT_COLUMNS",
-    "EVENT_COLUMNS",
-    "MESSAGE_COLUMNS",
-    "TIME_COLUMNS",
     "VERSION_COLUMNS",
     "Statements",
     "query_sql",
@@ -36,10 +33,10 @@ BRANCH_COLUMNS = (
     "context_id, name, document, message_count, turn_count, messages_bytes, versioning, "
     "base_version, created_by, created_at, last_modified"
 )
-MESSAGE_COLUMNS = "seq, message_id, role, body, body_blob, search_text, created_at"
-EVENT_COLUMNS = "revision, op, changes, user_id, created_at, branch, provider"
-TIME_COLUMNS = frozenset({"created_at", "last_modified", "last_accessed"})
-_ORDER_COLUMNS = TIME_COLUMNS | {"title"}
+_MESSAGE_COLUMNS = "seq, message_id, role, body, body_blob, search_text, created_at"
+_EVENT_COLUMNS = "revision, op, changes, user_id, created_at, branch, provider"
+_TIME_COLUMNS = frozenset({"created_at", "last_modified", "last_accessed"})
+_ORDER_COLUMNS = _TIME_COLUMNS | {"title"}
 _TABLES_OF_A_CONTEXT = ("messages", "events", "versions", "branches", "contexts")
 
 
@@ -61,23 +58,23 @@ class Statements:
             f"SELECT {BRANCH_COLUMNS} FROM branches {by_context} ORDER BY name{dialect.byte_order}"
         )
         self.select_messages = (
-            f"SELECT {MESSAGE_COLUMNS} FROM messages {by_context} AND branch = {p(2)} "
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages {by_context} AND branch = {p(2)} "
             f"AND seq < {p(3)} AND seq > {p(4)} ORDER BY seq DESC LIMIT {p(5)}"
         )
         self.select_all_messages = (
-            f"SELECT {MESSAGE_COLUMNS}, branch FROM messages {by_context} "
+            f"SELECT {_MESSAGE_COLUMNS}, branch FROM messages {by_context} "
             f"ORDER BY branch{dialect.byte_order}, seq"
         )
         self.sample_messages = (
-            f"SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY random() LIMIT {p(1)}"
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages ORDER BY random() LIMIT {p(1)}"
         )
         self.select_events = (
-            f"SELECT {EVENT_COLUMNS} FROM events {by_context} AND revision > {p(2)} "
+            f"SELECT {_EVENT_COLUMNS} FROM events {by_context} AND revision > {p(2)} "
             f"AND ({dialect.nullable_text(4)} IS NULL OR branch = {p(4)}) "
             f"ORDER BY revision LIMIT {p(3)}"
         )
         self.select_all_events = (
-            f"SELECT {EVENT_COLUMNS} FROM events {by_context} ORDER BY revision"
+            f"SELECT {_EVENT_COLUMNS} FROM events {by_context} ORDER BY revision"
         )
         self.select_versions = (
             f"SELECT {VERSION_COLUMNS} FROM versions {by_context} ORDER BY number"
@@ -178,7 +175,7 @@ def query_sql(dialect: Dialect, query: RecordQuery) -> tuple[str, list[object]]:
     direction = "DESC" if query.descending else "ASC"
     if query.after is not None:
         value, after_id = query.after
-        if query.order_by in TIME_COLUMNS:
+        if query.order_by in _TIME_COLUMNS:
             value = dialect.time(int(value))
         compare = "<" if query.descending else ">"
         key = p(dialect.lookup_key(after_id))

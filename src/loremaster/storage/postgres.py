@@ -18,7 +18,6 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
@@ -35,16 +34,22 @@ from ..errors import (
     ReadOnlyDatabase,
     ValidationFailed,
 )
-from ..models import from_micros, to_micros
-from ._dialect import Dialect, Params
-from ._plans import plan_branch, plan_contexts, revision_guard_missed
-from ._rows import MESSAGE_FIELDS, Codec, dumps
+from ..models import from_micros
+from ._plans import plan_branch, plan_contexts
+from ._postgres_sql import (
+    DIALECT,
+    ROWS,
+    SQL,
+    insert_new,
+    insert_rows,
+    landed,
+    landed_on_rows,
+    lock_rows,
+    write_mutations,
+)
 from ._schema import MigrationStatus, migration_status, pending_migrations
 from ._sql import (
-    BRANCH_COLUMNS,
-    CONTEXT_COLUMNS,
     VERSION_COLUMNS,
-    Statements,
     query_sql,
     readable_by,
 )
@@ -55,7 +60,6 @@ from ._types import (
     ContextRows,
     EventRecord,
     MessageRecord,
-    Mutation,
     NewContext,
     NotModified,
     Plan,
@@ -74,9 +78,8 @@ __all__ = ["PostgresStorage"]
 T = TypeVar("T")
 log = logging.getLogger("loremaster.storage")
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
+    from ._postgres_sql import Connection
 
-    Connection = PoolConnectionProxy[asyncpg.Record]
     RawConnection = asyncpg.Connection[asyncpg.Record]
     Pool = asyncpg.Pool[asyncpg.Record]
 
@@ -137,195 +140,6 @@ async def _keep_session(conn: RawConnection) -> None:
     every release, is skipped; asyncpg still rolls back any open transaction."""
 
 
-def _uuid(context_id: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(context_id)
-    except ValueError:
-        return None
-
-
-def _time(value: datetime) -> int:
-    return to_micros(value)
-
-
-class _Postgres(Dialect):
-    """Context ids are uuids, times timestamptz, lists text[]."""
-
-    placeholder = "$"
-    no_limit = None
-    byte_order = ' COLLATE "C"'
-    empty_payload = "''::bytea AS payload"
-    tagged = "cardinality(tags) > 0"
-
-    def nullable_text(self, number: int) -> str:
-        return f"${number}::text"
-
-    def key(self, context_id: str) -> uuid.UUID:
-        return uuid.UUID(context_id)
-
-    def lookup_key(self, context_id: str) -> uuid.UUID | None:
-        return _uuid(context_id)
-
-    def time(self, micros: int) -> datetime:
-        return from_micros(micros)
-
-    def micros(self, stored: Any) -> int:
-        return to_micros(stored)
-
-    def strings(self, values: Sequence[str]) -> list[str]:
-        return list(values)
-
-    def string_list(self, stored: Any) -> list[str]:
-        return list(stored)
-
-    def has_member(self, strings: str, value: str) -> str:
-        return f"{strings} @> ARRAY[{value}]::text[]"
-
-    def grants_any(self, permissions: str, user: str) -> str:
-        return f"jsonb_array_length({permissions} -> {user}) > 0"
-
-    def one_of(self, column: str, values: Sequence[str], params: Params) -> str:
-        return f"{column} = ANY({params(list(values))}::text[])"
-
-    def contains(self, column: str, pattern: str) -> str:
-        return f"{column} ILIKE {pattern}"
-
-    def metadata_matches(
-        self, pairs: Sequence[tuple[tuple[str, ...], Any]], params: Params
-    ) -> list[str]:
-        # Values go through @> (the GIN index); null needs equality, which @> would not
-        # give ({"k": null} contains no key k).
-        values = [(path, v) for path, v in pairs if v is not None]
-        conditions = [f"c.metadata @> {params(dumps(_nest(values)))}::jsonb"] if values else []
-        conditions += [
-            f"c.metadata #> {params(list(path))}::text[] = 'null'::jsonb"
-            for path, value in pairs
-            if value is None
-        ]
-        return conditions
-
-
-def _nest(pairs: Sequence[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for path, value in pairs:
-        node = nested
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return nested
-
-
-_DIALECT = _Postgres()
-_ROWS = Codec(_DIALECT)
-_SQL = Statements(_DIALECT)
-
-
-# Every write is one statement: data-modifying CTEs write the row and the messages, and the
-# messages and the event are inserted from the row write (joined with r), so nothing lands
-# if the revision-guarded row write matched nothing; one round trip commits a whole change
-# (a version or a branch row, when there is one, follows in the same transaction).
-# Parameters $1-$7 are the event's, $8-$14 the messages' (as arrays), the row's follow;
-# the message segment and the event's branch come last.
-def _event_sql(branch: str, provider: str) -> str:
-    return (
-        "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, write_id, "
-        f"branch, provider) SELECT $1, $2, $3, $4, $5, $6, $7, {branch}, {provider} FROM r"
-    )
-
-
-def _messages_sql(segment: str) -> str:
-    return (
-        "m AS (INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
-        f"body_blob, search_text, created_at) SELECT $1, {segment}, x.seq, x.message_id, "
-        "x.role, NULLIF(x.body, '')::json, x.body_blob, x.search_text, x.created_at FROM "
-        "unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[], "
-        "$14::timestamptz[]) AS x(seq, message_id, role, body, body_blob, search_text, "
-        "created_at), r)"
-    )
-
-
-_CREATE = (
-    f"WITH r AS (INSERT INTO contexts ({CONTEXT_COLUMNS}) VALUES ($1, $15, $16, $17, $18, $19, "
-    "$20, $21, $22, $23, $24, $2, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35) "
-    "RETURNING 1), " + _messages_sql("'main'") + " " + _event_sql("'main'", "$36")
-)
-_APPEND = (
-    "WITH r AS (UPDATE contexts SET revision = $2, message_count = $16, turn_count = $17, "
-    "messages_bytes = $18, last_modified = $19, versioning = $21, version_number = $22, "
-    "coordination = $25 "
-    "WHERE context_id = $1 AND context_type = $15 AND revision = $20 RETURNING 1), "
-    f"{_messages_sql('$23')} {_event_sql('$24', '$26')}"
-)
-_REWRITE = (
-    "WITH r AS (UPDATE contexts SET title = $16, description = $17, data = $18, metadata = $19, "
-    "extra = $20, state = $21, owner_id = $22, collaborators = $23, permissions = $24, "
-    "revision = $2, message_count = $25, turn_count = $26, doc_bytes = $27, "
-    "messages_bytes = $28, last_modified = $29, last_accessed = $30, checksum = $31, "
-    "versioning = $32, version_number = $33, coordination = $34 "
-    "WHERE context_id = $1 AND context_type = $15 AND revision = $35 RETURNING 1), "
-    f"{_messages_sql('$36')} {_event_sql('$37', '$38')}"
-)
-_SAVE_BRANCH = (
-    f"INSERT INTO branches ({BRANCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11) ON CONFLICT (context_id, name) DO UPDATE SET document = $3, "
-    "message_count = $4, turn_count = $5, messages_bytes = $6, versioning = $7, "
-    "last_modified = $11"
-)
-
-
-def _change_params(
-    event: EventRecord, messages: Sequence[MessageRecord], write_id: uuid.UUID
-) -> tuple[Any, ...]:
-    """$1-$14: the event, then the messages as parallel arrays."""
-    columns = [list(column) for column in zip(*map(_ROWS.message_values, messages), strict=True)]
-    return (*_ROWS.event_values(event)[:6], write_id, *(columns or [[]] * MESSAGE_FIELDS))
-
-
-def _create_params(new: NewContext, write_id: uuid.UUID) -> tuple[Any, ...]:
-    values = _ROWS.context_values(new.record)
-    return (
-        *_change_params(new.event, new.messages, write_id),
-        values[1],
-        *values[2:11],
-        *values[12:],
-        new.event.provider,
-    )
-
-
-def _rewrite_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -> tuple[Any, ...]:
-    values = _ROWS.context_values(mutation.record)
-    return (
-        *_change_params(mutation.event, mutation.messages, write_id),
-        values[1],
-        *values[2:11],
-        *values[12:16],
-        *values[17:],
-        old_revision,
-        mutation.segment,
-        mutation.event.branch,
-        mutation.event.provider,
-    )
-
-
-def _append_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -> tuple[Any, ...]:
-    new = mutation.record
-    return (
-        *_change_params(mutation.event, mutation.messages, write_id),
-        new.context_type,
-        new.message_count,
-        new.turn_count,
-        new.messages_bytes,
-        from_micros(new.last_modified),
-        old_revision,
-        dumps(new.versioning.to_json()),
-        new.version_number,
-        mutation.segment,
-        mutation.event.branch,
-        dumps(new.coordination.to_json()),
-        mutation.event.provider,
-    )
-
-
 async def _attempt_write(
     conn: Connection,
     work: Callable[[Connection, uuid.UUID, list[T]], Awaitable[T]],
@@ -344,66 +158,6 @@ async def _attempt_write(
     earlier[:] = [result]  # before COMMIT, whose answer may be lost
     await transaction.commit()
     return result
-
-
-async def _write_mutations(
-    conn: Connection, mutations: Sequence[tuple[ContextRecord, Mutation]], write_id: uuid.UUID
-) -> None:
-    """Commit each (row planned on, mutation): the row, messages and event, then any branch
-    row and version."""
-    rewrites = [(current, m) for current, m in mutations if m.document_changed]
-    appends = [(current, m) for current, m in mutations if not m.document_changed]
-    await _write_guarded(conn, _REWRITE, rewrites, _rewrite_params, write_id)
-    await _write_guarded(conn, _APPEND, appends, _append_params, write_id)
-    branches = [_ROWS.branch_values(m.branch) for _, m in mutations if m.branch is not None]
-    versions = [_ROWS.version_values(m.version) for _, m in mutations if m.version is not None]
-    if branches:
-        await conn.executemany(_SAVE_BRANCH, branches)
-    if versions:
-        await conn.executemany(_SQL.insert_version, versions)
-
-
-async def _write_guarded(
-    conn: Connection,
-    statement: str,
-    writes: Sequence[tuple[ContextRecord, Mutation]],
-    params: Callable[[Mutation, int, uuid.UUID], tuple[Any, ...]],
-    write_id: uuid.UUID,
-) -> None:
-    """Write each (row planned on, mutation) with a statement guarded by the row's revision,
-    and make sure every guard matched: one that matches nothing writes nothing, not even
-    its event (the statement's status counts those)."""
-    rows = [params(mutation, current.revision, write_id) for current, mutation in writes]
-    if not rows or await _run_writes(conn, statement, rows) == "INSERT 0 1":
-        return
-    stored = {
-        str(row[0]): row[1]
-        for row in await conn.fetch(
-            "SELECT context_id, revision FROM contexts WHERE context_id = ANY($1::uuid[])",
-            [uuid.UUID(current.context_id) for current, _ in writes],
-        )
-    }
-    for current, mutation in writes:
-        actual = stored.get(str(uuid.UUID(current.context_id)))
-        if actual != mutation.record.revision:
-            raise revision_guard_missed(current.context_id, current.revision, actual)
-
-
-async def _run_writes(conn: Connection, statement: str, rows: list[tuple[Any, ...]]) -> str | None:
-    """Run one write statement per row, pipelined in one round trip; a single one's status."""
-    try:
-        if len(rows) == 1:
-            return await conn.execute(statement, *rows[0])
-        await conn.executemany(statement, rows)
-        return None
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == "ux_messages_message_id":
-            raise ValidationFailed(
-                "a message id is already used in this context", [Issue("/messages", str(exc))]
-            ) from exc
-        raise ValidationFailed(
-            "a context with this id exists", [Issue("/context_id", str(exc))]
-        ) from exc
 
 
 class PostgresStorage:
@@ -578,7 +332,7 @@ class PostgresStorage:
                 "FROM unnest($1::text[]) AS id",
                 ids,
             )
-            if earlier and await _landed(conn, contexts[0].event, write_id):
+            if earlier and await landed(conn, contexts[0].event, write_id):
                 return None
             taken = await conn.fetchval(
                 "SELECT min(context_id::text) FROM contexts WHERE context_id = ANY($1::uuid[])",
@@ -590,10 +344,7 @@ class PostgresStorage:
                 raise ValidationFailed(
                     "a context with this id exists", [Issue("/context_id", str(clash))]
                 )
-            await _run_writes(conn, _CREATE, [_create_params(new, write_id) for new in contexts])
-            versions = [new.version for new in contexts if new.version is not None]
-            if versions:
-                await conn.executemany(_SQL.insert_version, map(_ROWS.version_values, versions))
+            await insert_new(conn, contexts, write_id)
             return None
 
         if contexts:
@@ -606,11 +357,11 @@ class PostgresStorage:
         async def modify(
             conn: Connection, write_id: uuid.UUID, earlier: list[dict[str, ContextRecord]]
         ) -> dict[str, ContextRecord]:
-            current = await _lock_rows(conn, list(plans))
-            if earlier and await _landed_on_rows(conn, earlier[0], write_id):
+            current = await lock_rows(conn, list(plans))
+            if earlier and await landed_on_rows(conn, earlier[0], write_id):
                 return earlier[0]
             planned = plan_contexts(current, plans)
-            await _write_mutations(conn, planned.mutations, write_id)
+            await write_mutations(conn, planned.mutations, write_id)
             return planned.result
 
         return await self._write("modify", modify)
@@ -623,12 +374,12 @@ class PostgresStorage:
             write_id: uuid.UUID,
             earlier: list[tuple[ContextRecord, BranchRecord | None]],
         ) -> tuple[ContextRecord, BranchRecord | None]:
-            current = (await _lock_rows(conn, [context_id]))[context_id]
-            if earlier and await _landed_on_rows(conn, {context_id: earlier[0][0]}, write_id):
+            current = (await lock_rows(conn, [context_id]))[context_id]
+            if earlier and await landed_on_rows(conn, {context_id: earlier[0][0]}, write_id):
                 return earlier[0]
-            row = await conn.fetchrow(_SQL.select_branch, uuid.UUID(context_id), name)
-            planned = plan_branch(current, None if row is None else _ROWS.branch(row), plan)
-            await _write_mutations(conn, planned.mutations, write_id)
+            row = await conn.fetchrow(SQL.select_branch, uuid.UUID(context_id), name)
+            planned = plan_branch(current, None if row is None else ROWS.branch(row), plan)
+            await write_mutations(conn, planned.mutations, write_id)
             return planned.result
 
         return await self._write("modify", modify)
@@ -636,47 +387,47 @@ class PostgresStorage:
     async def delete_context(
         self, context_id: str, authorize: Callable[[ContextRecord], None]
     ) -> None:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             raise ContextNotFound(context_id)
 
         async def delete(conn: Connection, write_id: uuid.UUID, earlier: list[None]) -> None:
             try:
-                row = (await _lock_rows(conn, [context_id]))[context_id]
+                row = (await lock_rows(conn, [context_id]))[context_id]
             except ContextNotFound:
                 if earlier:
                     return None  # the earlier attempt's delete landed
                 raise
             authorize(row)
-            for statement in _SQL.delete_context:
+            for statement in SQL.delete_context:
                 await conn.execute(statement, key)
             return None
 
         await self._write("delete", delete)
 
     async def touch(self, context_id: str, *, when: int, not_since: int) -> None:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return
         params = (key, from_micros(when), from_micros(not_since))
-        await self._write("touch", lambda conn, *_: conn.execute(_SQL.touch, *params))
+        await self._write("touch", lambda conn, *_: conn.execute(SQL.touch, *params))
 
     # -- reads ---------------------------------------------------------------------------
 
     async def load_context(
         self, context_id: str, known: tuple[int, int] | None = None
     ) -> ContextRecord | NotModified | None:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return None
 
         async def load(conn: Connection) -> ContextRecord | NotModified | None:
             if known is not None:
-                row = await conn.fetchrow(_SQL.select_revision, key)
-                if row is not None and (row[0], _time(row[1])) == known:
+                row = await conn.fetchrow(SQL.select_revision, key)
+                if row is not None and (row[0], DIALECT.micros(row[1])) == known:
                     return NotModified()
-            row = await conn.fetchrow(_SQL.select_context, key)
-            return None if row is None else _ROWS.context(row)
+            row = await conn.fetchrow(SQL.select_context, key)
+            return None if row is None else ROWS.context(row)
 
         return await self._read(load)
 
@@ -689,28 +440,28 @@ class PostgresStorage:
         before_seq: int | None,
         after_seq: int = 0,
     ) -> list[MessageRecord]:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
         before = 2**62 if before_seq is None else before_seq
         params = (key, branch, before, after_seq, limit)
-        rows = await self._read(lambda conn: conn.fetch(_SQL.select_messages, *params))
-        return [_ROWS.message(row) for row in reversed(rows)]
+        rows = await self._read(lambda conn: conn.fetch(SQL.select_messages, *params))
+        return [ROWS.message(row) for row in reversed(rows)]
 
     async def load_events(
         self, context_id: str, *, since_revision: int, limit: int | None, branch: str | None = None
     ) -> list[EventRecord]:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
         params = (key, since_revision, limit, branch)
-        rows = await self._read(lambda conn: conn.fetch(_SQL.select_events, *params))
-        return [_ROWS.event(context_id, row) for row in rows]
+        rows = await self._read(lambda conn: conn.fetch(SQL.select_events, *params))
+        return [ROWS.event(context_id, row) for row in rows]
 
     async def query_contexts(self, query: RecordQuery) -> list[ContextRecord]:
-        sql, values = query_sql(_DIALECT, query)
+        sql, values = query_sql(DIALECT, query)
         rows = await self._read(lambda conn: conn.fetch(sql, *values))
-        return [_ROWS.context(row) for row in rows]
+        return [ROWS.context(row) for row in rows]
 
     async def search(self, text: str, *, reader: str | None, limit: int) -> list[SearchRecord]:
         words = search_words(text)
@@ -719,7 +470,7 @@ class PostgresStorage:
         terms = [f"'{word}'" for word in words]
         terms[-1] += ":*"
         tsquery = " & ".join(terms)
-        access = f"AND ($2::text IS NULL OR {readable_by(_DIALECT, '$2::text')})"
+        access = f"AND ($2::text IS NULL OR {readable_by(DIALECT, '$2::text')})"
         in_contexts = (
             "SELECT c.context_id, c.context_type, c.title, "
             f"2 * ts_rank({_FTS_DOCUMENT}, q) AS score, "
@@ -796,7 +547,9 @@ class PostgresStorage:
                 "SELECT last_finished_at FROM maintenance_leases "
                 "WHERE name = 'statistics' AND last_finished_at > '-infinity'"
             )
-            known = [t for t in (self._statistics_refreshed_at, leased and _time(leased)) if t]
+            known = [
+                t for t in (self._statistics_refreshed_at, leased and DIALECT.micros(leased)) if t
+            ]
             refreshed = max(known, default=None)
             now = time.time_ns() // 1000
             if max_age is not None and (refreshed is None or now - refreshed > max_age * 1e6):
@@ -853,7 +606,7 @@ class PostgresStorage:
         )
 
     async def contexts_idle_since(self, before: int, *, state: str, limit: int) -> list[str]:
-        sql = _SQL.idle_since(state)
+        sql = SQL.idle_since(state)
         rows = await self._read(lambda conn: conn.fetch(sql, state, from_micros(before), limit))
         return [str(row["context_id"]) for row in rows]
 
@@ -875,7 +628,7 @@ class PostgresStorage:
     # -- codec dictionaries --------------------------------------------------------------
 
     async def load_dictionaries(self) -> list[tuple[int, str, bytes]]:
-        rows = await self._read(lambda conn: conn.fetch(_SQL.load_dictionaries))
+        rows = await self._read(lambda conn: conn.fetch(SQL.load_dictionaries))
         return [(row[0], row[1], bytes(row[2])) for row in rows]
 
     async def save_dictionary(self, context_type: str, data: bytes, *, sample_count: int) -> int:
@@ -896,41 +649,41 @@ class PostgresStorage:
         return await self._write("save dictionary", save)
 
     async def sample_messages(self, limit: int) -> list[MessageRecord]:
-        rows = await self._read(lambda conn: conn.fetch(_SQL.sample_messages, limit))
-        return [_ROWS.message(row) for row in rows]
+        rows = await self._read(lambda conn: conn.fetch(SQL.sample_messages, limit))
+        return [ROWS.message(row) for row in rows]
 
     # -- versions and branches -----------------------------------------------------------
 
     async def load_branch(self, context_id: str, name: str) -> BranchRecord | None:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return None
-        row = await self._read(lambda conn: conn.fetchrow(_SQL.select_branch, key, name))
-        return None if row is None else _ROWS.branch(row)
+        row = await self._read(lambda conn: conn.fetchrow(SQL.select_branch, key, name))
+        return None if row is None else ROWS.branch(row)
 
     async def list_branches(self, context_id: str) -> list[BranchRecord]:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
-        rows = await self._read(lambda conn: conn.fetch(_SQL.select_branches, key))
-        return [_ROWS.branch(row) for row in rows]
+        rows = await self._read(lambda conn: conn.fetch(SQL.select_branches, key))
+        return [ROWS.branch(row) for row in rows]
 
     async def load_versions(
         self, context_id: str, version_ids: Sequence[str]
     ) -> list[VersionRecord]:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
         params = (key, list(version_ids))
         rows = await self._read(lambda conn: conn.fetch(_SELECT_VERSIONS, *params))
-        return [_ROWS.version(row) for row in rows]
+        return [ROWS.version(row) for row in rows]
 
     async def load_version_chain(self, context_id: str, version_id: str) -> list[VersionRecord]:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
-        rows = await self._read(lambda conn: conn.fetch(_SQL.version_chain, key, version_id))
-        return [_ROWS.version(row) for row in reversed(rows)]
+        rows = await self._read(lambda conn: conn.fetch(SQL.version_chain, key, version_id))
+        return [ROWS.version(row) for row in reversed(rows)]
 
     async def list_versions(
         self,
@@ -941,14 +694,14 @@ class PostgresStorage:
         before_number: int | None = None,
         limit: int | None = None,
     ) -> list[VersionRecord]:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
-        sql, params = _SQL.list_versions(
+        sql, params = SQL.list_versions(
             key, branch=branch, tag=tag, before_number=before_number, limit=limit
         )
         rows = await self._read(lambda conn: conn.fetch(sql, *params))
-        return [_ROWS.version(row) for row in rows]
+        return [ROWS.version(row) for row in rows]
 
     async def rewrite_versions(
         self, context_id: str, *, delete: Sequence[str], replace: Sequence[VersionRecord]
@@ -1024,27 +777,27 @@ class PostgresStorage:
         return [str(row["context_id"]) for row in rows]
 
     async def load_rows(self, context_id: str) -> ContextRows | None:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return None
 
         async def load(conn: Connection) -> ContextRows | None:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                row = await conn.fetchrow(_SQL.select_context, key)
+                row = await conn.fetchrow(SQL.select_context, key)
                 if row is None:
                     return None
                 # Byte order, as SQLite's: a dump does not depend on the backend's collation.
-                branches = await conn.fetch(_SQL.select_branches, key)
-                messages = await conn.fetch(_SQL.select_all_messages, key)
-                versions = await conn.fetch(_SQL.select_versions, key)
-                events = await conn.fetch(_SQL.select_all_events, key)
-            record = _ROWS.context(row)
+                branches = await conn.fetch(SQL.select_branches, key)
+                messages = await conn.fetch(SQL.select_all_messages, key)
+                versions = await conn.fetch(SQL.select_versions, key)
+                events = await conn.fetch(SQL.select_all_events, key)
+            record = ROWS.context(row)
             return ContextRows(
                 record=record,
-                branches=[_ROWS.branch(b) for b in branches],
-                messages=[(m[7], _ROWS.message(m)) for m in messages],
-                versions=[_ROWS.version(v) for v in versions],
-                events=[_ROWS.event(record.context_id, e) for e in events],
+                branches=[ROWS.branch(b) for b in branches],
+                messages=[(m[7], ROWS.message(m)) for m in messages],
+                versions=[ROWS.version(v) for v in versions],
+                events=[ROWS.event(record.context_id, e) for e in events],
             )
 
         return await self._read(load)
@@ -1058,52 +811,22 @@ class PostgresStorage:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", context_id)
             exists = await conn.fetchval("SELECT 1 FROM contexts WHERE context_id = $1", key)
             if exists:
-                if earlier and (not rows.events or await _landed(conn, rows.events[-1], write_id)):
+                if earlier and (not rows.events or await landed(conn, rows.events[-1], write_id)):
                     return None  # the earlier attempt's COMMIT landed
                 raise ValidationFailed(
                     "a context with this id exists", [Issue("/context_id", context_id)]
                 )
             try:
-                await _insert_rows(conn, rows, write_id)
+                await insert_rows(conn, rows, write_id)
             except asyncpg.UniqueViolationError as exc:  # a version id another context has
                 raise ValidationFailed(
                     "a row of this context is stored already", [Issue("/context_id", str(exc))]
                 ) from exc
-            found = await conn.fetchrow(_SQL.row_counts, key)
+            found = await conn.fetchrow(SQL.row_counts, key)
             check_written(rows, () if found is None else tuple(found))
             return None
 
         await self._write("insert rows", insert)
-
-
-async def _insert_rows(conn: Connection, rows: ContextRows, write_id: uuid.UUID) -> None:
-    """Write every row of a context (its events stamped with `write_id`)."""
-    key = uuid.UUID(rows.record.context_id)
-    messages = [(segment, *_ROWS.message_values(m)) for segment, m in rows.messages]
-    columns = [list(column) for column in zip(*messages, strict=True)]
-    await conn.execute(_SQL.insert_context, *_ROWS.context_values(rows.record))
-    await conn.execute(
-        "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
-        "body_blob, search_text, created_at) SELECT $1, x.branch, x.seq, "
-        "x.message_id, x.role, NULLIF(x.body, '')::json, x.body_blob, x.search_text, "
-        "x.created_at FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], "
-        "$6::text[], $7::bytea[], $8::text[], $9::timestamptz[]) AS x(branch, seq, "
-        "message_id, role, body, body_blob, search_text, created_at)",
-        key,
-        *(columns or [[]] * (1 + MESSAGE_FIELDS)),
-    )
-    if rows.events:
-        await conn.executemany(
-            "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, "
-            "branch, provider, write_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            [(*_ROWS.event_values(event), write_id) for event in rows.events],
-        )
-    if rows.versions:
-        await conn.executemany(
-            _SQL.insert_version, [_ROWS.version_values(v) for v in rows.versions]
-        )
-    if rows.branches:
-        await conn.executemany(_SAVE_BRANCH, [_ROWS.branch_values(b) for b in rows.branches])
 
 
 _SELECT_VERSIONS = (
@@ -1131,48 +854,4 @@ async def _applied(conn: Connection) -> list[tuple[int, str, int]]:
     if not exists:
         return []
     rows = await conn.fetch("SELECT version, name, applied_at FROM schema_version")
-    return [(row["version"], row["name"], _time(row["applied_at"])) for row in rows]
-
-
-async def _lock_rows(conn: Connection, context_ids: list[str]) -> dict[str, ContextRecord]:
-    keys = [_uuid(context_id) for context_id in context_ids]
-    for context_id, key in zip(context_ids, keys, strict=True):
-        if key is None:
-            raise ContextNotFound(context_id)
-    rows = await conn.fetch(
-        f"SELECT {CONTEXT_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint "
-        "AS read_at FROM contexts WHERE context_id = ANY($1::uuid[]) "
-        "ORDER BY context_id FOR UPDATE",
-        keys,
-    )
-    found = {str(row[0]): _ROWS.context(row, read_at=row["read_at"]) for row in rows}
-    for context_id in context_ids:
-        if str(uuid.UUID(context_id)) not in found:
-            raise ContextNotFound(context_id)
-    return {context_id: found[str(uuid.UUID(context_id))] for context_id in context_ids}
-
-
-async def _landed(conn: Connection, event: EventRecord, write_id: uuid.UUID) -> bool:
-    found = await conn.fetchval(
-        "SELECT 1 FROM events WHERE context_id = $1 AND revision = $2 AND write_id = $3",
-        uuid.UUID(event.context_id),
-        event.revision,
-        write_id,
-    )
-    return found is not None
-
-
-async def _landed_on_rows(
-    conn: Connection, committed: Mapping[str, ContextRecord], write_id: uuid.UUID
-) -> bool:
-    """Whether the earlier attempt's rows landed: its event at the revision it wrote (not
-    the latest, which another writer may have added since) carries this write id."""
-    for row in committed.values():
-        found = await conn.fetchval(
-            "SELECT write_id FROM events WHERE context_id = $1 AND revision = $2",
-            uuid.UUID(row.context_id),
-            row.revision,
-        )
-        if found == write_id:
-            return True
-    return False
+    return [(row["version"], row["name"], DIALECT.micros(row["applied_at"])) for row in rows]

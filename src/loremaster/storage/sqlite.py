@@ -27,17 +27,30 @@ import orjson
 
 from ..errors import (
     BackendUnavailable,
-    ContextNotFound,
     DatabaseNotFound,
     Issue,
     ReadOnlyDatabase,
     ValidationFailed,
 )
-from ._dialect import Dialect, Params
-from ._plans import plan_branch, plan_contexts, revision_guard_missed
-from ._rows import Codec, dumps
+from ._plans import plan_branch, plan_contexts
+from ._rows import dumps
 from ._schema import MigrationStatus, migration_status, pending_migrations
-from ._sql import BRANCH_COLUMNS, VERSION_COLUMNS, Statements, query_sql, readable_by
+from ._sql import VERSION_COLUMNS, query_sql, readable_by
+from ._sqlite_sql import (
+    DIALECT,
+    ROWS,
+    SQL,
+    existing,
+    insert_context_row,
+    insert_event,
+    insert_messages,
+    insert_versions,
+    one,
+    save_branch,
+    select_branch,
+    select_context,
+    write_planned,
+)
 from ._types import (
     SNIPPET_BEFORE,
     SNIPPET_WINDOW,
@@ -47,7 +60,6 @@ from ._types import (
     ContextRows,
     EventRecord,
     MessageRecord,
-    Mutation,
     NewContext,
     NotModified,
     Plan,
@@ -68,82 +80,6 @@ T = TypeVar("T")
 
 _READERS = 2
 _BUSY_TIMEOUT_MS = 5_000
-
-
-class _SQLite(Dialect):
-    """Context ids are text, times integers (microseconds), lists JSON text."""
-
-    placeholder = "?"
-    no_limit = -1
-    byte_order = ""
-    empty_payload = "x''"
-    tagged = "tags != '[]'"
-
-    def key(self, context_id: str) -> str:
-        return context_id
-
-    def lookup_key(self, context_id: str) -> str:
-        return context_id
-
-    def time(self, micros: int) -> int:
-        return micros
-
-    def micros(self, stored: Any) -> int:
-        return int(stored)
-
-    def strings(self, values: Sequence[str]) -> str:
-        return dumps(list(values))
-
-    def string_list(self, stored: Any) -> list[str]:
-        return list(orjson.loads(stored))
-
-    def has_member(self, strings: str, value: str) -> str:
-        return f"EXISTS (SELECT 1 FROM json_each({strings}) WHERE value = {value})"
-
-    def grants_any(self, permissions: str, user: str) -> str:
-        return (
-            f"EXISTS (SELECT 1 FROM json_each({permissions}) "
-            f"WHERE key = {user} AND json_array_length(value) > 0)"
-        )
-
-    def one_of(self, column: str, values: Sequence[str], params: Params) -> str:
-        return f"{column} IN ({', '.join(params(value) for value in values)})"
-
-    def contains(self, column: str, pattern: str) -> str:
-        return f"{column} LIKE {pattern} ESCAPE '\\'"
-
-    def metadata_matches(
-        self, pairs: Sequence[tuple[tuple[str, ...], Any]], params: Params
-    ) -> list[str]:
-        # Same kind and same value: integers and reals are one kind, numbers, as in JSON.
-        conditions = []
-        for path, value in pairs:
-            json_path = params("$" + "".join(f'."{key}"' for key in path))
-            wanted = params(dumps(value))
-            stored, asked = f"json_type(c.metadata, {json_path})", f"json_type({wanted}, '$')"
-            conditions.append(
-                f"{_json_kind(stored)} = {_json_kind(asked)} AND "
-                f"json_extract(c.metadata, {json_path}) IS json_extract({wanted}, '$')"
-            )
-        return conditions
-
-
-def _json_kind(json_type: str) -> str:
-    return f"(CASE WHEN {json_type} IN ('integer', 'real') THEN 'number' ELSE {json_type} END)"
-
-
-_DIALECT = _SQLite()
-_ROWS = Codec(_DIALECT)
-_SQL = Statements(_DIALECT)
-
-
-def _one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
-    """The first row of a query, with its statement finished so COMMIT never waits on it."""
-    cursor = conn.execute(sql, params)
-    try:
-        return cursor.fetchone()
-    finally:
-        cursor.close()
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -309,7 +245,7 @@ class SQLiteStorage:
             return uri
         try:
             with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=0)) as probe:
-                _one(probe, "PRAGMA journal_mode")
+                one(probe, "PRAGMA journal_mode")
         except sqlite3.OperationalError as exc:
             if getattr(exc, "sqlite_errorcode", 0) != sqlite3.SQLITE_READONLY_DIRECTORY:
                 raise BackendUnavailable(f"SQLite database {path}: {exc}") from exc
@@ -353,7 +289,7 @@ class SQLiteStorage:
         deadline = time.monotonic() + self._write_timeout
         for attempt in itertools.count():
             try:
-                _one(conn, statement)
+                one(conn, statement)
                 return
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() >= deadline:
@@ -381,11 +317,11 @@ class SQLiteStorage:
     async def insert_contexts(self, contexts: Sequence[NewContext]) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             for new in contexts:
-                _insert_context_row(conn, new.record)
-                _insert_messages(conn, new.record.context_id, "main", new.messages)
-                _insert_event(conn, new.event)
+                insert_context_row(conn, new.record)
+                insert_messages(conn, new.record.context_id, "main", new.messages)
+                insert_event(conn, new.event)
                 if new.version is not None:
-                    _insert_versions(conn, [new.version])
+                    insert_versions(conn, [new.version])
 
         await self._write(insert)
 
@@ -394,11 +330,8 @@ class SQLiteStorage:
 
     async def modify_contexts(self, plans: Mapping[str, Plan]) -> dict[str, ContextRecord]:
         def modify(conn: sqlite3.Connection) -> dict[str, ContextRecord]:
-            current = {context_id: _existing(conn, context_id) for context_id in plans}
-            planned = plan_contexts(current, plans)
-            for row, mutation in planned.mutations:
-                _write_mutation(conn, row, mutation)
-            return planned.result
+            current = {context_id: existing(conn, context_id) for context_id in plans}
+            return write_planned(conn, plan_contexts(current, plans))
 
         return await self._write(modify)
 
@@ -406,11 +339,8 @@ class SQLiteStorage:
         self, context_id: str, name: str, plan: BranchPlan
     ) -> tuple[ContextRecord, BranchRecord | None]:
         def modify(conn: sqlite3.Connection) -> tuple[ContextRecord, BranchRecord | None]:
-            current = _existing(conn, context_id)
-            planned = plan_branch(current, _select_branch(conn, context_id, name), plan)
-            for row, mutation in planned.mutations:
-                _write_mutation(conn, row, mutation)
-            return planned.result
+            branch = select_branch(conn, context_id, name)
+            return write_planned(conn, plan_branch(existing(conn, context_id), branch, plan))
 
         return await self._write(modify)
 
@@ -418,14 +348,14 @@ class SQLiteStorage:
         self, context_id: str, authorize: Callable[[ContextRecord], None]
     ) -> None:
         def delete(conn: sqlite3.Connection) -> None:
-            authorize(_existing(conn, context_id))
-            for statement in _SQL.delete_context:
+            authorize(existing(conn, context_id))
+            for statement in SQL.delete_context:
                 conn.execute(statement, (context_id,))
 
         await self._write(delete)
 
     async def touch(self, context_id: str, *, when: int, not_since: int) -> None:
-        await self._write(lambda conn: conn.execute(_SQL.touch, (context_id, when, not_since)))
+        await self._write(lambda conn: conn.execute(SQL.touch, (context_id, when, not_since)))
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -434,10 +364,10 @@ class SQLiteStorage:
     ) -> ContextRecord | NotModified | None:
         def load(conn: sqlite3.Connection) -> ContextRecord | NotModified | None:
             if known is not None:
-                row = _one(conn, _SQL.select_revision, (context_id,))
+                row = one(conn, SQL.select_revision, (context_id,))
                 if row is not None and (row[0], row[1]) == known:
                     return NotModified()
-            return _select_context(conn, context_id)
+            return select_context(conn, context_id)
 
         return await self._read(load)
 
@@ -452,27 +382,27 @@ class SQLiteStorage:
     ) -> list[MessageRecord]:
         before = 2**62 if before_seq is None else before_seq
         params = (context_id, branch, before, after_seq, -1 if limit is None else limit)
-        rows = await self._read(lambda conn: conn.execute(_SQL.select_messages, params).fetchall())
-        return [_ROWS.message(row) for row in reversed(rows)]
+        rows = await self._read(lambda conn: conn.execute(SQL.select_messages, params).fetchall())
+        return [ROWS.message(row) for row in reversed(rows)]
 
     async def load_events(
         self, context_id: str, *, since_revision: int, limit: int | None, branch: str | None = None
     ) -> list[EventRecord]:
         params = (context_id, since_revision, -1 if limit is None else limit, branch)
-        rows = await self._read(lambda conn: conn.execute(_SQL.select_events, params).fetchall())
-        return [_ROWS.event(context_id, row) for row in rows]
+        rows = await self._read(lambda conn: conn.execute(SQL.select_events, params).fetchall())
+        return [ROWS.event(context_id, row) for row in rows]
 
     async def query_contexts(self, query: RecordQuery) -> list[ContextRecord]:
-        sql, params = query_sql(_DIALECT, query)
+        sql, params = query_sql(DIALECT, query)
         rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
-        return [_ROWS.context(row) for row in rows]
+        return [ROWS.context(row) for row in rows]
 
     async def search(self, text: str, *, reader: str | None, limit: int) -> list[SearchRecord]:
         match = _fts_query(text)
         if match is None:
             return []
         words = search_words(text)
-        access = "" if reader is None else f"AND {readable_by(_DIALECT, ':reader')}"
+        access = "" if reader is None else f"AND {readable_by(DIALECT, ':reader')}"
         params = {
             "match": match,
             "reader": reader,
@@ -521,13 +451,13 @@ class SQLiteStorage:
         def measure(conn: sqlite3.Connection) -> dict[str, Any]:
             # Messages as `stats` counts them: in each context's main view (the messages
             # table also keeps branches' and those a rollback took out of view).
-            contexts, messages = _one(
+            contexts, messages = one(
                 conn, "SELECT count(*), coalesce(sum(message_count), 0) FROM contexts"
             )
-            events = _one(conn, "SELECT count(*) FROM events")[0]
-            page_size = _one(conn, "PRAGMA page_size")[0]
-            pages = _one(conn, "PRAGMA page_count")[0]
-            journal = _one(conn, "PRAGMA journal_mode")[0]
+            events = one(conn, "SELECT count(*) FROM events")[0]
+            page_size = one(conn, "PRAGMA page_size")[0]
+            pages = one(conn, "PRAGMA page_count")[0]
+            journal = one(conn, "PRAGMA journal_mode")[0]
             return {
                 "path": self.path,
                 "journal_mode": journal,
@@ -583,7 +513,7 @@ class SQLiteStorage:
         await self._write(release)
 
     async def contexts_idle_since(self, before: int, *, state: str, limit: int) -> list[str]:
-        sql = _SQL.idle_since(state)
+        sql = SQL.idle_since(state)
         rows = await self._read(lambda conn: conn.execute(sql, (state, before, limit)).fetchall())
         return [row[0] for row in rows]
 
@@ -594,7 +524,7 @@ class SQLiteStorage:
         )
         if dry_run:
             row = await self._read(
-                lambda conn: _one(conn, f"SELECT count(*) FROM events {where}", (before,))
+                lambda conn: one(conn, f"SELECT count(*) FROM events {where}", (before,))
             )
             return int(row[0])
         return await self._write(
@@ -604,7 +534,7 @@ class SQLiteStorage:
     # -- codec dictionaries --------------------------------------------------------------
 
     async def load_dictionaries(self) -> list[tuple[int, str, bytes]]:
-        rows = await self._read(lambda conn: conn.execute(_SQL.load_dictionaries).fetchall())
+        rows = await self._read(lambda conn: conn.execute(SQL.load_dictionaries).fetchall())
         return [(row[0], row[1], bytes(row[2])) for row in rows]
 
     async def save_dictionary(self, context_type: str, data: bytes, *, sample_count: int) -> int:
@@ -619,33 +549,31 @@ class SQLiteStorage:
         return await self._write(save)
 
     async def sample_messages(self, limit: int) -> list[MessageRecord]:
-        rows = await self._read(
-            lambda conn: conn.execute(_SQL.sample_messages, (limit,)).fetchall()
-        )
-        return [_ROWS.message(row) for row in rows]
+        rows = await self._read(lambda conn: conn.execute(SQL.sample_messages, (limit,)).fetchall())
+        return [ROWS.message(row) for row in rows]
 
     # -- versions and branches -----------------------------------------------------------
 
     async def load_branch(self, context_id: str, name: str) -> BranchRecord | None:
-        return await self._read(lambda conn: _select_branch(conn, context_id, name))
+        return await self._read(lambda conn: select_branch(conn, context_id, name))
 
     async def list_branches(self, context_id: str) -> list[BranchRecord]:
         rows = await self._read(
-            lambda conn: conn.execute(_SQL.select_branches, (context_id,)).fetchall()
+            lambda conn: conn.execute(SQL.select_branches, (context_id,)).fetchall()
         )
-        return [_ROWS.branch(row) for row in rows]
+        return [ROWS.branch(row) for row in rows]
 
     async def load_versions(
         self, context_id: str, version_ids: Sequence[str]
     ) -> list[VersionRecord]:
         params = (context_id, dumps(list(version_ids)))
         rows = await self._read(lambda conn: conn.execute(_SELECT_VERSIONS, params).fetchall())
-        return [_ROWS.version(row) for row in rows]
+        return [ROWS.version(row) for row in rows]
 
     async def load_version_chain(self, context_id: str, version_id: str) -> list[VersionRecord]:
         params = (context_id, version_id)
-        rows = await self._read(lambda conn: conn.execute(_SQL.version_chain, params).fetchall())
-        return [_ROWS.version(row) for row in reversed(rows)]
+        rows = await self._read(lambda conn: conn.execute(SQL.version_chain, params).fetchall())
+        return [ROWS.version(row) for row in reversed(rows)]
 
     async def list_versions(
         self,
@@ -656,11 +584,11 @@ class SQLiteStorage:
         before_number: int | None = None,
         limit: int | None = None,
     ) -> list[VersionRecord]:
-        sql, params = _SQL.list_versions(
+        sql, params = SQL.list_versions(
             context_id, branch=branch, tag=tag, before_number=before_number, limit=limit
         )
         rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
-        return [_ROWS.version(row) for row in rows]
+        return [ROWS.version(row) for row in rows]
 
     async def rewrite_versions(
         self, context_id: str, *, delete: Sequence[str], replace: Sequence[VersionRecord]
@@ -669,7 +597,7 @@ class SQLiteStorage:
         # reads before it, so each of its assumptions is checked again here.
         def rewrite(conn: sqlite3.Connection) -> bool:
             gone = dumps(list(delete))
-            if _one(conn, _HEADS_AMONG_SQL, (context_id, gone)) is not None:
+            if one(conn, _HEADS_AMONG_SQL, (context_id, gone)) is not None:
                 raise _VersionsMoved  # a head: it moved back, or was listed before it moved
             deleted = conn.execute(
                 "DELETE FROM versions WHERE context_id = ?1 AND version_id "
@@ -698,7 +626,7 @@ class SQLiteStorage:
                 ).rowcount
                 for v in replace
             )
-            if rebased != len(replace) or _one(conn, _ORPHANS_SQL, (context_id, gone)):
+            if rebased != len(replace) or one(conn, _ORPHANS_SQL, (context_id, gone)):
                 raise _VersionsMoved  # a version made since the plan rests on a removed one
             return True
 
@@ -721,21 +649,20 @@ class SQLiteStorage:
 
     async def load_rows(self, context_id: str) -> ContextRows | None:
         def load(conn: sqlite3.Connection) -> ContextRows | None:
-            record = _select_context(conn, context_id)
+            record = select_context(conn, context_id)
             if record is None:
                 return None
             key = (context_id,)
             return ContextRows(
                 record=dataclasses.replace(record, read_at=0),
-                branches=[_ROWS.branch(row) for row in conn.execute(_SQL.select_branches, key)],
+                branches=[ROWS.branch(row) for row in conn.execute(SQL.select_branches, key)],
                 messages=[
-                    (row[7], _ROWS.message(row))
-                    for row in conn.execute(_SQL.select_all_messages, key)
+                    (row[7], ROWS.message(row))
+                    for row in conn.execute(SQL.select_all_messages, key)
                 ],
-                versions=[_ROWS.version(row) for row in conn.execute(_SQL.select_versions, key)],
+                versions=[ROWS.version(row) for row in conn.execute(SQL.select_versions, key)],
                 events=[
-                    _ROWS.event(context_id, row)
-                    for row in conn.execute(_SQL.select_all_events, key)
+                    ROWS.event(context_id, row) for row in conn.execute(SQL.select_all_events, key)
                 ],
             )
 
@@ -745,21 +672,21 @@ class SQLiteStorage:
         context_id = rows.record.context_id
 
         def insert(conn: sqlite3.Connection) -> None:
-            _insert_context_row(conn, rows.record)
+            insert_context_row(conn, rows.record)
             ordered = sorted(rows.messages, key=lambda pair: (pair[0], pair[1].seq))
             for segment, group in itertools.groupby(ordered, key=lambda pair: pair[0]):
-                _insert_messages(conn, context_id, segment, [message for _, message in group])
+                insert_messages(conn, context_id, segment, [message for _, message in group])
             try:
                 for event in rows.events:
-                    _insert_event(conn, event)
-                _insert_versions(conn, rows.versions)
+                    insert_event(conn, event)
+                insert_versions(conn, rows.versions)
             except sqlite3.IntegrityError as exc:  # a version id another context has, say
                 raise ValidationFailed(
                     "a row of this context is stored already", [Issue("/context_id", str(exc))]
                 ) from exc
             for branch in rows.branches:
-                _save_branch(conn, branch)
-            found = _one(conn, _SQL.row_counts, (context_id,))
+                save_branch(conn, branch)
+            found = one(conn, SQL.row_counts, (context_id,))
             check_written(rows, found)
 
         await self._write(insert)
@@ -778,128 +705,6 @@ _ORPHANS_SQL = (
     "SELECT 1 FROM versions WHERE context_id = ?1 AND parent_id IN "
     "(SELECT value FROM json_each(?2)) LIMIT 1"
 )
-
-_GUARD = "WHERE context_id = ? AND revision = ?"
-_REWRITE = (
-    "UPDATE contexts SET title = ?, description = ?, data = ?, metadata = ?, extra = ?, "
-    "state = ?, owner_id = ?, collaborators = ?, permissions = ?, revision = ?, "
-    "message_count = ?, turn_count = ?, doc_bytes = ?, messages_bytes = ?, last_modified = ?, "
-    "last_accessed = ?, checksum = ?, versioning = ?, version_number = ?, coordination = ? "
-    + _GUARD
-)
-_APPEND = (
-    "UPDATE contexts SET revision = ?, message_count = ?, turn_count = ?, messages_bytes = ?, "
-    "last_modified = ?, versioning = ?, version_number = ?, coordination = ? " + _GUARD
-)
-
-
-def _select_context(conn: sqlite3.Connection, context_id: str) -> ContextRecord | None:
-    """The row, stamped with the time it was read (this machine is the database's)."""
-    row = _one(conn, _SQL.select_context, (context_id,))
-    return None if row is None else _ROWS.context(row, read_at=time.time_ns() // 1000)
-
-
-def _existing(conn: sqlite3.Connection, context_id: str) -> ContextRecord:
-    current = _select_context(conn, context_id)
-    if current is None:
-        raise ContextNotFound(context_id)
-    return current
-
-
-def _select_branch(conn: sqlite3.Connection, context_id: str, name: str) -> BranchRecord | None:
-    row = _one(conn, _SQL.select_branch, (context_id, name))
-    return None if row is None else _ROWS.branch(row)
-
-
-def _write_mutation(conn: sqlite3.Connection, current: ContextRecord, mutation: Mutation) -> None:
-    """Write what a plan made of `current`: the row (guarded by its revision), the messages,
-    the event, and any branch row and version."""
-    _write_row(conn, current.revision, mutation)
-    _insert_messages(conn, current.context_id, mutation.segment, mutation.messages)
-    _insert_event(conn, mutation.event)
-    if mutation.branch is not None:
-        _save_branch(conn, mutation.branch)
-    if mutation.version is not None:
-        _insert_versions(conn, [mutation.version])
-
-
-def _write_row(conn: sqlite3.Connection, old_revision: int, mutation: Mutation) -> None:
-    new = mutation.record
-    if mutation.document_changed:
-        values = _ROWS.context_values(new)
-        written = conn.execute(
-            _REWRITE, (*values[2:16], *values[17:], new.context_id, old_revision)
-        ).rowcount
-    else:
-        bookkeeping = (new.revision, new.message_count, new.turn_count, new.messages_bytes)
-        written = conn.execute(
-            _APPEND,
-            (
-                *bookkeeping,
-                new.last_modified,
-                dumps(new.versioning.to_json()),
-                new.version_number,
-                dumps(new.coordination.to_json()),
-                new.context_id,
-                old_revision,
-            ),
-        ).rowcount
-    if written != 1:
-        stored = _one(conn, _SQL.select_revision, (new.context_id,))
-        actual = None if stored is None else int(stored[0])
-        raise revision_guard_missed(new.context_id, old_revision, actual)
-
-
-def _save_branch(conn: sqlite3.Connection, branch: BranchRecord) -> None:
-    conn.execute(
-        f"INSERT OR REPLACE INTO branches ({BRANCH_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        _ROWS.branch_values(branch),
-    )
-
-
-def _insert_context_row(conn: sqlite3.Connection, record: ContextRecord) -> None:
-    try:
-        conn.execute(_SQL.insert_context, _ROWS.context_values(record))
-    except sqlite3.IntegrityError as exc:
-        raise ValidationFailed(
-            "a context with this id exists", [Issue("/context_id", record.context_id)]
-        ) from exc
-
-
-def _insert_versions(conn: sqlite3.Connection, versions: Sequence[VersionRecord]) -> None:
-    conn.executemany(_SQL.insert_version, [_ROWS.version_values(version) for version in versions])
-
-
-def _insert_messages(
-    conn: sqlite3.Connection, context_id: str, segment: str, messages: Sequence[MessageRecord]
-) -> None:
-    if not messages:
-        return
-    rows = [(context_id, segment, *_ROWS.message_values(m)) for m in messages]
-    try:
-        conn.executemany(
-            "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
-            "body_blob, search_text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-    except sqlite3.IntegrityError as exc:
-        raise ValidationFailed(
-            "a message id is already used in this context", [Issue("/messages", str(exc))]
-        ) from exc
-    conn.execute(
-        "INSERT INTO messages_fts (rowid, search_text) SELECT id, search_text FROM messages "
-        "WHERE context_id = ? AND branch = ? AND seq BETWEEN ? AND ?",
-        (context_id, segment, messages[0].seq, messages[-1].seq),
-    )
-
-
-def _insert_event(conn: sqlite3.Connection, event: EventRecord) -> None:
-    conn.execute(
-        "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, branch, "
-        "provider) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        _ROWS.event_values(event),
-    )
 
 
 def _statements(script: str) -> Iterable[str]:
@@ -923,7 +728,7 @@ _SCHEMA_VERSION_TABLE = (
 
 
 def _applied_migrations(conn: sqlite3.Connection) -> list[tuple[int, str, int]]:
-    exists = _one(conn, "SELECT 1 FROM sqlite_master WHERE name = 'schema_version'")
+    exists = one(conn, "SELECT 1 FROM sqlite_master WHERE name = 'schema_version'")
     if exists is None:
         return []
     rows = conn.execute("SELECT version, name, applied_at FROM schema_version").fetchall()
