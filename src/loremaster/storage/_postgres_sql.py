@@ -14,7 +14,7 @@ from ..errors import ContextNotFound, Issue, ValidationFailed
 from ..models import from_micros, to_micros
 from ._dialect import Dialect, Params
 from ._plans import revision_guard_missed
-from ._rows import MESSAGE_FIELDS, Codec, dumps
+from ._rows import Codec, dumps
 from ._sql import BRANCH_COLUMNS, CONTEXT_COLUMNS, Statements
 from ._types import ContextRecord, ContextRows, EventRecord, MessageRecord, Mutation, NewContext
 
@@ -172,8 +172,7 @@ def _change_params(
     event: EventRecord, messages: Sequence[MessageRecord], write_id: uuid.UUID
 ) -> tuple[Any, ...]:
     """$1-$14: the event, then the messages as parallel arrays."""
-    columns = [list(column) for column in zip(*map(ROWS.message_values, messages), strict=True)]
-    return (*ROWS.event_values(event)[:6], write_id, *(columns or [[]] * MESSAGE_FIELDS))
+    return (*ROWS.event_values(event)[:6], write_id, *ROWS.message_columns(messages))
 
 
 def _create_params(new: NewContext, write_id: uuid.UUID) -> tuple[Any, ...]:
@@ -293,8 +292,8 @@ async def _run_writes(conn: Connection, statement: str, rows: list[tuple[Any, ..
 async def insert_rows(conn: Connection, rows: ContextRows, write_id: uuid.UUID) -> None:
     """Write every row of a context (its events stamped with `write_id`)."""
     key = uuid.UUID(rows.record.context_id)
-    messages = [(segment, *ROWS.message_values(m)) for segment, m in rows.messages]
-    columns = [list(column) for column in zip(*messages, strict=True)]
+    segments = [segment for segment, _ in rows.messages]
+    columns = ROWS.message_columns([message for _, message in rows.messages])
     await conn.execute(SQL.insert_context, *ROWS.context_values(rows.record))
     await conn.execute(
         "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
@@ -304,7 +303,8 @@ async def insert_rows(conn: Connection, rows: ContextRows, write_id: uuid.UUID) 
         "$6::text[], $7::bytea[], $8::text[], $9::timestamptz[]) AS x(branch, seq, "
         "message_id, role, body, body_blob, search_text, created_at)",
         key,
-        *(columns or [[]] * (1 + MESSAGE_FIELDS)),
+        segments,
+        *columns,
     )
     if rows.events:
         await conn.executemany(

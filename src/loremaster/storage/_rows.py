@@ -3,6 +3,7 @@ order of `_sql`, their values spelled by a `Dialect`. Stored rows are a wire for
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -18,10 +19,7 @@ from ._types import (
     VersionState,
 )
 
-__all__ = ["MESSAGE_FIELDS", "Codec", "Row", "dumps"]
-
-MESSAGE_FIELDS = 7
-"""Values `Codec.message_values` gives for one message."""
+__all__ = ["Codec", "Row", "dumps"]
 
 
 class Row(Protocol):
@@ -186,16 +184,19 @@ class Codec:
             row[0], row[1], row[2], body, row[4], row[5], self.dialect.micros(row[6])
         )
 
-    def message_values(self, message: MessageRecord) -> tuple[Any, ...]:
-        return (
-            message.seq,
-            message.message_id,
-            message.role,
-            message.body.decode(),
-            message.blob,
-            message.search_text,
-            self.dialect.time(message.created_at),
-        )
+    def message_columns(self, messages: Sequence[MessageRecord]) -> list[list[Any]]:
+        """The messages' values as parallel columns: seq, message_id, role, body, blob,
+        search_text, created_at."""
+        time = self.dialect.time
+        return [
+            [m.seq for m in messages],
+            [m.message_id for m in messages],
+            [m.role for m in messages],
+            [m.body.decode() for m in messages],
+            [m.blob for m in messages],
+            [m.search_text for m in messages],
+            [time(m.created_at) for m in messages],
+        ]
 
     def event(self, context_id: str, row: Row) -> EventRecord:
         return EventRecord(

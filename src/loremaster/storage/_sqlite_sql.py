@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any, TypeVar
 
 import orjson
@@ -217,7 +218,7 @@ def insert_messages(
 ) -> None:
     if not messages:
         return
-    rows = [(context_id, segment, *ROWS.message_values(m)) for m in messages]
+    rows = list(zip(repeat(context_id), repeat(segment), *ROWS.message_columns(messages)))
     try:
         conn.executemany(
             "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
