@@ -32,7 +32,7 @@ from loremaster import (
 )
 from loremaster.cli import cli, main
 from loremaster.cli._session import READ_COMMANDS
-from loremaster.storage._migrations import available_migrations
+from loremaster.storage._schema import available_migrations
 from test_migrations import OLD_CONTEXT, _bring_to_version
 
 LOREMASTER = [sys.executable, "-c", "from loremaster.cli import run; run()"]

@@ -23,7 +23,7 @@ from loremaster import (
     SessionContext,
     ValidationFailed,
 )
-from loremaster.storage._migrations import available_migrations
+from loremaster.storage._schema import available_migrations
 
 from conftest import table_counts
 

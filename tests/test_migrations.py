@@ -11,7 +11,7 @@ import pytest
 from loremaster import ContextManager, ConversationContext
 from loremaster.cli import main
 from loremaster.storage import open_storage
-from loremaster.storage._migrations import available_migrations
+from loremaster.storage._schema import available_migrations
 
 LATEST = max(m.version for m in available_migrations("sqlite"))
 

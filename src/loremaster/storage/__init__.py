@@ -6,8 +6,8 @@ from urllib.parse import urlsplit
 
 from ..config import POSTGRES_SCHEMES, check_database_url, sqlite_file
 from ..errors import ConfigurationError
-from ._migrations import MigrationStatus
 from ._protocol import Storage
+from ._schema import MigrationStatus
 from ._types import (
     BranchPlan,
     BranchRecord,

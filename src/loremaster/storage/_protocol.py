@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from ._migrations import MigrationStatus
+from ._schema import MigrationStatus
 from ._types import (
     BranchPlan,
     BranchRecord,

@@ -18,7 +18,6 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
@@ -35,17 +34,32 @@ from ..errors import (
     ReadOnlyDatabase,
     ValidationFailed,
 )
-from ..models import from_micros, to_micros
-from ._migrations import MigrationStatus, migration_status, pending_migrations
+from ..models import from_micros
+from ._plans import plan_branch, plan_contexts
+from ._postgres_sql import (
+    DIALECT,
+    ROWS,
+    SQL,
+    insert_new,
+    insert_rows,
+    landed,
+    landed_on_rows,
+    lock_rows,
+    write_mutations,
+)
+from ._schema import MigrationStatus, migration_status, pending_migrations
+from ._sql import (
+    VERSION_COLUMNS,
+    query_sql,
+    readable_by,
+)
 from ._types import (
     BranchPlan,
     BranchRecord,
     ContextRecord,
     ContextRows,
-    Coordination,
     EventRecord,
     MessageRecord,
-    Mutation,
     NewContext,
     NotModified,
     Plan,
@@ -64,29 +78,11 @@ __all__ = ["PostgresStorage"]
 T = TypeVar("T")
 log = logging.getLogger("loremaster.storage")
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
+    from ._postgres_sql import Connection
 
-    Connection = PoolConnectionProxy[asyncpg.Record]
     RawConnection = asyncpg.Connection[asyncpg.Record]
     Pool = asyncpg.Pool[asyncpg.Record]
 
-_COLUMNS = (
-    "context_id, context_type, title, description, data, metadata, extra, state, owner_id, "
-    "collaborators, permissions, revision, message_count, turn_count, doc_bytes, "
-    "messages_bytes, created_at, last_modified, last_accessed, checksum, versioning, "
-    "version_number, coordination"
-)
-_VERSION_COLUMNS = (
-    "version_id, context_id, number, branch, parent_id, kind, payload, size_bytes, "
-    "message_seq, view, turn_count, revision, author, message, tags, created_at, checksum, "
-    "merge_parent_id, automatic"
-)
-_VERSION_METADATA = _VERSION_COLUMNS.replace("payload", "''::bytea AS payload")
-_BRANCH_COLUMNS = (
-    "context_id, name, document, message_count, turn_count, messages_bytes, versioning, "
-    "base_version, created_by, created_at, last_modified"
-)
-_TIME_COLUMNS = {"created_at", "last_modified", "last_accessed"}
 _MIGRATION_LOCK = 0x6C6F7265  # "lore": the advisory lock that serializes migrations
 _CONNECT_TIMEOUT = 5.0  # seconds one connection attempt may take (within the deadline)
 _STATISTICS_COLUMNS = (
@@ -144,348 +140,24 @@ async def _keep_session(conn: RawConnection) -> None:
     every release, is skipped; asyncpg still rolls back any open transaction."""
 
 
-def _uuid(context_id: str) -> uuid.UUID | None:
+async def _attempt_write(
+    conn: Connection,
+    work: Callable[[Connection, uuid.UUID, list[T]], Awaitable[T]],
+    write_id: uuid.UUID,
+    earlier: list[T],
+) -> T:
+    """One attempt of a write: `work` in a transaction, rolled back whatever it raises."""
+    transaction = conn.transaction()
+    await transaction.start()
     try:
-        return uuid.UUID(context_id)
-    except ValueError:
-        return None
-
-
-def _time(value: datetime) -> int:
-    return to_micros(value)
-
-
-def _record(row: asyncpg.Record) -> ContextRecord:
-    loads = orjson.loads
-    return ContextRecord(
-        context_id=str(row["context_id"]),
-        context_type=row["context_type"],
-        title=row["title"],
-        description=row["description"],
-        data=loads(row["data"]),
-        metadata=loads(row["metadata"]),
-        extra=loads(row["extra"]),
-        state=row["state"],
-        owner_id=row["owner_id"],
-        collaborators=list(row["collaborators"]),
-        permissions=loads(row["permissions"]),
-        revision=row["revision"],
-        message_count=row["message_count"],
-        turn_count=row["turn_count"],
-        doc_bytes=row["doc_bytes"],
-        messages_bytes=row["messages_bytes"],
-        created_at=_time(row["created_at"]),
-        last_modified=_time(row["last_modified"]),
-        last_accessed=_time(row["last_accessed"]),
-        checksum=row["checksum"],
-        versioning=VersionState.from_json(loads(row["versioning"])),
-        version_number=row["version_number"],
-        coordination=Coordination.from_json(loads(row["coordination"])),
-        read_at=row.get("read_at") or 0,
-    )
-
-
-def _version(row: asyncpg.Record) -> VersionRecord:
-    return VersionRecord(
-        version_id=row["version_id"],
-        context_id=str(row["context_id"]),
-        number=row["number"],
-        branch=row["branch"],
-        parent_id=row["parent_id"],
-        kind=row["kind"],
-        payload=row["payload"],
-        size_bytes=row["size_bytes"],
-        message_seq=row["message_seq"],
-        view=tuple((str(s), int(n)) for s, n in orjson.loads(row["view"])),
-        turn_count=row["turn_count"],
-        revision=row["revision"],
-        author=row["author"],
-        message=row["message"],
-        tags=tuple(row["tags"]),
-        created_at=_time(row["created_at"]),
-        checksum=row["checksum"],
-        merge_parent_id=row["merge_parent_id"],
-        automatic=row["automatic"],
-    )
-
-
-def _version_row(version: VersionRecord) -> tuple[Any, ...]:
-    return (
-        version.version_id,
-        uuid.UUID(version.context_id),
-        version.number,
-        version.branch,
-        version.parent_id,
-        version.kind,
-        version.payload,
-        version.size_bytes,
-        version.message_seq,
-        _dumps([list(piece) for piece in version.view]),
-        version.turn_count,
-        version.revision,
-        version.author,
-        version.message,
-        list(version.tags),
-        from_micros(version.created_at),
-        version.checksum,
-        version.merge_parent_id,
-        version.automatic,
-    )
-
-
-def _branch(row: asyncpg.Record) -> BranchRecord:
-    return BranchRecord(
-        context_id=str(row["context_id"]),
-        name=row["name"],
-        document=orjson.loads(row["document"]),
-        message_count=row["message_count"],
-        turn_count=row["turn_count"],
-        messages_bytes=row["messages_bytes"],
-        versioning=VersionState.from_json(orjson.loads(row["versioning"])),
-        base_version=row["base_version"],
-        created_by=row["created_by"],
-        created_at=_time(row["created_at"]),
-        last_modified=_time(row["last_modified"]),
-    )
-
-
-def _branch_row(branch: BranchRecord) -> tuple[Any, ...]:
-    return (
-        uuid.UUID(branch.context_id),
-        branch.name,
-        _dumps(branch.document),
-        branch.message_count,
-        branch.turn_count,
-        branch.messages_bytes,
-        _dumps(branch.versioning.to_json()),
-        branch.base_version,
-        branch.created_by,
-        from_micros(branch.created_at),
-        from_micros(branch.last_modified),
-    )
-
-
-def _message(row: asyncpg.Record) -> MessageRecord:
-    return MessageRecord(
-        row["seq"],
-        row["message_id"],
-        row["role"],
-        (row["body"] or "").encode(),
-        row["body_blob"],
-        row["search_text"],
-        _time(row["created_at"]),
-    )
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _row(record: ContextRecord) -> tuple[Any, ...]:
-    return (
-        uuid.UUID(record.context_id),
-        record.context_type,
-        record.title,
-        record.description,
-        _dumps(record.data),
-        _dumps(record.metadata),
-        _dumps(record.extra),
-        record.state,
-        record.owner_id,
-        record.collaborators,
-        _dumps(record.permissions),
-        record.revision,
-        record.message_count,
-        record.turn_count,
-        record.doc_bytes,
-        record.messages_bytes,
-        from_micros(record.created_at),
-        from_micros(record.last_modified),
-        from_micros(record.last_accessed),
-        record.checksum,
-        _dumps(record.versioning.to_json()),
-        record.version_number,
-        _dumps(record.coordination.to_json()),
-    )
-
-
-# Every write is one statement: data-modifying CTEs write the row and the messages, and the
-# messages and the event are inserted from the row write (joined with r), so nothing lands
-# if the revision-guarded row write matched nothing; one round trip commits a whole change
-# (a version or a branch row, when there is one, follows in the same transaction).
-# Parameters $1-$7 are the event's, $8-$14 the messages' (as arrays), the row's follow;
-# the message segment and the event's branch come last.
-def _event_sql(branch: str, provider: str) -> str:
-    return (
-        "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, write_id, "
-        f"branch, provider) SELECT $1, $2, $3, $4, $5, $6, $7, {branch}, {provider} FROM r"
-    )
-
-
-def _messages_sql(segment: str) -> str:
-    return (
-        "m AS (INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
-        f"body_blob, search_text, created_at) SELECT $1, {segment}, x.seq, x.message_id, "
-        "x.role, NULLIF(x.body, '')::json, x.body_blob, x.search_text, x.created_at FROM "
-        "unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[], "
-        "$14::timestamptz[]) AS x(seq, message_id, role, body, body_blob, search_text, "
-        "created_at), r)"
-    )
-
-
-_CREATE = (
-    f"WITH r AS (INSERT INTO contexts ({_COLUMNS}) VALUES ($1, $15, $16, $17, $18, $19, $20, "
-    "$21, $22, $23, $24, $2, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35) "
-    "RETURNING 1), " + _messages_sql("'main'") + " " + _event_sql("'main'", "$36")
-)
-_APPEND = (
-    "WITH r AS (UPDATE contexts SET revision = $2, message_count = $16, turn_count = $17, "
-    "messages_bytes = $18, last_modified = $19, versioning = $21, version_number = $22, "
-    "coordination = $25 "
-    "WHERE context_id = $1 AND context_type = $15 AND revision = $20 RETURNING 1), "
-    f"{_messages_sql('$23')} {_event_sql('$24', '$26')}"
-)
-_REWRITE = (
-    "WITH r AS (UPDATE contexts SET title = $16, description = $17, data = $18, metadata = $19, "
-    "extra = $20, state = $21, owner_id = $22, collaborators = $23, permissions = $24, "
-    "revision = $2, message_count = $25, turn_count = $26, doc_bytes = $27, "
-    "messages_bytes = $28, last_modified = $29, last_accessed = $30, checksum = $31, "
-    "versioning = $32, version_number = $33, coordination = $34 "
-    "WHERE context_id = $1 AND context_type = $15 AND revision = $35 RETURNING 1), "
-    f"{_messages_sql('$36')} {_event_sql('$37', '$38')}"
-)
-_SAVE_BRANCH = (
-    f"INSERT INTO branches ({_BRANCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11) ON CONFLICT (context_id, name) DO UPDATE SET document = $3, "
-    "message_count = $4, turn_count = $5, messages_bytes = $6, versioning = $7, "
-    "last_modified = $11"
-)
-_INSERT_VERSION = (
-    f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-)
-
-
-def _change_params(
-    event: EventRecord, messages: Sequence[MessageRecord], write_id: uuid.UUID
-) -> tuple[Any, ...]:
-    """$1-$14: the event, then the messages as parallel arrays."""
-    return (
-        uuid.UUID(event.context_id),
-        event.revision,
-        event.op,
-        _dumps(event.changes),
-        event.user_id,
-        from_micros(event.created_at),
-        write_id,
-        [m.seq for m in messages],
-        [m.message_id for m in messages],
-        [m.role for m in messages],
-        [m.body.decode() for m in messages],
-        [m.blob for m in messages],
-        [m.search_text for m in messages],
-        [from_micros(m.created_at) for m in messages],
-    )
-
-
-def _create_params(new: NewContext, write_id: uuid.UUID) -> tuple[Any, ...]:
-    values = _row(new.record)
-    return (
-        *_change_params(new.event, new.messages, write_id),
-        values[1],
-        *values[2:11],
-        *values[12:],
-        new.event.provider,
-    )
-
-
-def _rewrite_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -> tuple[Any, ...]:
-    values = _row(mutation.record)
-    return (
-        *_change_params(mutation.event, mutation.messages, write_id),
-        values[1],
-        *values[2:11],
-        *values[12:16],
-        *values[17:],
-        old_revision,
-        mutation.segment,
-        mutation.event.branch,
-        mutation.event.provider,
-    )
-
-
-def _append_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -> tuple[Any, ...]:
-    new = mutation.record
-    return (
-        *_change_params(mutation.event, mutation.messages, write_id),
-        new.context_type,
-        new.message_count,
-        new.turn_count,
-        new.messages_bytes,
-        from_micros(new.last_modified),
-        old_revision,
-        _dumps(new.versioning.to_json()),
-        new.version_number,
-        mutation.segment,
-        mutation.event.branch,
-        _dumps(new.coordination.to_json()),
-        mutation.event.provider,
-    )
-
-
-async def _write_mutations(
-    conn: Connection, mutations: Sequence[tuple[ContextRecord, Mutation]], write_id: uuid.UUID
-) -> None:
-    """Commit each (current row, mutation): the row, messages and event, then any branch
-    row and version."""
-    rewrites = [
-        _rewrite_params(m, current.revision, write_id)
-        for current, m in mutations
-        if m.document_changed
-    ]
-    appends = [
-        _append_params(m, current.revision, write_id)
-        for current, m in mutations
-        if not m.document_changed
-    ]
-    await _run_writes(conn, _REWRITE, rewrites)
-    await _run_writes(conn, _APPEND, appends)
-    branches = [_branch_row(m.branch) for _, m in mutations if m.branch is not None]
-    versions = [_version_row(m.version) for _, m in mutations if m.version is not None]
-    if branches:
-        await conn.executemany(_SAVE_BRANCH, branches)
-    if versions:
-        await conn.executemany(_INSERT_VERSION, versions)
-
-
-async def _run_writes(conn: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
-    """Run one write statement per row, pipelined in one round trip."""
-    if not rows:
-        return
-    try:
-        if len(rows) == 1:
-            await conn.execute(statement, *rows[0])
-        else:
-            await conn.executemany(statement, rows)
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == "ux_messages_message_id":
-            raise ValidationFailed(
-                "a message id is already used in this context", [Issue("/messages", str(exc))]
-            ) from exc
-        raise ValidationFailed(
-            "a context with this id exists", [Issue("/context_id", str(exc))]
-        ) from exc
-
-
-class _Params:
-    """Positional parameters for a query built piece by piece."""
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
+        result = await work(conn, write_id, earlier)
+    except BaseException as exc:
+        if not _is_transient(exc):  # a broken connection is closed instead, never reused
+            await transaction.rollback()
+        raise
+    earlier[:] = [result]  # before COMMIT, whose answer may be lost
+    await transaction.commit()
+    return result
 
 
 class PostgresStorage:
@@ -642,25 +314,9 @@ class PostgresStorage:
         """
         write_id = uuid.uuid4()
         earlier: list[T] = []
-
-        async def attempt() -> T:
-            async with self.pool.acquire(timeout=self._deadline) as conn:
-                try:
-                    transaction = conn.transaction()
-                    await transaction.start()
-                    try:
-                        result = await work(conn, write_id, earlier)
-                    except LoremasterError:
-                        await transaction.rollback()
-                        raise
-                    earlier[:] = [result]  # before COMMIT, whose answer may be lost
-                    await transaction.commit()
-                    return result
-                except Exception as exc:
-                    _discard_if_broken(conn, exc)
-                    raise
-
-        return await self._retrying(what, attempt)
+        return await self._with_connection(
+            what, lambda conn: _attempt_write(conn, work, write_id, earlier)
+        )
 
     async def _read(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         return await self._with_connection("read", work)
@@ -676,7 +332,7 @@ class PostgresStorage:
                 "FROM unnest($1::text[]) AS id",
                 ids,
             )
-            if earlier and await _landed(conn, contexts[0].event, write_id):
+            if earlier and await landed(conn, contexts[0].event, write_id):
                 return None
             taken = await conn.fetchval(
                 "SELECT min(context_id::text) FROM contexts WHERE context_id = ANY($1::uuid[])",
@@ -688,10 +344,7 @@ class PostgresStorage:
                 raise ValidationFailed(
                     "a context with this id exists", [Issue("/context_id", str(clash))]
                 )
-            await _run_writes(conn, _CREATE, [_create_params(new, write_id) for new in contexts])
-            versions = [_version_row(new.version) for new in contexts if new.version is not None]
-            if versions:
-                await conn.executemany(_INSERT_VERSION, versions)
+            await insert_new(conn, contexts, write_id)
             return None
 
         if contexts:
@@ -704,19 +357,12 @@ class PostgresStorage:
         async def modify(
             conn: Connection, write_id: uuid.UUID, earlier: list[dict[str, ContextRecord]]
         ) -> dict[str, ContextRecord]:
-            current = await _lock_rows(conn, list(plans))
-            if earlier and await _landed_on_rows(conn, earlier[0], write_id):
+            current = await lock_rows(conn, list(plans))
+            if earlier and await landed_on_rows(conn, earlier[0], write_id):
                 return earlier[0]
-            committed: dict[str, ContextRecord] = {}
-            mutations: list[tuple[ContextRecord, Mutation]] = []
-            for context_id, plan in plans.items():
-                row = current[context_id]
-                mutation = plan(row)
-                committed[context_id] = row if mutation is None else mutation.record
-                if mutation is not None:
-                    mutations.append((row, mutation))
-            await _write_mutations(conn, mutations, write_id)
-            return committed
+            planned = plan_contexts(current, plans)
+            await write_mutations(conn, planned.mutations, write_id)
+            return planned.result
 
         return await self._write("modify", modify)
 
@@ -728,76 +374,60 @@ class PostgresStorage:
             write_id: uuid.UUID,
             earlier: list[tuple[ContextRecord, BranchRecord | None]],
         ) -> tuple[ContextRecord, BranchRecord | None]:
-            current = (await _lock_rows(conn, [context_id]))[context_id]
-            if earlier and await _landed_on_rows(conn, {context_id: earlier[0][0]}, write_id):
+            current = (await lock_rows(conn, [context_id]))[context_id]
+            if earlier and await landed_on_rows(conn, {context_id: earlier[0][0]}, write_id):
                 return earlier[0]
-            row = await conn.fetchrow(
-                f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = $1 AND name = $2",
-                uuid.UUID(context_id),
-                name,
-            )
-            branch = None if row is None else _branch(row)
-            mutation = plan(current, branch)
-            if mutation is None:
-                return current, branch
-            await _write_mutations(conn, [(current, mutation)], write_id)
-            return mutation.record, mutation.branch
+            row = await conn.fetchrow(SQL.select_branch, uuid.UUID(context_id), name)
+            planned = plan_branch(current, None if row is None else ROWS.branch(row), plan)
+            await write_mutations(conn, planned.mutations, write_id)
+            return planned.result
 
         return await self._write("modify", modify)
 
     async def delete_context(
         self, context_id: str, authorize: Callable[[ContextRecord], None]
     ) -> None:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             raise ContextNotFound(context_id)
 
         async def delete(conn: Connection, write_id: uuid.UUID, earlier: list[None]) -> None:
             try:
-                row = (await _lock_rows(conn, [context_id]))[context_id]
+                row = (await lock_rows(conn, [context_id]))[context_id]
             except ContextNotFound:
                 if earlier:
                     return None  # the earlier attempt's delete landed
                 raise
             authorize(row)
-            for table in ("messages", "events", "versions", "branches", "contexts"):
-                await conn.execute(f"DELETE FROM {table} WHERE context_id = $1", key)
+            for statement in SQL.delete_context:
+                await conn.execute(statement, key)
             return None
 
         await self._write("delete", delete)
 
     async def touch(self, context_id: str, *, when: int, not_since: int) -> None:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return
-        await self._read(
-            lambda conn: conn.execute(
-                "UPDATE contexts SET last_accessed = $2 WHERE context_id = $1 "
-                "AND last_accessed < $3",
-                key,
-                from_micros(when),
-                from_micros(not_since),
-            )
-        )
+        params = (key, from_micros(when), from_micros(not_since))
+        await self._write("touch", lambda conn, *_: conn.execute(SQL.touch, *params))
 
     # -- reads ---------------------------------------------------------------------------
 
     async def load_context(
         self, context_id: str, known: tuple[int, int] | None = None
     ) -> ContextRecord | NotModified | None:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return None
 
         async def load(conn: Connection) -> ContextRecord | NotModified | None:
             if known is not None:
-                row = await conn.fetchrow(
-                    "SELECT revision, last_modified FROM contexts WHERE context_id = $1", key
-                )
-                if row is not None and (row[0], _time(row[1])) == known:
+                row = await conn.fetchrow(SQL.select_revision, key)
+                if row is not None and (row[0], DIALECT.micros(row[1])) == known:
                     return NotModified()
-            row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM contexts WHERE context_id = $1", key)
-            return None if row is None else _record(row)
+            row = await conn.fetchrow(SQL.select_context, key)
+            return None if row is None else ROWS.context(row)
 
         return await self._read(load)
 
@@ -810,58 +440,28 @@ class PostgresStorage:
         before_seq: int | None,
         after_seq: int = 0,
     ) -> list[MessageRecord]:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                "SELECT seq, message_id, role, body, body_blob, search_text, created_at "
-                "FROM messages WHERE context_id = $1 AND branch = $2 AND seq < $3 AND seq > $5 "
-                "ORDER BY seq DESC LIMIT $4",
-                key,
-                branch,
-                2**62 if before_seq is None else before_seq,
-                limit,
-                after_seq,
-            )
-        )
-        return [_message(row) for row in reversed(rows)]
+        before = 2**62 if before_seq is None else before_seq
+        params = (key, branch, before, after_seq, limit)
+        rows = await self._read(lambda conn: conn.fetch(SQL.select_messages, *params))
+        return [ROWS.message(row) for row in reversed(rows)]
 
     async def load_events(
         self, context_id: str, *, since_revision: int, limit: int | None, branch: str | None = None
     ) -> list[EventRecord]:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                "SELECT revision, op, changes, user_id, created_at, branch, provider FROM events "
-                "WHERE context_id = $1 AND revision > $2 AND ($4::text IS NULL OR branch = $4) "
-                "ORDER BY revision LIMIT $3",
-                key,
-                since_revision,
-                limit,
-                branch,
-            )
-        )
-        return [
-            EventRecord(
-                context_id,
-                row["revision"],
-                row["op"],
-                orjson.loads(row["changes"]),
-                row["user_id"],
-                _time(row["created_at"]),
-                row["branch"],
-                row["provider"],
-            )
-            for row in rows
-        ]
+        params = (key, since_revision, limit, branch)
+        rows = await self._read(lambda conn: conn.fetch(SQL.select_events, *params))
+        return [ROWS.event(context_id, row) for row in rows]
 
     async def query_contexts(self, query: RecordQuery) -> list[ContextRecord]:
-        sql, values = _query_sql(query)
+        sql, values = query_sql(DIALECT, query)
         rows = await self._read(lambda conn: conn.fetch(sql, *values))
-        return [_record(row) for row in rows]
+        return [ROWS.context(row) for row in rows]
 
     async def search(self, text: str, *, reader: str | None, limit: int) -> list[SearchRecord]:
         words = search_words(text)
@@ -870,7 +470,7 @@ class PostgresStorage:
         terms = [f"'{word}'" for word in words]
         terms[-1] += ":*"
         tsquery = " & ".join(terms)
-        access = f"AND ($2::text IS NULL OR {_reader_clause('$2::text')})"
+        access = f"AND ($2::text IS NULL OR {readable_by(DIALECT, '$2::text')})"
         in_contexts = (
             "SELECT c.context_id, c.context_type, c.title, "
             f"2 * ts_rank({_FTS_DOCUMENT}, q) AS score, "
@@ -947,7 +547,9 @@ class PostgresStorage:
                 "SELECT last_finished_at FROM maintenance_leases "
                 "WHERE name = 'statistics' AND last_finished_at > '-infinity'"
             )
-            known = [t for t in (self._statistics_refreshed_at, leased and _time(leased)) if t]
+            known = [
+                t for t in (self._statistics_refreshed_at, leased and DIALECT.micros(leased)) if t
+            ]
             refreshed = max(known, default=None)
             now = time.time_ns() // 1000
             if max_age is not None and (refreshed is None or now - refreshed > max_age * 1e6):
@@ -969,47 +571,43 @@ class PostgresStorage:
     # -- retention -----------------------------------------------------------------------
 
     async def acquire_lease(self, name: str, holder: str, *, ttl: float, every: float) -> bool:
-        async def acquire(conn: Connection) -> bool:
+        async def acquire(conn: Connection, write_id: uuid.UUID, earlier: list[bool]) -> bool:
             await conn.execute(
                 "INSERT INTO maintenance_leases (name) VALUES ($1) ON CONFLICT DO NOTHING", name
             )
+            # After an attempt that took the lease and lost COMMIT's answer, the lease this
+            # holder has is the one that attempt took.
             taken = await conn.fetchval(
                 "UPDATE maintenance_leases SET holder = $2, "
                 "expires_at = now() + make_interval(secs => $3) WHERE name = $1 "
-                "AND (holder IS NULL OR expires_at < now()) "
-                "AND last_finished_at <= now() - make_interval(secs => $4) RETURNING 1",
+                "AND (($5 AND holder = $2) OR ((holder IS NULL OR expires_at < now()) "
+                "AND last_finished_at <= now() - make_interval(secs => $4))) RETURNING 1",
                 name,
                 holder,
                 ttl,
                 every,
+                earlier == [True],
             )
             return bool(taken == 1)
 
-        return await self._read(acquire)
+        return await self._write("acquire lease", acquire)
 
     async def release_lease(self, name: str, holder: str, *, finished: bool) -> None:
-        await self._read(
-            lambda conn: conn.execute(
+        await self._write(
+            "release lease",
+            lambda conn, *_: conn.execute(
                 "UPDATE maintenance_leases SET holder = NULL, expires_at = '-infinity', "
                 "last_finished_at = CASE WHEN $3 THEN now() ELSE last_finished_at END "
                 "WHERE name = $1 AND holder = $2",
                 name,
                 holder,
                 finished,
-            )
+            ),
         )
 
     async def contexts_idle_since(self, before: int, *, state: str, limit: int) -> list[str]:
-        column = "last_modified" if state == "deleted" else "last_accessed"
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                f"SELECT context_id FROM contexts WHERE state = $1 AND {column} < $2 "
-                f"ORDER BY {column} LIMIT $3",
-                state,
-                from_micros(before),
-                limit,
-            )
-        )
+        sql = SQL.idle_since(state)
+        rows = await self._read(lambda conn: conn.fetch(sql, state, from_micros(before), limit))
         return [str(row["context_id"]) for row in rows]
 
     async def trim_events(self, before: int, *, dry_run: bool) -> int:
@@ -1022,18 +620,15 @@ class PostgresStorage:
                 lambda conn: conn.fetchval(f"SELECT count(*) {where}", from_micros(before))
             )
             return int(count)
-        result = await self._read(lambda conn: conn.execute(f"DELETE {where}", from_micros(before)))
-        return int(result.split()[-1])
+        status = await self._write(
+            "trim events", lambda conn, *_: conn.execute(f"DELETE {where}", from_micros(before))
+        )
+        return int(status.split()[-1])
 
     # -- codec dictionaries --------------------------------------------------------------
 
     async def load_dictionaries(self) -> list[tuple[int, str, bytes]]:
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                "SELECT dictionary_id, context_type, data FROM codec_dictionaries "
-                "ORDER BY dictionary_id"
-            )
-        )
+        rows = await self._read(lambda conn: conn.fetch(SQL.load_dictionaries))
         return [(row[0], row[1], bytes(row[2])) for row in rows]
 
     async def save_dictionary(self, context_type: str, data: bytes, *, sample_count: int) -> int:
@@ -1054,64 +649,41 @@ class PostgresStorage:
         return await self._write("save dictionary", save)
 
     async def sample_messages(self, limit: int) -> list[MessageRecord]:
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                "SELECT seq, message_id, role, body, body_blob, search_text, created_at "
-                "FROM messages ORDER BY random() LIMIT $1",
-                limit,
-            )
-        )
-        return [_message(row) for row in rows]
+        rows = await self._read(lambda conn: conn.fetch(SQL.sample_messages, limit))
+        return [ROWS.message(row) for row in rows]
 
     # -- versions and branches -----------------------------------------------------------
 
     async def load_branch(self, context_id: str, name: str) -> BranchRecord | None:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return None
-        row = await self._read(
-            lambda conn: conn.fetchrow(
-                f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = $1 AND name = $2",
-                key,
-                name,
-            )
-        )
-        return None if row is None else _branch(row)
+        row = await self._read(lambda conn: conn.fetchrow(SQL.select_branch, key, name))
+        return None if row is None else ROWS.branch(row)
 
     async def list_branches(self, context_id: str) -> list[BranchRecord]:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = $1 ORDER BY name",
-                key,
-            )
-        )
-        return [_branch(row) for row in rows]
+        rows = await self._read(lambda conn: conn.fetch(SQL.select_branches, key))
+        return [ROWS.branch(row) for row in rows]
 
     async def load_versions(
         self, context_id: str, version_ids: Sequence[str]
     ) -> list[VersionRecord]:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
-        rows = await self._read(
-            lambda conn: conn.fetch(
-                f"SELECT {_VERSION_COLUMNS} FROM versions "
-                "WHERE context_id = $1 AND version_id = ANY($2::text[])",
-                key,
-                list(version_ids),
-            )
-        )
-        return [_version(row) for row in rows]
+        params = (key, list(version_ids))
+        rows = await self._read(lambda conn: conn.fetch(_SELECT_VERSIONS, *params))
+        return [ROWS.version(row) for row in rows]
 
     async def load_version_chain(self, context_id: str, version_id: str) -> list[VersionRecord]:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
-        rows = await self._read(lambda conn: conn.fetch(_CHAIN_SQL, key, version_id))
-        return [_version(row) for row in reversed(rows)]
+        rows = await self._read(lambda conn: conn.fetch(SQL.version_chain, key, version_id))
+        return [ROWS.version(row) for row in reversed(rows)]
 
     async def list_versions(
         self,
@@ -1122,21 +694,14 @@ class PostgresStorage:
         before_number: int | None = None,
         limit: int | None = None,
     ) -> list[VersionRecord]:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
-        sql = f"SELECT {_VERSION_METADATA} FROM versions WHERE context_id = $1 AND number < $2"
-        params: list[Any] = [key, 2**62 if before_number is None else before_number]
-        if branch is not None:
-            params.append(branch)
-            sql += f" AND branch = ${len(params)}"
-        if tag is not None:
-            params.append([tag])
-            sql += f" AND cardinality(tags) > 0 AND tags @> ${len(params)}::text[]"
-        params.append(limit)
-        sql += f" ORDER BY number DESC LIMIT ${len(params)}"
+        sql, params = SQL.list_versions(
+            key, branch=branch, tag=tag, before_number=before_number, limit=limit
+        )
         rows = await self._read(lambda conn: conn.fetch(sql, *params))
-        return [_version(row) for row in rows]
+        return [ROWS.version(row) for row in rows]
 
     async def rewrite_versions(
         self, context_id: str, *, delete: Sequence[str], replace: Sequence[VersionRecord]
@@ -1212,58 +777,27 @@ class PostgresStorage:
         return [str(row["context_id"]) for row in rows]
 
     async def load_rows(self, context_id: str) -> ContextRows | None:
-        key = _uuid(context_id)
+        key = DIALECT.lookup_key(context_id)
         if key is None:
             return None
 
         async def load(conn: Connection) -> ContextRows | None:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                row = await conn.fetchrow(
-                    f"SELECT {_COLUMNS} FROM contexts WHERE context_id = $1", key
-                )
+                row = await conn.fetchrow(SQL.select_context, key)
                 if row is None:
                     return None
                 # Byte order, as SQLite's: a dump does not depend on the backend's collation.
-                branches = await conn.fetch(
-                    f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE context_id = $1 "
-                    'ORDER BY name COLLATE "C"',
-                    key,
-                )
-                messages = await conn.fetch(
-                    "SELECT branch, seq, message_id, role, body, body_blob, search_text, "
-                    "created_at FROM messages WHERE context_id = $1 "
-                    'ORDER BY branch COLLATE "C", seq',
-                    key,
-                )
-                versions = await conn.fetch(
-                    f"SELECT {_VERSION_COLUMNS} FROM versions WHERE context_id = $1 "
-                    "ORDER BY number",
-                    key,
-                )
-                events = await conn.fetch(
-                    "SELECT revision, op, changes, user_id, created_at, branch, provider "
-                    "FROM events WHERE context_id = $1 ORDER BY revision",
-                    key,
-                )
-            record = _record(row)
+                branches = await conn.fetch(SQL.select_branches, key)
+                messages = await conn.fetch(SQL.select_all_messages, key)
+                versions = await conn.fetch(SQL.select_versions, key)
+                events = await conn.fetch(SQL.select_all_events, key)
+            record = ROWS.context(row)
             return ContextRows(
                 record=record,
-                branches=[_branch(b) for b in branches],
-                messages=[(m["branch"], _message(m)) for m in messages],
-                versions=[_version(v) for v in versions],
-                events=[
-                    EventRecord(
-                        record.context_id,
-                        e["revision"],
-                        e["op"],
-                        orjson.loads(e["changes"]),
-                        e["user_id"],
-                        _time(e["created_at"]),
-                        e["branch"],
-                        e["provider"],
-                    )
-                    for e in events
-                ],
+                branches=[ROWS.branch(b) for b in branches],
+                messages=[(m[7], ROWS.message(m)) for m in messages],
+                versions=[ROWS.version(v) for v in versions],
+                events=[ROWS.event(record.context_id, e) for e in events],
             )
 
         return await self._read(load)
@@ -1277,83 +811,27 @@ class PostgresStorage:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", context_id)
             exists = await conn.fetchval("SELECT 1 FROM contexts WHERE context_id = $1", key)
             if exists:
-                if earlier and (not rows.events or await _landed(conn, rows.events[-1], write_id)):
+                if earlier and (not rows.events or await landed(conn, rows.events[-1], write_id)):
                     return None  # the earlier attempt's COMMIT landed
                 raise ValidationFailed(
                     "a context with this id exists", [Issue("/context_id", context_id)]
                 )
             try:
-                await _insert_rows(conn, rows, write_id)
+                await insert_rows(conn, rows, write_id)
             except asyncpg.UniqueViolationError as exc:  # a version id another context has
                 raise ValidationFailed(
                     "a row of this context is stored already", [Issue("/context_id", str(exc))]
                 ) from exc
-            found = await conn.fetchrow(_ROW_COUNTS_SQL, key)
+            found = await conn.fetchrow(SQL.row_counts, key)
             check_written(rows, () if found is None else tuple(found))
             return None
 
         await self._write("insert rows", insert)
 
 
-async def _insert_rows(conn: Connection, rows: ContextRows, write_id: uuid.UUID) -> None:
-    """Write every row of a context (its events stamped with `write_id`)."""
-    key = uuid.UUID(rows.record.context_id)
-    messages = rows.messages
-    await conn.execute(
-        f"INSERT INTO contexts ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-        "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
-        *_row(rows.record),
-    )
-    await conn.execute(
-        "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
-        "body_blob, search_text, created_at) SELECT $1, x.branch, x.seq, "
-        "x.message_id, x.role, NULLIF(x.body, '')::json, x.body_blob, x.search_text, "
-        "x.created_at FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], "
-        "$6::text[], $7::bytea[], $8::text[], $9::timestamptz[]) AS x(branch, seq, "
-        "message_id, role, body, body_blob, search_text, created_at)",
-        key,
-        [segment for segment, _ in messages],
-        [m.seq for _, m in messages],
-        [m.message_id for _, m in messages],
-        [m.role for _, m in messages],
-        [m.body.decode() for _, m in messages],
-        [m.blob for _, m in messages],
-        [m.search_text for _, m in messages],
-        [from_micros(m.created_at) for _, m in messages],
-    )
-    if rows.events:
-        await conn.executemany(
-            "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, "
-            "write_id, branch, provider) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            [
-                (
-                    key,
-                    e.revision,
-                    e.op,
-                    _dumps(e.changes),
-                    e.user_id,
-                    from_micros(e.created_at),
-                    write_id,
-                    e.branch,
-                    e.provider,
-                )
-                for e in rows.events
-            ],
-        )
-    if rows.versions:
-        await conn.executemany(_INSERT_VERSION, [_version_row(v) for v in rows.versions])
-    if rows.branches:
-        await conn.executemany(_SAVE_BRANCH, [_branch_row(b) for b in rows.branches])
-
-
-_ROW_COUNTS_SQL = (
-    "SELECT (SELECT count(*) FROM messages WHERE context_id = $1), "
-    "(SELECT count(*) FROM events WHERE context_id = $1), "
-    "(SELECT count(*) FROM versions WHERE context_id = $1), "
-    "(SELECT count(*) FROM branches WHERE context_id = $1)"
+_SELECT_VERSIONS = (
+    f"SELECT {VERSION_COLUMNS} FROM versions WHERE context_id = $1 AND version_id = ANY($2::text[])"
 )
-
-
 _HEADS_AMONG_SQL = (
     "SELECT EXISTS (SELECT 1 FROM contexts WHERE context_id = $1 "
     "AND versioning->>'head' = ANY($2::text[])) OR EXISTS (SELECT 1 FROM branches "
@@ -1363,20 +841,6 @@ _HEADS_AMONG_SQL = (
 
 class _VersionsMoved(LoremasterError):
     """Another cleanup rewrote these versions first; this one's plan is stale."""
-
-
-# From a version back to the snapshot it rests on: its ancestors while they are patches.
-_CHAIN_SQL = f"""
-WITH RECURSIVE chain(version_id, parent_id, kind, depth) AS (
-    SELECT version_id, parent_id, kind, 0 FROM versions WHERE context_id = $1 AND version_id = $2
-    UNION ALL
-    SELECT v.version_id, v.parent_id, v.kind, chain.depth + 1
-    FROM versions v JOIN chain ON v.version_id = chain.parent_id
-    WHERE chain.kind = 'delta'
-)
-SELECT {", ".join("v." + c for c in _VERSION_COLUMNS.split(", "))}
-FROM chain JOIN versions v ON v.version_id = chain.version_id ORDER BY chain.depth
-"""
 
 
 _SCHEMA_VERSION_TABLE = (
@@ -1390,114 +854,4 @@ async def _applied(conn: Connection) -> list[tuple[int, str, int]]:
     if not exists:
         return []
     rows = await conn.fetch("SELECT version, name, applied_at FROM schema_version")
-    return [(row["version"], row["name"], _time(row["applied_at"])) for row in rows]
-
-
-async def _lock_rows(conn: Connection, context_ids: list[str]) -> dict[str, ContextRecord]:
-    keys = [_uuid(context_id) for context_id in context_ids]
-    for context_id, key in zip(context_ids, keys, strict=True):
-        if key is None:
-            raise ContextNotFound(context_id)
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint "
-        "AS read_at FROM contexts WHERE context_id = ANY($1::uuid[]) "
-        "ORDER BY context_id FOR UPDATE",
-        keys,
-    )
-    found = {str(row["context_id"]): _record(row) for row in rows}
-    for context_id in context_ids:
-        if str(uuid.UUID(context_id)) not in found:
-            raise ContextNotFound(context_id)
-    return {context_id: found[str(uuid.UUID(context_id))] for context_id in context_ids}
-
-
-async def _landed(conn: Connection, event: EventRecord, write_id: uuid.UUID) -> bool:
-    found = await conn.fetchval(
-        "SELECT 1 FROM events WHERE context_id = $1 AND revision = $2 AND write_id = $3",
-        uuid.UUID(event.context_id),
-        event.revision,
-        write_id,
-    )
-    return found is not None
-
-
-async def _landed_on_rows(
-    conn: Connection, committed: Mapping[str, ContextRecord], write_id: uuid.UUID
-) -> bool:
-    """Whether the earlier attempt's rows landed: its event at the revision it wrote (not
-    the latest, which another writer may have added since) carries this write id."""
-    for row in committed.values():
-        found = await conn.fetchval(
-            "SELECT write_id FROM events WHERE context_id = $1 AND revision = $2",
-            uuid.UUID(row.context_id),
-            row.revision,
-        )
-        if found == write_id:
-            return True
-    return False
-
-
-def _reader_clause(reader: str) -> str:
-    return (
-        f"(c.owner_id = {reader} OR {reader} = ANY(c.collaborators) "
-        f"OR jsonb_array_length(c.permissions -> {reader}) > 0)"
-    )
-
-
-def _nest(pairs: Sequence[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for path, value in pairs:
-        node = nested
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return nested
-
-
-def _query_sql(query: RecordQuery) -> tuple[str, list[Any]]:
-    p = _Params()
-    where = [f"c.state = ANY({p(list(query.states))}::text[])"]
-    if query.reader is not None:
-        where.append(_reader_clause(p(query.reader)))
-    if query.context_type is not None:
-        where.append(f"c.context_type = {p(query.context_type)}")
-    if query.owner_id is not None:
-        where.append(f"c.owner_id = {p(query.owner_id)}")
-    if query.collaborator is not None:
-        where.append(f"c.collaborators @> ARRAY[{p(query.collaborator)}]::text[]")
-    if query.title_contains is not None:
-        escaped = query.title_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append(f"c.title ILIKE {p(f'%{escaped}%')}")
-    # Values go through @> (the GIN index); null needs equality, which @> would not give
-    # ({"k": null} contains no key k).
-    values = [(path, v) for path, v in query.metadata_match if v is not None]
-    if values:
-        where.append(f"c.metadata @> {p(_dumps(_nest(values)))}::jsonb")
-    for path, value in query.metadata_match:
-        if value is None:
-            where.append(f"c.metadata #> {p(list(path))}::text[] = 'null'::jsonb")
-    for column, bound, op in (
-        ("created_at", query.created_after, ">="),
-        ("created_at", query.created_before, "<"),
-        ("last_modified", query.modified_after, ">="),
-        ("last_modified", query.modified_before, "<"),
-    ):
-        if bound is not None:
-            where.append(f"c.{column} {op} {p(from_micros(bound))}")
-    column = f"c.{query.order_by}"
-    if query.order_by == "title":
-        column += ' COLLATE "C"'
-    direction = "DESC" if query.descending else "ASC"
-    if query.after is not None:
-        value, after_id = query.after
-        if query.order_by in _TIME_COLUMNS:
-            value = from_micros(int(value))
-        compare = "<" if query.descending else ">"
-        key = _uuid(after_id)
-        where.append(f"({column}, c.context_id) {compare} ({p(value)}, {p(key)})")
-    sql = (
-        f"SELECT {_COLUMNS} FROM contexts c WHERE {' AND '.join(where)} "
-        f"ORDER BY {column} {direction}, c.context_id {direction} "
-        f"LIMIT {p(query.limit)} OFFSET {p(query.offset)}"
-    )
-    return sql, p.values
+    return [(row["version"], row["name"], DIALECT.micros(row["applied_at"])) for row in rows]

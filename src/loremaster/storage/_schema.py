@@ -1,4 +1,5 @@
-"""Numbered SQL migrations, one folder per backend: ``NNNN_name.sql``, applied in order."""
+"""Schema migrations: numbered SQL files, ``NNNN_name.sql``, one folder per backend, applied
+in order."""
 
 from __future__ import annotations
 
