@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from loremaster import (
@@ -494,6 +496,15 @@ async def test_pagination_with_offset_and_cursor(manager: ContextManager) -> Non
         await manager.query_contexts(by_title.model_copy(update={"cursor": "garbage!"}))
     with pytest.raises(ValidationFailed, match="another ordering"):
         await manager.query_contexts(newest_first.model_copy(update={"cursor": page_cursor(pages)}))
+    # A forged cursor whose value has the wrong type for the ordering is refused, typed.
+    for forged in (
+        {"o": "created_at", "d": True, "v": "soon", "i": created[0]},
+        {"o": "title", "d": False, "v": 7, "i": created[0]},
+    ):
+        token = base64.urlsafe_b64encode(orjson.dumps(forged)).decode()
+        query = ContextQuery(order_by=forged["o"], descending=forged["d"], cursor=token)
+        with pytest.raises(ValidationFailed, match="cursor"):
+            await manager.query_contexts(query)
 
 
 def page_cursor(pages: list[list[str]]) -> str:

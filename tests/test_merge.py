@@ -14,12 +14,12 @@ from loremaster import DataCorrupted, RevisionConflict, ValidationFailed
 from loremaster.patch import same_json
 from loremaster.sync import (
     MISSING,
-    PathChange,
     ConflictPolicy,
     ConflictStrategy,
-    ThreeWayConflict,
+    PathChange,
     PendingConflict,
     Resolved,
+    ThreeWayConflict,
     UpdateOrigin,
     apply_choices,
     resolve_update,

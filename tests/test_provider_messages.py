@@ -25,8 +25,8 @@ from loremaster import (
     ToolResultPart,
     ValidationFailed,
 )
-from loremaster.document._changes import parse_messages
 from loremaster.cli import main
+from loremaster.document._changes import parse_messages
 from loremaster.models import is_neutral_message, read_message_groups
 from loremaster.translation import ContextTranslator, detect, message_source
 from loremaster.validation import ContextValidator

@@ -32,10 +32,16 @@ from loremaster import (
     UnsupportedFormat,
     ValidationFailed,
 )
-from loremaster.manager._dump import DumpReader, check_versions, context_lines, footer_line, header_line
 from loremaster.cli import _render, main
 from loremaster.cli._files import output_file
 from loremaster.codec import inspect_blob
+from loremaster.manager._dump import (
+    DumpReader,
+    check_versions,
+    context_lines,
+    footer_line,
+    header_line,
+)
 from loremaster.storage import (
     ContextRecord,
     ContextRows,

@@ -374,7 +374,8 @@ def _decode_cursor(query: ContextQuery) -> tuple[Any, str] | None:
         if token["o"] != query.order_by or token["d"] != query.descending:
             raise ValidationFailed("invalid cursor: it belongs to another ordering")
         value, context_id = token["v"], token["i"]
-        if not isinstance(context_id, str) or not isinstance(value, (int, str)):
+        expected = str if query.order_by == "title" else int  # times are microseconds
+        if not isinstance(context_id, str) or type(value) is not expected:
             raise ValueError("malformed cursor")
         check_json([value, context_id], "/cursor")
     except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
