@@ -144,5 +144,37 @@ def test_applying_changes_never_touches_the_document_patched(ops: list[dict[str,
     assert document == before
     assert ops == given
     assert applied == ops
-    assert result["data"]["gold"] is document["data"]["gold"]  # untouched: shared
+    if all(op["op"] != "move" for op in ops):  # a move works on a copy of the whole
+        assert result["data"]["gold"] is document["data"]["gold"]  # untouched: shared
     assert result == jsonpatch.apply_patch(before, given)
+
+
+def test_a_move_inside_a_list_leaves_the_document_patched_alone() -> None:
+    """A move's removal shifts the indexes under the path it adds to: the copy it works on
+    must not share what it changes with the document (a shared row stayed changed while
+    the update, seen as "no change", was never written)."""
+    document = {"data": {"l": [1, [], []]}}
+    ops = [
+        {"op": "move", "from": "/data/l/0", "path": "/data/l/1/0"},
+        {"op": "add", "path": "/data/l/0", "value": 1},
+    ]
+    result, applied = apply_changes(document, ops)
+    assert document == {"data": {"l": [1, [], []]}}
+    assert result == {"data": {"l": [1, [], [1]]}} == jsonpatch.apply_patch(document, ops)
+    assert applied == ops
+
+
+def test_what_a_copy_places_is_checked_where_it_lands_before_later_operations_move_it() -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(98):
+        node["a"] = {}
+        node = node["a"]
+    document = {"data": {"deep": deep, "l": [0]}}
+    ops = [
+        {"op": "copy", "from": "/data/deep", "path": "/data/l/0"},
+        {"op": "add", "path": "/data/l/0", "value": 0},  # shifts the copy to /data/l/1
+    ]
+    with pytest.raises(ValidationFailed, match="nested deeper") as caught:
+        apply_changes(document, ops)
+    assert caught.value.issues[0].path.startswith("/data/l/0/a/a")

@@ -28,6 +28,7 @@ from loremaster import (
     ContextNotFound,
     ContextState,
     ConversationContext,
+    PermissionDenied,
     RevisionConflict,
     SessionContext,
     ValidationFailed,
@@ -240,7 +241,7 @@ async def test_an_update_without_sync_still_reaches_other_caches_at_once(
 # -- 3. a session is checked the same way on create and on update ----------------------------
 
 
-@pytest.mark.parametrize("form", ["merge patch", "json patch"])
+@pytest.mark.parametrize("form", ["merge patch", "json patch", "moved from data"])
 async def test_an_update_may_not_point_a_session_at_an_unreadable_conversation(
     db_url: str, form: str
 ) -> None:
@@ -263,11 +264,16 @@ async def test_an_update_may_not_point_a_session_at_an_unreadable_conversation(
             SessionContext(title="s", active_conversations=[mine]), user_id="alice"
         )
         before = await cm.get_context(session, user_id="alice")
-        changes: Any = (
-            {"active_conversations": [mine, bobs]}
-            if form == "merge patch"
-            else [{"op": "add", "path": "/active_conversations/-", "value": bobs}]
-        )
+        await cm.update_context(session, {"data": {"note": bobs}}, user_id="alice")
+        before = await cm.get_context(session, user_id="alice")
+        changes: Any = {
+            "merge patch": {"active_conversations": [mine, bobs]},
+            "json patch": [{"op": "add", "path": "/active_conversations/-", "value": bobs}],
+            # the id smuggled in as data, then moved where only looked-up ids may go
+            "moved from data": [
+                {"op": "move", "from": "/data/note", "path": "/active_conversations/-"}
+            ],
+        }[form]
         with pytest.raises(ValidationFailed) as updated:
             await cm.update_context(session, changes, user_id="alice")
         assert [(i.path, i.code) for i in updated.value.issues] == [
@@ -276,6 +282,27 @@ async def test_an_update_may_not_point_a_session_at_an_unreadable_conversation(
         after = await cm.get_context(session, user_id="alice")
         assert isinstance(after, SessionContext)
         assert (after.revision, after.active_conversations) == (before.revision, [mine])
+
+
+async def test_a_reader_who_may_not_write_a_session_is_refused_before_any_lookup(
+    db_url: str,
+) -> None:
+    """Who may not write learns nothing from a session update, and nothing is looked up,
+    changed or cached on their behalf: the permission is checked first."""
+    async with ContextManager(database_url=db_url) as cm:
+        mine = await cm.create_context(ConversationContext(title="mine"), user_id="alice")
+        session = await cm.create_context(
+            SessionContext(title="s", active_conversations=[mine], permissions={"bob": ["read"]}),
+            user_id="alice",
+        )
+        moves = [
+            {"op": "add", "path": "/active_conversations/-", "value": mine},
+            {"op": "replace", "path": "/title", "value": "bob's"},
+        ]
+        with pytest.raises(PermissionDenied):
+            await cm.update_context(session, moves, user_id="bob")
+        after = await cm.get_context(session, user_id="alice")
+        assert (after.revision, after.title) == (1, "s")
 
 
 async def test_validating_a_session_does_not_read_its_conversations_as_a_user_would(

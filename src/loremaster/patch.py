@@ -7,6 +7,7 @@ Pure functions, no I/O.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +23,6 @@ __all__ = [
     "apply_changes",
     "apply_stored_patch",
     "check_changes",
-    "check_placed",
     "escape_pointer",
     "merge_patch_to_json_patch",
     "same_document",
@@ -62,27 +62,6 @@ def same_document(a: Any, b: Any) -> bool:
         )
     except TypeError:  # beyond what orjson writes (a 65-bit integer): compare in Python
         return same_json(a, b)
-
-
-def check_placed(document: Mapping[str, Any], ops: JsonPatch) -> None:
-    """Refuse (`ValidationFailed`) unless what `ops` put into `document` (now applied) is
-    storable JSON at the depth it sits (see `check_json`): a copy or a move may nest
-    deeper than anything the operations held. The rest of the document was stored
-    before, so it is not walked again."""
-    for op in ops:
-        if op["op"] not in ("add", "replace", "copy", "move"):
-            continue
-        tokens = jsonpointer.JsonPointer(op["path"]).parts
-        node: Any = document
-        for token in tokens:
-            if isinstance(node, dict) and token in node:
-                node = node[token]
-            elif isinstance(node, list) and node and (token == "-" or token.isdigit()):
-                node = node[-1] if token == "-" else node[min(int(token), len(node) - 1)]
-            else:
-                break  # moved on by a later operation, which is checked where it put it
-        else:
-            check_json(node, op["path"], depth=len(tokens))
 
 
 def _without_nulls(value: Any) -> Any:
@@ -166,14 +145,19 @@ def apply_changes(
         raise ValidationFailed(_NOT_CHANGES)
     if not ops:
         return document, ops
-    result: Any = dict(document)
+    # Only the containers an operation changes are copied (the rest stays shared with
+    # `document`), except for a move: its removal shifts list indexes under the path it
+    # adds to, so a patch with one works on a copy of the whole.
+    moving = any(op["op"] == "move" for op in ops)
+    result: Any = copy.deepcopy(document) if moving else dict(document)
     copied = {id(result)}
     try:
         for op in ops:
-            _copy_parents(result, op["path"], copied)
-            if op["op"] == "move":
-                _copy_parents(result, op["from"], copied)
+            if not moving:
+                _copy_parents(result, op["path"], copied)
             result = jsonpatch.JsonPatch([op]).apply(result, in_place=True)
+            if op["op"] in ("copy", "move"):
+                _check_placed(result, op["path"])
     except (
         jsonpatch.JsonPatchException,
         jsonpointer.JsonPointerException,
@@ -187,6 +171,20 @@ def apply_changes(
     if same_json(result, document):
         return document, []  # a patch that changes nothing is no change
     return result, ops
+
+
+def _check_placed(document: Any, path: str) -> None:
+    """Refuse (`ValidationFailed`) unless what a copy or a move just put at `path` is
+    storable JSON at the depth it now sits: it may nest deeper than anything the
+    operations held (their values are checked with `check_changes`)."""
+    tokens = jsonpointer.JsonPointer(path).parts
+    node: Any = document
+    for token in tokens:
+        if isinstance(node, list):
+            node = node[-1] if token == "-" else node[int(token)]
+        else:
+            node = node[token]
+    check_json(node, path, depth=len(tokens))
 
 
 def _copy_parents(document: Any, path: str, copied: set[int]) -> None:

@@ -35,7 +35,6 @@ from ..models import (
 from ..patch import (
     JsonPatch,
     apply_changes,
-    check_placed,
     escape_pointer,
     same_document,
     top_level_fields,
@@ -145,13 +144,13 @@ def _changed_fields(changes: Mapping[str, Any] | Sequence[Any]) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """A merge patch (a dict) or JSON Patch (a list) over the fields. What it puts in must
-    be storable JSON where it lands; `check` (the validator's checks, when validation is
-    on) may refuse the result."""
+    """A merge patch (a dict) or JSON Patch (a list) over the fields; `check` (the
+    validator's checks, when validation is on) may refuse the result, seeing the row
+    before it."""
 
     changes: Mapping[str, Any] | Sequence[Any]
     expected_revision: int | None = None
-    check: Callable[[Context], None] | None = None
+    check: Callable[[ContextRecord, Context], None] | None = None
 
     def plan(self, current: ContextRecord, write: Write) -> Mutation | None:
         writable(current, write.user_id)
@@ -170,13 +169,12 @@ class Update:
         document, ops = apply_changes(document_of(current), self.changes)
         if not ops:
             return None
-        check_placed(document, ops)
         try:
             updated = context_from_record(current, document=document)
         except ValidationFailed as exc:
             raise ValidationFailed("the update would make the context invalid", exc.issues) from exc
         if self.check is not None:
-            self.check(updated)
+            self.check(current, updated)
         mutation = commit_document(current, updated, write, op="update", ops=ops)
         # The model may normalize what was written (a partial object gets its defaults): the
         # event's patch must lead to what is stored.

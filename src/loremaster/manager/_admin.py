@@ -69,11 +69,9 @@ class Admin:
             raise ValidationFailed(
                 "dry_run is True or False", [Issue("/dry_run", describe(dry_run))]
             )
-        self._core.storage  # noqa: B018 - NotInitialized before anything runs
         return await self._core.retention.run_cleanup(dry_run=dry_run)
 
     async def run_due(self) -> list[str]:
-        self._core.storage  # noqa: B018 - NotInitialized before anything runs
         return await self._core.retention.run_due(self._core.holder)
 
     async def train(self, context_type: str, samples: int, size: int) -> int:

@@ -20,6 +20,7 @@ __all__ = [
     "branch_name",
     "count",
     "listed",
+    "member",
     "origin",
     "search_text",
     "seconds",
@@ -56,6 +57,15 @@ def user(user_id: Any) -> str | None:
     return None if user_id is None else check_text(user_id, "/user_id")
 
 
+def member(user_id: Any) -> str:
+    """A named user (who joins a room, or holds a lock): non-empty text."""
+    if not isinstance(user_id, str) or not user_id:
+        raise ValidationFailed(
+            "a user id is a non-empty text", [Issue("/user_id", describe(user_id))]
+        )
+    return check_text(user_id, "/user_id")
+
+
 def listed(value: Any, name: str) -> tuple[str, ...]:
     """A list of texts, without repeats, in order."""
     if isinstance(value, str) or not isinstance(value, Sequence):
@@ -65,9 +75,8 @@ def listed(value: Any, name: str) -> tuple[str, ...]:
 
 def seconds(value: Any, name: str) -> float:
     """A number of seconds above 0, at most a year."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        value = None
-    if value is None or not 0 < value <= LONGEST_LOCK:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not 0 < value <= LONGEST_LOCK:
         raise ValidationFailed(
             f"{name} is a number of seconds above 0, at most a year",
             [Issue(f"/{name}", describe(value))],

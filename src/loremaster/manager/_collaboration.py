@@ -87,8 +87,7 @@ class Collaboration:
         self, context_id: str, user_id: str, timeout: float | None, *, renew_only: bool
     ) -> ContextLock:
         context_id = canonical_id(context_id)
-        if not isinstance(user_id, str) or not user_id:
-            arg.text(None, "user_id")
+        arg.member(user_id)
         given = self._core.settings.lock_timeout if timeout is None else timeout
         change = Lock(arg.seconds(given, "timeout"), renew_only)
         done = await self._writer.commit(context_id, change, user_id=user_id, guarded=False)
@@ -98,14 +97,14 @@ class Collaboration:
 
     async def release(self, context_id: str, user_id: str) -> None:
         context_id = canonical_id(context_id)
-        await self._writer.commit(context_id, Release(), user_id=arg.user(user_id), guarded=False)
+        await self._writer.commit(context_id, Release(), user_id=arg.member(user_id), guarded=False)
         self._writer.leases.pop((context_id, user_id), None)
 
     async def join(self, context_id: str, user_id: str) -> Context:
         context_id = canonical_id(context_id)
         change = Join(self._core.settings.max_participants)
         done = await self._writer.commit(
-            context_id, change, user_id=_member(user_id), guarded=False
+            context_id, change, user_id=arg.member(user_id), guarded=False
         )
         async with _after_commit("presence of the join"):
             await self._core.live.presence.heartbeat(context_id, user_id)
@@ -114,7 +113,7 @@ class Collaboration:
     async def leave(self, context_id: str, user_id: str) -> Context:
         context_id = canonical_id(context_id)
         done = await self._writer.commit(
-            context_id, Leave(), user_id=_member(user_id), guarded=False
+            context_id, Leave(), user_id=arg.member(user_id), guarded=False
         )
         async with _after_commit("presence of the leave"):
             await self._core.live.presence.leave(context_id, user_id)
@@ -152,10 +151,3 @@ class Collaboration:
         branch = entry.get("branch", "main")
         done = await self._writer.commit(context_id, change, user_id=user_id, branch=branch)
         return context_from_record(done.record)
-
-
-def _member(user_id: str) -> str:
-    """Rooms seat named users."""
-    if not isinstance(user_id, str) or not user_id:
-        arg.text(None, "user_id")
-    return user_id

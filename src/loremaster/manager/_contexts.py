@@ -3,6 +3,7 @@ conflict strategy), deleting, querying, searching, appending."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,7 +17,6 @@ from ..document import (
     best_hits,
     canonical_id,
     context_from_record,
-    document_of,
     event_from_record,
     next_cursor,
     parse_context,
@@ -53,6 +53,30 @@ __all__ = ["Changes", "Contexts", "MessageInput", "refuse_invalid"]
 MessageInput = Message | Mapping[str, Any]
 Changes = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 _STALE_ATTEMPTS = 5
+_LOOKUP_ATTEMPTS = 3
+Check = Callable[[ContextRecord, Context], None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _How:
+    """How an update is committed: by whom, from where, settled how, on which branch,
+    announced or not."""
+
+    user_id: str | None
+    origin: UpdateOrigin
+    strategy: ConflictStrategy | None
+    branch: str
+    sync: bool
+
+
+class _Unchecked(Exception):
+    """An update would give a session conversations nobody looked up yet: look them up
+    (outside the transaction) and plan the update again."""
+
+    def __init__(self, session: SessionContext, conversations: frozenset[str]) -> None:
+        super().__init__(sorted(conversations))
+        self.session = session
+        self.conversations = conversations
 
 
 def refuse_invalid(result: ValidationResult) -> None:
@@ -118,119 +142,97 @@ class Contexts:
         writer = arg.origin(origin, arg.user(user_id))
         if expected_revision is not None:
             arg.count(expected_revision, "expected_revision")
-        check = await self._checker(context_id, changes, user_id, branch)
-        update = Update(changes, expected_revision, check)
+        how = _How(user_id, writer, parse_strategy(strategy), branch, sync)
+        looked_up: frozenset[str] = frozenset()
+        for _ in range(_LOOKUP_ATTEMPTS):
+            try:
+                update = Update(changes, expected_revision, self._checker(looked_up))
+                record = await self._commit_update(context_id, update, how)
+                return context_from_record(record)
+            except _Unchecked as unchecked:
+                validator = self._core.validator
+                result = await validator.check_sessions(
+                    unchecked.session, self._reader, user_id, unchecked.conversations
+                )
+                refuse_invalid(result)
+                looked_up |= unchecked.conversations
+        raise ValidationFailed(
+            "the session's conversations kept changing while they were checked; try again",
+            [Issue("/active_conversations", "changed", "session.unknown_conversation")],
+        )
+
+    async def _commit_update(self, context_id: str, update: Update, how: _How) -> ContextRecord:
+        """Commit `update`; a stale one is settled by the conflict strategy."""
         try:
             done = await self._writer.commit(
                 context_id,
                 update,
-                user_id=user_id,
-                branch=branch,
-                provider=writer.provider,
-                sync=sync,
+                user_id=how.user_id,
+                branch=how.branch,
+                provider=how.origin.provider,
+                sync=how.sync,
             )
-            record = done.record
+            return done.record
         except RevisionConflict:
-            if expected_revision is None:
+            if update.expected_revision is None:
                 raise
-            record = await self._settle(
-                context_id,
-                changes=changes,
-                expected_revision=expected_revision,
-                user_id=user_id,
-                writer=writer,
-                strategy=strategy,
-                branch=branch,
-                sync=sync,
-                check=check,
-            )
-        return context_from_record(record)
+            return await self._settle(context_id, update, how)
 
-    async def _checker(
-        self, context_id: str, changes: Changes, user_id: str | None, branch: str
-    ) -> Callable[[Context], None] | None:
-        """What an update's result must pass with validation on: the validator's checks,
-        and for a session, that every conversation it adds was looked up (as for create)
-        before the transaction. None with validation off."""
+    def _checker(self, looked_up: frozenset[str]) -> Check | None:
+        """What an update's result must pass with validation on (None: off): the
+        validator's checks, and for a session, that every conversation it gains was
+        looked up as for create, with the session's user, through the reader (outside the
+        transaction: the plan asks for the lookup by raising `_Unchecked`)."""
         if not self._core.settings.enable_validation:
             return None
-        checked: frozenset[str] | None = None
-        if _touches_conversations(changes):
-            checked = await self._check_added_conversations(context_id, changes, user_id, branch)
         validator = self._core.validator
 
-        def check(updated: Context) -> None:
+        def check(current: ContextRecord, updated: Context) -> None:
             refuse_invalid(validator.check(updated))
-            if checked is not None and isinstance(updated, SessionContext):
-                _refuse_unchecked(updated, checked)
+            if isinstance(updated, SessionContext):
+                before = set(current.extra.get("active_conversations", ()))
+                added = set(updated.active_conversations) - before - looked_up
+                if added:
+                    raise _Unchecked(updated, frozenset(added))
 
         return check
 
-    async def _check_added_conversations(
-        self, context_id: str, changes: Changes, user_id: str | None, branch: str
-    ) -> frozenset[str]:
-        record = await self._reader.on_branch(
-            await self._reader.readable(context_id, user_id), branch
-        )
-        before = document_of(record)
-        if "active_conversations" not in before:
-            return frozenset()
-        after = apply_changes(before, changes)[0]
-        session = context_from_record(record, document=after)
-        if not isinstance(session, SessionContext):
-            return frozenset()
-        added = set(session.active_conversations) - set(before["active_conversations"])
-        validator = self._core.validator
-        refuse_invalid(await validator.check_sessions(session, self._reader, user_id, added))
-        return frozenset(added | set(before["active_conversations"]))
-
-    async def _settle(
-        self,
-        context_id: str,
-        *,
-        changes: Changes,
-        expected_revision: int,
-        user_id: str | None,
-        writer: UpdateOrigin,
-        strategy: ConflictStrategy | str | None,
-        branch: str,
-        sync: bool,
-        check: Callable[[Context], None] | None,
-    ) -> ContextRecord:
+    async def _settle(self, context_id: str, update: Update, how: _How) -> ContextRecord:
         """An update written against `expected_revision`, settled by the conflict strategy
         against whatever is committed when it lands (inside the write transaction)."""
-        override = parse_strategy(strategy)
+        expected_revision = update.expected_revision
+        assert expected_revision is not None
         revision = expected_revision
         for _ in range(_STALE_ATTEMPTS):
             # Storage says where the context is: the cache may have missed the change
             # that made this update stale.
             current = await self._reader.on_branch(
-                await self._reader.readable(context_id, user_id, fresh=True), branch
+                await self._reader.readable(context_id, how.user_id, fresh=True), how.branch
             )
             revision = current.revision
             if revision <= expected_revision:
                 raise RevisionConflict(context_id, expected_revision, revision)
             base, since = await self._core.stale.load(
-                context_id, branch, expected_revision, revision
+                context_id, how.branch, expected_revision, revision
             )
             settle = Settle(
                 base=base,
-                incoming=apply_changes(base, changes)[0],
-                strategy=override,
-                origin=writer,
+                incoming=apply_changes(base, update.changes)[0],
+                strategy=how.strategy,
+                origin=how.origin,
                 base_revision=expected_revision,
                 since=since,
                 since_revision=revision,
-                check=check,
+                check=update.check,
             )
             try:
                 done = await self._writer.commit(
                     context_id,
                     settle,
-                    user_id=user_id,
-                    branch=branch,
-                    provider=writer.provider,
-                    sync=sync,
+                    user_id=how.user_id,
+                    branch=how.branch,
+                    provider=how.origin.provider,
+                    sync=how.sync,
                 )
                 return done.record
             except HistoryMoved as moved:
@@ -240,7 +242,7 @@ class Contexts:
     async def delete(self, context_id: str, user_id: str | None, hard: bool) -> None:
         context_id = canonical_id(context_id)
         if not hard:
-            await self._writer.commit(context_id, Delete(), user_id=arg.user(user_id))
+            await self._writer.commit(context_id, Delete(), user_id=user_id)
             return
 
         def check(record: ContextRecord) -> None:
@@ -249,9 +251,7 @@ class Contexts:
         await self._writer.remove(context_id, check)
 
     async def restore(self, context_id: str, user_id: str | None) -> Context:
-        done = await self._writer.commit(
-            canonical_id(context_id), Restore(), user_id=arg.user(user_id)
-        )
+        done = await self._writer.commit(canonical_id(context_id), Restore(), user_id=user_id)
         return context_from_record(done.record)
 
     async def query(
@@ -392,21 +392,3 @@ class Contexts:
             context_id, since_revision=since_revision, limit=limit, branch=branch
         )
         return [event_from_record(row) for row in rows]
-
-
-def _touches_conversations(changes: Changes) -> bool:
-    if isinstance(changes, Mapping):
-        return "active_conversations" in changes
-    paths = (str(op.get("path", "")) for op in changes if isinstance(op, Mapping))
-    return any(p == "" or p.startswith("/active_conversations") for p in paths)
-
-
-def _refuse_unchecked(session: SessionContext, checked: frozenset[str]) -> None:
-    """A conversation the session gained that was not looked up before the transaction
-    (a concurrent change added it) is refused, never let in unchecked."""
-    unchecked = [c for c in session.active_conversations if c not in checked]
-    if unchecked:
-        raise ValidationFailed(
-            "the session's conversations changed while the update was checked; try again",
-            [Issue("/active_conversations", c, "session.unknown_conversation") for c in unchecked],
-        )

@@ -37,7 +37,7 @@ from ..versioning import (
     VersionRequest,
     branch_view,
 )
-from ._arguments import text
+from ._arguments import text, user
 
 __all__ = ["Committed", "Writer"]
 
@@ -119,7 +119,8 @@ class Writer:
         return self._open_storage()
 
     def write(self, user_id: str | None) -> Write:
-        return Write(user_id=user_id, now=now(), max_bytes=self._settings.max_size_bytes)
+        """The circumstances of a commit by `user_id` (None: the system), checked."""
+        return Write(user_id=user(user_id), now=now(), max_bytes=self._settings.max_size_bytes)
 
     # -- committing ----------------------------------------------------------------------
 

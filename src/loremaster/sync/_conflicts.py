@@ -94,7 +94,7 @@ class Settle:
     base_revision: int
     since: Sequence[PathChange]
     since_revision: int
-    check: Callable[[Context], None] | None
+    check: Callable[[ContextRecord, Context], None] | None
 
     def plan(self, current: ContextRecord, write: Write) -> Mutation | None:
         readable(current, write.user_id)

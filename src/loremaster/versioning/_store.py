@@ -18,7 +18,7 @@ import orjson
 
 from ..codec import Codec
 from ..config import Settings
-from ..errors import DataCorrupted
+from ..errors import DataCorrupted, UnsupportedFormat
 from ..models import VersionStrategy
 from ..patch import apply_stored_patch
 from ..storage import Piece, VersionRecord, VersionState
@@ -117,7 +117,10 @@ def _as_patch(policy: VersionPolicy, state: VersionState, document: dict[str, An
         return True
     if state.depth + 1 >= policy.snapshot_every:
         return False
-    return len(orjson.dumps(state.pending)) < len(orjson.dumps(document))
+    try:
+        return len(orjson.dumps(state.pending)) < len(orjson.dumps(document))
+    except TypeError as exc:  # what orjson cannot write, the codec would not either
+        raise UnsupportedFormat(f"a version cannot hold this document: {exc}") from exc
 
 
 def make_version(
