@@ -14,7 +14,7 @@ import pytest
 
 from loremaster import BackendUnavailable, ContextEvent, UsageError
 from loremaster.bus import ALL, EventBus, Gap, GapReason, MemoryBus, RedisBus, Subscription
-from loremaster.bus._wire import pack_event, unpack_message
+from loremaster.bus._wire import pack_event, pack_quiet, unpack_message
 
 if TYPE_CHECKING:
     from _redis import CutConnections, PrivateRedis
@@ -313,3 +313,43 @@ async def test_subscribing_to_all_receives_every_context(
     assert await nothing_more(everything)
     await everything.close()
     assert await nothing_more(one)
+
+
+def test_quiet_messages_are_wire_version_1_kind_2() -> None:
+    assert pack_quiet(5) == bytes.fromhex("93010205")
+    assert unpack_message("c9", bytes.fromhex("93010205")) == Gap("c9", GapReason.QUIET, 5)
+    assert unpack_message("c9", pack_quiet(None)) == Gap("c9", GapReason.QUIET)
+
+
+async def test_quiet_news_reaches_cache_watchers_only(redis_url: str, redis_prefix: str) -> None:
+    """A change not announced (`sync=False`) or a context gone still reaches the `ALL`
+    subscriptions (every process's cache watcher); a context's own subscribers hear
+    nothing of it."""
+    subscriber = RedisBus(redis_url, prefix=redis_prefix)
+    publisher = RedisBus(redis_url, prefix=redis_prefix)
+    try:
+        watcher = await subscriber.subscribe(ALL)
+        follower = await subscriber.subscribe("c1")
+        await publisher.publish_quiet("c1", 4)
+        await publisher.publish_quiet("c1", None)
+        await publisher.publish(event(5))
+        assert await take(watcher, 3) == [
+            Gap("c1", GapReason.QUIET, 4),
+            Gap("c1", GapReason.QUIET),
+            event(5),
+        ]
+        assert await take(follower, 1) == [event(5)]
+        assert await nothing_more(follower)
+    finally:
+        await subscriber.close()
+        await publisher.close()
+
+
+async def test_the_in_process_bus_has_no_quiet_news_to_carry() -> None:
+    bus = MemoryBus()
+    watcher = await bus.subscribe(ALL)
+    await bus.publish_quiet("c1", 4)
+    assert await nothing_more(watcher)
+    await bus.close()
+    with pytest.raises(UsageError):
+        await bus.publish_quiet("c1", 4)
