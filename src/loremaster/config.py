@@ -237,6 +237,11 @@ class Settings(BaseSettings):
     cache_l2: bool = Field(
         False, description="also share cached rows between processes in Redis (needs redis_url)"
     )
+    cache_fallback: bool = Field(
+        True,
+        description="while the database is unavailable, reads serve what the caches hold, "
+        "marked stale",
+    )
     access_touch_seconds: float = Field(
         60.0, ge=0, description="last_accessed is written at most this often per context"
     )

@@ -251,9 +251,10 @@ def context_from_record(
         fields["message_count"] = record.message_count
         fields["turn_count"] = record.turn_count
     try:
-        return cls.model_validate(fields)
+        context = cls.model_validate(fields)
     except ValidationError as exc:
         raise validation_failed(f"not a valid {record.context_type} context", exc) from exc
+    return context.as_stale() if record.stale else context
 
 
 SEARCHABLE_CHARACTERS = 100_000

@@ -8,7 +8,13 @@ from typing import Any
 from ..__about__ import __version__
 from .._storable import describe
 from ..codec import train_dictionary
-from ..errors import Issue, LoremasterError, NotInitialized, ValidationFailed
+from ..errors import (
+    BackendUnavailable,
+    Issue,
+    LoremasterError,
+    NotInitialized,
+    ValidationFailed,
+)
 from ..models import CleanupReport, ContextType
 from . import _arguments as arg
 from ._transfer import ImportReport, Progress, export_dump, import_dump, refuse_unless_administrator
@@ -55,14 +61,26 @@ class Admin:
         if max_age is None:
             max_age = settings.statistics_refresh_seconds + settings.maintenance_poll_seconds
         metrics = core.metrics.snapshot()
-        metrics["cache"] |= {"entries": len(core.cache), "trusted": core.live.cache_trusted}
+        metrics["cache"] |= {
+            "entries": len(core.cache),
+            "trusted": core.live.cache_trusted,
+            "stale_serves": core.fallback.stale_serves,
+        }
         return {
             "backend": core.storage.backend,
             **metrics,
             "translation_cache_entries": len(core.exports),
             "codec": core.codec.stats(),
-            "storage": await core.storage.statistics(refresh=False, max_age=max_age),
+            "storage": await self._storage_statistics(max_age),
         }
+
+    async def _storage_statistics(self, max_age: float) -> dict[str, Any]:
+        """The storage's figures; with the database unavailable, why not (the rest of the
+        statistics, the stale serves among them, matter most then)."""
+        try:
+            return await self._core.storage.statistics(refresh=False, max_age=max_age)
+        except BackendUnavailable as exc:
+            return {"unavailable": str(exc)}
 
     async def cleanup(self, dry_run: bool) -> CleanupReport:
         if not isinstance(dry_run, bool):
@@ -98,8 +116,17 @@ class Admin:
         try:
             storage = self._core.storage
             health = await storage.health()
-        except (LoremasterError, NotInitialized) as exc:
+        except NotInitialized as exc:
             return {"status": "unavailable", "version": __version__, "error": str(exc)}
+        except LoremasterError as exc:
+            if not self._core.fallback.enabled:
+                return {"status": "unavailable", "version": __version__, "error": str(exc)}
+            return {
+                "status": "degraded",
+                "version": __version__,
+                "reason": f"reads are served from caches, stale: {exc}",
+                "stale_serves": self._core.fallback.stale_serves,
+            }
         return {
             "status": "ok",
             "version": __version__,

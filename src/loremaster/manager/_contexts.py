@@ -33,6 +33,7 @@ from ..models import (
     ContextPage,
     ContextQuery,
     Message,
+    MessageList,
     Permission,
     ProviderType,
     SearchHit,
@@ -123,7 +124,7 @@ class Contexts:
         )
         await self._reader.touch(record)
         record = await self._reader.on_branch(record, branch)
-        return context_from_record(record, await self._reader.messages(record) if messages else [])
+        return await self._reader.context(record, with_messages=messages)
 
     async def update(
         self,
@@ -360,7 +361,7 @@ class Contexts:
         limit: int,
         before_seq: int | None,
         branch: str,
-    ) -> list[Message]:
+    ) -> MessageList:
         context_id = canonical_id(context_id)
         arg.count(limit, "limit", lowest=1)
         if before_seq is not None:
@@ -369,9 +370,11 @@ class Contexts:
             await self._reader.readable(context_id, user_id), branch
         )
         view = view_of(record.versioning, record.message_count)
-        history = self._core.history
-        rows = await history.message_rows(context_id, view, limit=limit, before_seq=before_seq)
-        return await history.messages(rows)
+        page = await self._reader.view_messages(
+            context_id, view, limit=limit, before_seq=before_seq
+        )
+        page.stale = page.stale or record.stale
+        return page
 
     async def events(
         self,

@@ -25,7 +25,7 @@ from ..models import (
     ContextQuery,
     ContextVersion,
     MergeResult,
-    Message,
+    MessageList,
     MigrationResult,
     ProviderType,
     SearchHit,
@@ -226,7 +226,7 @@ class ContextManager(Running):
         before_seq: int | None = None,
         *,
         branch: str = "main",
-    ) -> list[Message]:
+    ) -> MessageList:
         """The last `limit` messages (before message number `before_seq`), oldest first.
 
         Each message's ``seq`` is its position; pass the first one's as `before_seq` to

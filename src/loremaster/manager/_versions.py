@@ -100,17 +100,18 @@ class Versions:
         context_id = canonical_id(context_id)
         arg.text(version_id, "version_id")
         record = await self._reader.readable(context_id, user_id, include_deleted=True)
-        version, document = await self._history.version(context_id, version_id)
+        version, document, stale = await self._reader.version(context_id, version_id)
         messages: list[Message] = []
         if include_messages and version.message_seq:
-            rows = await self._history.message_rows(context_id, version.view)
-            messages = await self._history.messages(rows)
+            messages = await self._reader.view_messages(context_id, version.view)
+            stale = stale or messages.stale
         past = dataclasses.replace(
             record,
             revision=version.revision,
             message_count=version.message_seq,
             turn_count=version.turn_count,
             last_modified=version.created_at,
+            stale=record.stale or stale,
         )
         return context_from_record(past, messages, document=_completed(record, document))
 

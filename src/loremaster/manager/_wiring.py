@@ -14,6 +14,7 @@ from ..sync import Live, RecordCache, StaleBase
 from ..translation import ContextTranslator, ExportCache
 from ..validation import ContextValidator
 from ..versioning import History, Versioning, VersionPolicy
+from ._fallback import Fallback
 from ._maintenance import Retention, maintenance_loop, new_holder
 from ._metrics import Metrics
 from ._reader import Reader
@@ -54,6 +55,7 @@ class Core:
         self.live = Live(settings, self.cache)
         self.stale = StaleBase(self._storage, self.history)
         self.metrics = Metrics()
+        self.fallback = Fallback(settings.cache_fallback)
         self.writer = Writer(
             lambda: self.storage,
             settings,
@@ -71,6 +73,7 @@ class Core:
             history=self.history,
             writer=self.writer,
             metrics=self.metrics,
+            fallback=self.fallback,
         )
         self.retention = Retention(lambda: self.storage, settings, self.writer)
         self.holder = new_holder()

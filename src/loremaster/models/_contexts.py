@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -100,6 +101,19 @@ class Context(BaseModel):
     created_at: UtcDatetime = Field(default_factory=utc_now)
     last_modified: UtcDatetime = Field(default_factory=utc_now)
     last_accessed: UtcDatetime = Field(default_factory=utc_now)
+
+    _stale: bool = PrivateAttr(default=False)
+
+    @property
+    def stale(self) -> bool:
+        """Whether this was served from a cache while the database was unavailable (it
+        may lag behind); False for every normal read. Never stored, never dumped."""
+        return self._stale
+
+    def as_stale(self) -> Context:
+        """This context, marked as served from a cache (see `stale`)."""
+        self._stale = True
+        return self
 
     @field_validator("context_id", mode="before")
     @classmethod

@@ -11,7 +11,7 @@ apart, and the rest go to the reader `loremaster.translation` registers on impor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -35,6 +35,7 @@ __all__ = [
     "DocumentPart",
     "ImagePart",
     "Message",
+    "MessageList",
     "MessageReader",
     "MessageRole",
     "Part",
@@ -311,3 +312,12 @@ def _read_one(value: dict[str, Any], source: Any) -> dict[str, Any]:
             ],
         )
     return dict(group[0])
+
+
+class MessageList(list[Message]):
+    """Messages as `get_messages` returns them: a list, which also says whether it was
+    served from a cache while the database was unavailable (`stale`)."""
+
+    def __init__(self, messages: Iterable[Message] = (), *, stale: bool = False) -> None:
+        super().__init__(messages)
+        self.stale = stale

@@ -151,13 +151,17 @@ class ContextRecord:
     coordination: Coordination = field(default_factory=Coordination)
     read_at: int = 0
     """When the row was read for a write, by the database's clock (microseconds)."""
+    stale: bool = False
+    """Served from a cache while the database was unavailable; never stored or shared."""
 
     @property
     def size_bytes(self) -> int:
         return self.doc_bytes + self.messages_bytes
 
     def to_json(self) -> bytes:
-        return orjson.dumps(dataclasses.asdict(self))
+        fields = dataclasses.asdict(self)
+        del fields["stale"]
+        return orjson.dumps(fields)
 
     @classmethod
     def from_json(cls, blob: bytes) -> ContextRecord:

@@ -24,15 +24,18 @@ class RecordCache:
         """The latest revision heard of per context: an older row is never cached."""
 
     def get(self, context_id: str) -> ContextRecord | None:
+        """The cached row, unless it has outlived CONTEXT_CACHE_TTL."""
         entry = self._entries.get(context_id)
-        if entry is None:
-            return None
-        stored_at, record = entry
-        if time.monotonic() - stored_at > self._ttl:
-            del self._entries[context_id]
+        if entry is None or time.monotonic() - entry[0] > self._ttl:
             return None
         self._entries.move_to_end(context_id)
-        return record
+        return entry[1]
+
+    def last_known(self, context_id: str) -> ContextRecord | None:
+        """The cached row, however old: what a read falls back on while the database is
+        unavailable (an expired row stays until it is dropped or pushed out)."""
+        entry = self._entries.get(context_id)
+        return None if entry is None else entry[1]
 
     def fresh(self, context_id: str, within: float) -> ContextRecord | None:
         """The cached row if it was cached in the last `within` seconds."""
