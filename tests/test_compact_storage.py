@@ -109,10 +109,12 @@ def test_the_stored_forms_are_a_wire_format() -> None:
     )
     message = MessageRecord(3, "m1", "user", b"", None, text, 1)
     changes = [{"op": "add", "path": "/messages/-", "value": value}]
-    assert stored_changes(changes, "main~4", [message]) == {
+    assert stored_changes(changes, "main~4", [message]) == {"v": 1, "messages": ["main~4", 3, 3]}
+    ops = [{"op": "replace", "path": "/title", "value": "x"}]
+    assert stored_changes([*ops, *changes], "main", [message]) == {
         "v": 1,
-        "ops": [],
-        "messages": ["main~4", 3, 3],
+        "ops": ops,
+        "messages": ["main", 3, 3],
     }
     blob = MessageRecord(3, "m1", "user", b"", b"blob", text, 1)
     assert stored_changes(changes, "main", [blob]) == changes  # a blob is copied, as before
@@ -133,6 +135,7 @@ def test_a_stored_form_that_does_not_read_is_a_typed_error() -> None:
         {"v": 1, "ops": [], "messages": ["main", 0, 1]},
         {"v": 1, "ops": {}, "messages": ["main", 1, 1]},
         {"v": 1, "ops": []},
+        {"v": 1, "messages": ["main", 1]},
     ]
     for changes in unreadable:
         with pytest.raises(DataCorrupted, match="unreadable changes"):
@@ -189,7 +192,7 @@ async def test_events_read_back_exactly_as_announced(db_url: str) -> None:
     by_reference = {revision for revision, changes in stored if isinstance(changes, dict)}
     adding = {e.revision for e in logged if e.op in ("append_messages", "merge")}
     assert by_reference == adding - {4}  # revision 4's message went through the codec
-    assert stored[-1][1] == {"v": 1, "ops": [], "messages": ["main", 9, 9]}
+    assert stored[-1][1] == {"v": 1, "messages": ["main", 9, 9]}
 
 
 async def _stored_changes(url: str, context_id: str) -> list[tuple[int, Any]]:

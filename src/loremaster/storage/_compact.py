@@ -11,9 +11,10 @@ left out (a part's ``kind`` always stays). A text part with nothing else is its 
 
 Bodies written before are the message's whole JSON (an object with no ``"v"``) and read
 as they are. An event of an append stores the messages it added as a reference to their
-rows, and the changes before them as they are::
+rows, and the changes before them as they are (``ops``, left out when there are none)::
 
-    {"v": 1, "ops": [], "messages": ["main", 41, 42]}
+    {"v": 1, "messages": ["main", 41, 42]}
+    {"v": 1, "ops": [{"op": "replace", "path": "/data/door", ...}], "messages": ["aside", 7, 8]}
 
 Events written before, and events whose messages are not all plain rows, are the JSON
 Patch itself (a list). Reading joins the messages back in: the changes read are the ones
@@ -230,8 +231,9 @@ def stored_changes(
         return changes
     if not all(map(_adds, changes[len(changes) - count :], messages)):
         return changes
+    ops = changes[: len(changes) - count]
     added = [segment, messages[0].seq, messages[-1].seq]
-    return {"v": _VERSION, "ops": changes[: len(changes) - count], "messages": added}
+    return {"v": _VERSION, **({"ops": ops} if ops else {}), "messages": added}
 
 
 def read_changes(record: EventRecord, stored: Any) -> StoredEvent:
@@ -242,7 +244,7 @@ def read_changes(record: EventRecord, stored: Any) -> StoredEvent:
         version = stored.get("v") if isinstance(stored, dict) else stored
         raise UnsupportedFormat(f"event {record.revision} is stored in format {version!r}")
     try:
-        ops, (segment, first, last) = stored["ops"], stored["messages"]
+        ops, (segment, first, last) = stored.get("ops", []), stored["messages"]
     except (KeyError, TypeError, ValueError) as exc:
         raise DataCorrupted(f"event {record.revision} has unreadable changes") from exc
     if not (isinstance(ops, list) and isinstance(segment, str) and _seqs(first, last)):
