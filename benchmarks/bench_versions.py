@@ -9,7 +9,10 @@ Prints:
 - a 500-turn conversation stored turn by turn by LangGraph's SQLite checkpointer (a
   one-node `MessagesState` chat graph: each turn saves checkpoints holding the whole message
   list) beside loremaster with a version per turn: bytes on disk and median time spent
-  saving a turn at turn 500 (targets: >= 20x fewer bytes, >= 5x faster writes).
+  saving a turn at turn 500 (targets: >= 20x fewer bytes, >= 5x faster writes); and the
+  bytes stored per byte of the messages' text: the SQLite file of each (loremaster's
+  target: <= 4x), and loremaster's tables and indexes on PostgreSQL (the contexts
+  partition of conversations, messages, events, versions and branches; target: <= 6x).
 
 Run: python benchmarks/bench_versions.py [--quick]   (needs the `bench` extra: make bench)
 """
@@ -191,10 +194,36 @@ def _file_bytes(path: Path) -> int:
     )
 
 
-async def loremaster_turns(path: Path) -> tuple[int, list[float], int]:
+def _text_bytes() -> int:
+    """The conversation's text: what each message's parts say, in UTF-8."""
+    rng = random.Random(11)
+    return sum(len(m.text.encode()) for i in range(1, TURNS + 1) for m in _turn(rng, i))
+
+
+_CONVERSATION_TABLES = ("contexts_conversation", "messages", "events", "versions", "branches")
+
+
+async def _postgres_bytes(url: str) -> int:
+    """The tables holding a conversation, with their indexes (and TOAST), as written."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT sum(pg_total_relation_size(oid)) FROM pg_class "
+                "WHERE relname = ANY($1::text[]) AND relkind = 'r'",
+                list(_CONVERSATION_TABLES),
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def loremaster_turns(url: str) -> tuple[list[float], int]:
     rng = random.Random(11)
     durations = []
-    async with ContextManager(database_url=f"sqlite:///{path}", max_versions=10 * TURNS) as cm:
+    async with ContextManager(database_url=url, max_versions=10 * TURNS) as cm:
         context_id = await cm.create_context(ConversationContext(title="500 turns"), user_id="dm")
         for i in range(1, TURNS + 1):
             messages = _turn(rng, i)
@@ -202,7 +231,7 @@ async def loremaster_turns(path: Path) -> tuple[int, list[float], int]:
             await cm.append_messages(context_id, messages, user_id="dm")  # + its version
             durations.append(time.perf_counter() - started)
         versions = len(await cm.get_version_history(context_id, limit=1000))
-    return _file_bytes(path), durations[-TAIL:], versions
+    return durations[-TAIL:], versions
 
 
 class _TimedSaver(AsyncSqliteSaver):
@@ -255,11 +284,22 @@ async def langgraph_turns(path: Path) -> tuple[int, list[float]]:
 
 
 async def against_langgraph(tmp: Path) -> None:
-    ours, our_times, versions = await loremaster_turns(tmp / "loremaster.db")
+    our_times, versions = await loremaster_turns(f"sqlite:///{tmp}/loremaster.db")
+    ours = _file_bytes(tmp / "loremaster.db")
     theirs, their_times = await langgraph_turns(tmp / "langgraph.db")
+    text = _text_bytes()
     print(f"\n{TURNS}-turn conversation, a user and an assistant message per turn, SQLite")
+    print(f"({text:,} bytes of text)")
     row("figure", "loremaster", "LangGraph", "ratio")
     row("bytes on disk", ours, theirs, theirs / ours, target=">= 20x", ok=theirs / ours >= 20)
+    row(
+        "bytes on disk per byte of text",
+        ours / text,
+        theirs / text,
+        theirs / ours,
+        target="<= 4x",
+        ok=ours / text <= 4,
+    )
     ours_ms, theirs_ms = median_ms(our_times), median_ms(their_times)
     row(
         f"median write ms, turns {TURNS - TAIL + 1}-{TURNS}",
@@ -270,6 +310,16 @@ async def against_langgraph(tmp: Path) -> None:
         ok=theirs_ms / ours_ms >= 5,
     )
     print(f"(loremaster kept {versions} versions: one per turn, plus the first)")
+    async with postgres_database() as url:
+        await loremaster_turns(url)
+        stored = await _postgres_bytes(url)
+    row("PostgreSQL: tables and indexes", stored)
+    row(
+        "PostgreSQL: bytes per byte of text",
+        stored / text,
+        target="<= 6x",
+        ok=stored / text <= 6,
+    )
 
 
 async def main() -> None:

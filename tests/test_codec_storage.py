@@ -1,4 +1,7 @@
-"""Large message bodies go through the codec on every backend, and come back intact."""
+"""Large message bodies go through the codec on every backend, and come back intact.
+
+A body leaves out the text its row holds for search, so what makes one large is the rest:
+thinking, tool call arguments, inline images, metadata."""
 
 from __future__ import annotations
 
@@ -9,8 +12,19 @@ import pytest
 
 from loremaster import ContextManager, ConversationContext, DataCorrupted, Message
 from loremaster.codec import Compression, inspect_blob
+from loremaster.models import TextPart, ThinkingPart
 
 LONG = "The red dragon circles the tower, scattering the goblins below. " * 200
+LARGE = {
+    "role": "assistant",
+    "parts": [{"kind": "thinking", "text": LONG}, {"kind": "text", "text": LONG}],
+}
+
+
+def bard(verse: str) -> Message:
+    """A message whose stored body is over 100 bytes: its thinking is not search text."""
+    thought = f"{verse} The dwarves hum along; the gold sleeps under the mountain."
+    return Message(role="assistant", parts=[ThinkingPart(text=thought), TextPart(text=verse)])
 
 
 async def stored_blobs(url: str) -> list[bytes]:
@@ -31,7 +45,7 @@ async def test_large_bodies_are_compressed_and_small_ones_stay_json(db_url: str)
         context_id = await cm.create_context(
             ConversationContext(title="long", messages=[{"role": "user", "content": "short"}])
         )
-        await cm.append_messages(context_id, {"role": "assistant", "content": LONG})
+        await cm.append_messages(context_id, LARGE)
         blobs = await stored_blobs(db_url)
         assert len(blobs) == 1
         header = inspect_blob(blobs[0])
@@ -48,7 +62,7 @@ async def test_large_bodies_are_compressed_and_small_ones_stay_json(db_url: str)
 async def test_a_damaged_blob_is_an_integrity_error_never_data(sqlite_url: str) -> None:
     async with ContextManager(database_url=sqlite_url) as cm:
         context_id = await cm.create_context(ConversationContext(title="long"))
-        await cm.append_messages(context_id, {"role": "assistant", "content": LONG})
+        await cm.append_messages(context_id, LARGE)
         with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
             (blob,) = conn.execute("SELECT body_blob FROM messages").fetchone()
             damaged = bytearray(blob)
@@ -66,15 +80,10 @@ async def test_trained_dictionary_is_used_and_shared_between_managers(db_url: st
         context_id = await trainer.create_context(ConversationContext(title="tavern"))
         await trainer.append_messages(
             context_id,
-            [
-                Message(role="assistant", content=f"The bard sings of the dragon, verse {n}.")
-                for n in range(200)
-            ],
+            [bard(f"The bard sings of the dragon, verse {n}.") for n in range(200)],
         )
         dictionary_id = await trainer.train_dictionary("conversation", samples=200, size=2048)
-        await trainer.append_messages(
-            context_id, {"role": "assistant", "content": "The bard sings of the dragon, verse 999."}
-        )
+        await trainer.append_messages(context_id, bard("The bard sings of the dragon, verse 999."))
         newest = (await stored_blobs(db_url))[-1]
         assert inspect_blob(newest).dictionary_id == dictionary_id
         # The reader started before the dictionary existed and loads it when it meets it.

@@ -127,7 +127,13 @@ async def seed(url: str) -> dict[str, str]:
         ballad = " ".join(
             f"Verse {n} of the bard's song, sung by {n % 7} dwarves" for n in range(150)
         )
-        await cm.append_messages(tavern, {"role": "assistant", "content": ballad})
+        await cm.append_messages(  # its thinking, not search text, goes through the codec
+            tavern,
+            {
+                "role": "assistant",
+                "parts": [{"kind": "thinking", "text": ballad}, {"kind": "text", "text": ballad}],
+            },
+        )
         migrated = await cm.migrate_context(tavern, to_provider="anthropic")
         assert migrated.migrated
 
@@ -335,7 +341,7 @@ async def many_contexts(url: str, count: int, messages: int) -> None:
 async def test_the_export_reads_one_context_at_a_time(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await many_contexts(sqlite_url, 40, 100)
+    await many_contexts(sqlite_url, 60, 100)
     async with ContextManager(database_url=sqlite_url) as cm:
         loads: list[str] = []
         load_rows = cm.storage.load_rows
@@ -357,7 +363,7 @@ async def test_the_export_reads_one_context_at_a_time(
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-    assert ends == 40
+    assert ends == 60
     assert size > 3_000_000
     assert peak < size / 5, (peak, size)  # one context in memory, never the database
 

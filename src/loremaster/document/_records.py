@@ -36,7 +36,15 @@ from ..models import (
     from_micros,
     to_micros,
 )
-from ..storage import ContextRecord, EventRecord, MessageRecord, RecordQuery, SearchRecord
+from ..storage import (
+    ContextRecord,
+    EventRecord,
+    MessageRecord,
+    RecordQuery,
+    SearchRecord,
+    message_fields,
+    pack_message,
+)
 
 __all__ = [
     "PROTECTED_FIELDS",
@@ -302,25 +310,32 @@ class MessageBodies:
 
 
 def message_record(message: Message, seq: int, bodies: MessageBodies) -> tuple[MessageRecord, int]:
-    """The row for `message` at position `seq`, and the size of its JSON."""
-    body = message.model_dump_json(exclude={"seq"}).encode()
-    refuse_nul(body, f"/messages/{seq - 1}")
-    stored, blob = bodies.pack(body)
+    """The row for `message` at position `seq` (its body in the compact stored form), and
+    the size of its JSON."""
+    value = message.model_dump(mode="json", exclude={"seq"})
+    serialized = orjson.dumps(value)
+    refuse_nul(serialized, f"/messages/{seq - 1}")
+    search_text = _search_text(message)
+    stored, blob = bodies.pack(pack_message(value, search_text))
     record = MessageRecord(
         seq=seq,
         message_id=message.id,
         role=message.role.value,
         body=stored,
         blob=blob,
-        search_text=_search_text(message),
+        search_text=search_text,
         created_at=to_micros(message.created_at),
     )
-    return record, len(body)
+    return record, len(serialized)
 
 
 def message_from_record(record: MessageRecord, bodies: MessageBodies) -> Message:
-    message = Message.model_validate_json(bodies.unpack(record))
-    return message.model_copy(update={"seq": record.seq})
+    """The message a row stores, in either stored form of its body."""
+    fields = message_fields(record, bodies.unpack(record))
+    try:
+        return Message.model_validate({**fields, "seq": record.seq})
+    except ValidationError as exc:
+        raise DataCorrupted(f"message {record.seq} does not read as a message") from exc
 
 
 def event_from_record(record: EventRecord) -> ContextEvent:

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from ..config import POSTGRES_SCHEMES, check_database_url, sqlite_file
 from ..errors import ConfigurationError
+from ._compact import message_fields, pack_message
 from ._protocol import Storage
 from ._schema import MigrationStatus
 from ._types import (
@@ -55,7 +56,9 @@ __all__ = [
     "StorageHealth",
     "VersionRecord",
     "VersionState",
+    "message_fields",
     "open_storage",
+    "pack_message",
     "search_words",
     "sqlite_path",
 ]

@@ -169,16 +169,18 @@ _SAVE_BRANCH = (
 
 
 def _change_params(
-    event: EventRecord, messages: Sequence[MessageRecord], write_id: uuid.UUID
+    event: EventRecord, segment: str, messages: Sequence[MessageRecord], write_id: uuid.UUID
 ) -> tuple[Any, ...]:
-    """$1-$14: the event, then the messages as parallel arrays."""
-    return (*ROWS.event_values(event)[:6], write_id, *ROWS.message_columns(messages))
+    """$1-$14: the event (naming the messages it wrote to `segment`), then the messages as
+    parallel arrays."""
+    event_values = ROWS.event_values(event, segment, messages)[:6]
+    return (*event_values, write_id, *ROWS.message_columns(messages))
 
 
 def _create_params(new: NewContext, write_id: uuid.UUID) -> tuple[Any, ...]:
     values = ROWS.context_values(new.record)
     return (
-        *_change_params(new.event, new.messages, write_id),
+        *_change_params(new.event, "main", new.messages, write_id),
         values[1],
         *values[2:11],
         *values[12:],
@@ -189,7 +191,7 @@ def _create_params(new: NewContext, write_id: uuid.UUID) -> tuple[Any, ...]:
 def _rewrite_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -> tuple[Any, ...]:
     values = ROWS.context_values(mutation.record)
     return (
-        *_change_params(mutation.event, mutation.messages, write_id),
+        *_change_params(mutation.event, mutation.segment, mutation.messages, write_id),
         values[1],
         *values[2:11],
         *values[12:16],
@@ -204,7 +206,7 @@ def _rewrite_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) 
 def _append_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -> tuple[Any, ...]:
     new = mutation.record
     return (
-        *_change_params(mutation.event, mutation.messages, write_id),
+        *_change_params(mutation.event, mutation.segment, mutation.messages, write_id),
         new.context_type,
         new.message_count,
         new.turn_count,

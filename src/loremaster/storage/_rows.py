@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from ._compact import StoredEvent, read_changes, stored_changes
 from ._dialect import Dialect
 from ._types import (
     BranchRecord,
@@ -198,24 +199,22 @@ class Codec:
             [time(m.created_at) for m in messages],
         ]
 
-    def event(self, context_id: str, row: Row) -> EventRecord:
-        return EventRecord(
-            context_id,
-            row[0],
-            row[1],
-            orjson.loads(row[2]),
-            row[3],
-            self.dialect.micros(row[4]),
-            row[5],
-            row[6],
+    def event(self, context_id: str, row: Row) -> StoredEvent:
+        """An event as stored: its changes may name messages to join back in."""
+        record = EventRecord(
+            context_id, row[0], row[1], [], row[3], self.dialect.micros(row[4]), row[5], row[6]
         )
+        return read_changes(record, orjson.loads(row[2]))
 
-    def event_values(self, event: EventRecord) -> tuple[Any, ...]:
+    def event_values(
+        self, event: EventRecord, segment: str = "main", messages: Sequence[MessageRecord] = ()
+    ) -> tuple[Any, ...]:
+        """The event's values, its change having written `messages` to `segment`."""
         return (
             self.dialect.key(event.context_id),
             event.revision,
             event.op,
-            dumps(event.changes),
+            dumps(stored_changes(event.changes, segment, messages)),
             event.user_id,
             self.dialect.time(event.created_at),
             event.branch,

@@ -65,6 +65,10 @@ class Statements:
             f"SELECT {_MESSAGE_COLUMNS}, branch FROM messages {by_context} "
             f"ORDER BY branch{dialect.byte_order}, seq"
         )
+        self.select_message_span = (
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages {by_context} AND branch = {p(2)} "
+            f"AND seq BETWEEN {p(3)} AND {p(4)}"
+        )
         self.sample_messages = (
             f"SELECT {_MESSAGE_COLUMNS} FROM messages ORDER BY random() LIMIT {p(1)}"
         )

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 from typing import Any, TypeVar
 
 import orjson
 
 from ..errors import ContextNotFound, Issue, ValidationFailed
+from ._compact import joined_events, spans
 from ._dialect import Dialect, Params
 from ._plans import Planned, revision_guard_missed
-from ._rows import Codec, dumps
+from ._rows import Codec, Row, dumps
 from ._sql import BRANCH_COLUMNS, Statements
 from ._types import BranchRecord, ContextRecord, EventRecord, MessageRecord, Mutation, VersionRecord
 
@@ -27,6 +28,7 @@ __all__ = [
     "insert_event",
     "insert_messages",
     "insert_versions",
+    "load_events",
     "one",
     "save_branch",
     "select_branch",
@@ -158,7 +160,7 @@ def write_mutation(conn: sqlite3.Connection, current: ContextRecord, mutation: M
     the event, and any branch row and version."""
     _write_row(conn, current.revision, mutation)
     insert_messages(conn, current.context_id, mutation.segment, mutation.messages)
-    insert_event(conn, mutation.event)
+    insert_event(conn, mutation.event, mutation.segment, mutation.messages)
     if mutation.branch is not None:
         save_branch(conn, mutation.branch)
     if mutation.version is not None:
@@ -236,9 +238,30 @@ def insert_messages(
     )
 
 
-def insert_event(conn: sqlite3.Connection, event: EventRecord) -> None:
+def insert_event(
+    conn: sqlite3.Connection,
+    event: EventRecord,
+    segment: str = "main",
+    messages: Sequence[MessageRecord] = (),
+) -> None:
+    """Insert `event`, whose change wrote `messages` to `segment` (named, not copied)."""
     conn.execute(
         "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, branch, "
         "provider) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        ROWS.event_values(event),
+        ROWS.event_values(event, segment, messages),
     )
+
+
+def load_events(
+    conn: sqlite3.Connection, context_id: str, rows: Iterable[Row]
+) -> list[EventRecord]:
+    """The events of `rows`, with the messages they name read back in."""
+    events = [ROWS.event(context_id, row) for row in rows]
+    messages = [
+        (span.segment, ROWS.message(row))
+        for span in spans(events)
+        for row in conn.execute(
+            SQL.select_message_span, (context_id, span.segment, span.first, span.last)
+        )
+    ]
+    return joined_events(events, messages)

@@ -173,8 +173,9 @@ class ContextRecord:
 
 @dataclass(frozen=True, slots=True)
 class MessageRecord:
-    """One stored message: its JSON (without ``seq``) in ``body``, or, for a large one,
-    ``body`` empty and a codec blob of the JSON in ``blob``."""
+    """One stored message: its stored body (`pack_message`: the compact form, or the
+    message's JSON without ``seq`` as written before) in ``body``, or, for a large one,
+    ``body`` empty and a codec blob of that body in ``blob``."""
 
     seq: int
     message_id: str

@@ -35,6 +35,7 @@ from ..errors import (
     ValidationFailed,
 )
 from ..models import from_micros
+from ._compact import joined_events, spans
 from ._plans import plan_branch, plan_contexts
 from ._postgres_sql import (
     DIALECT,
@@ -455,8 +456,23 @@ class PostgresStorage:
         if key is None:
             return []
         params = (key, since_revision, limit, branch)
-        rows = await self._read(lambda conn: conn.fetch(SQL.select_events, *params))
-        return [ROWS.event(context_id, row) for row in rows]
+
+        async def load(conn: Connection) -> list[EventRecord]:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                events = [
+                    ROWS.event(context_id, row)
+                    for row in await conn.fetch(SQL.select_events, *params)
+                ]
+                messages = [
+                    (span.segment, ROWS.message(row))
+                    for span in spans(events)
+                    for row in await conn.fetch(
+                        SQL.select_message_span, key, span.segment, span.first, span.last
+                    )
+                ]
+            return joined_events(events, messages)
+
+        return await self._read(load)
 
     async def query_contexts(self, query: RecordQuery) -> list[ContextRecord]:
         sql, values = query_sql(DIALECT, query)
@@ -792,12 +808,13 @@ class PostgresStorage:
                 versions = await conn.fetch(SQL.select_versions, key)
                 events = await conn.fetch(SQL.select_all_events, key)
             record = ROWS.context(row)
+            stored = [(m[7], ROWS.message(m)) for m in messages]
             return ContextRows(
                 record=record,
                 branches=[ROWS.branch(b) for b in branches],
-                messages=[(m[7], ROWS.message(m)) for m in messages],
+                messages=stored,
                 versions=[ROWS.version(v) for v in versions],
-                events=[ROWS.event(record.context_id, e) for e in events],
+                events=joined_events((ROWS.event(record.context_id, e) for e in events), stored),
             )
 
         return await self._read(load)

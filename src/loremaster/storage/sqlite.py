@@ -32,6 +32,7 @@ from ..errors import (
     ReadOnlyDatabase,
     ValidationFailed,
 )
+from ._compact import joined_events
 from ._plans import plan_branch, plan_contexts
 from ._rows import dumps
 from ._schema import MigrationStatus, migration_status, pending_migrations
@@ -45,6 +46,7 @@ from ._sqlite_sql import (
     insert_event,
     insert_messages,
     insert_versions,
+    load_events,
     one,
     save_branch,
     select_branch,
@@ -389,8 +391,9 @@ class SQLiteStorage:
         self, context_id: str, *, since_revision: int, limit: int | None, branch: str | None = None
     ) -> list[EventRecord]:
         params = (context_id, since_revision, -1 if limit is None else limit, branch)
-        rows = await self._read(lambda conn: conn.execute(SQL.select_events, params).fetchall())
-        return [ROWS.event(context_id, row) for row in rows]
+        return await self._read(
+            lambda conn: load_events(conn, context_id, conn.execute(SQL.select_events, params))
+        )
 
     async def query_contexts(self, query: RecordQuery) -> list[ContextRecord]:
         sql, params = query_sql(DIALECT, query)
@@ -653,17 +656,18 @@ class SQLiteStorage:
             if record is None:
                 return None
             key = (context_id,)
+            messages = [
+                (row[7], ROWS.message(row)) for row in conn.execute(SQL.select_all_messages, key)
+            ]
+            events = [
+                ROWS.event(context_id, row) for row in conn.execute(SQL.select_all_events, key)
+            ]
             return ContextRows(
                 record=dataclasses.replace(record, read_at=0),
                 branches=[ROWS.branch(row) for row in conn.execute(SQL.select_branches, key)],
-                messages=[
-                    (row[7], ROWS.message(row))
-                    for row in conn.execute(SQL.select_all_messages, key)
-                ],
+                messages=messages,
                 versions=[ROWS.version(row) for row in conn.execute(SQL.select_versions, key)],
-                events=[
-                    ROWS.event(context_id, row) for row in conn.execute(SQL.select_all_events, key)
-                ],
+                events=joined_events(events, messages),
             )
 
         return await self._read(load)

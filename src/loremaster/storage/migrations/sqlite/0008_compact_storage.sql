@@ -1,0 +1,4 @@
+-- Compact storage: message bodies leave out what their row holds elsewhere and events of
+-- appends name the message rows they added (both read in either form, see
+-- storage/_compact.py). Nothing changes in the schema; the number stays in step with
+-- PostgreSQL's.
