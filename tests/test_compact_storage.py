@@ -303,3 +303,34 @@ async def test_rows_written_before_read_back_exactly(db_url: str) -> None:
         ]
         hits = await cm.search_contexts("perception", "dm")
         assert [hit.message_seq for hit in hits] == [1]
+
+
+def test_the_defaults_version_1_leaves_out_are_still_the_models() -> None:
+    """Compact bodies leave out fields at their defaults, as written in `_compact`: should a
+    model's default change, old rows would read differently. This fails first: the format
+    then needs a version 2 that keeps reading version 1 with these defaults."""
+    from pydantic import BaseModel
+
+    from loremaster import (
+        DocumentPart,
+        ImagePart,
+        Message,
+        TextPart,
+        ThinkingPart,
+        ToolCallPart,
+        ToolResultPart,
+    )
+    from loremaster.storage._compact import _MESSAGE_DEFAULTS, _PART_DEFAULTS
+
+    def defaults(model: type[BaseModel], columns: set[str]) -> dict[str, object]:
+        return {
+            name: field.get_default(call_default_factory=True)
+            for name, field in model.model_fields.items()
+            if not field.is_required() and name not in columns and name != "kind"
+        }
+
+    parts = (TextPart, ImagePart, DocumentPart, ToolCallPart, ToolResultPart, ThinkingPart)
+    assert {
+        part.model_fields["kind"].default: defaults(part, set()) for part in parts
+    } == _PART_DEFAULTS
+    assert defaults(Message, {"id", "role", "created_at", "seq"}) == _MESSAGE_DEFAULTS

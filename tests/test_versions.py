@@ -15,6 +15,7 @@ from loremaster import (
     ContextNotFound,
     ConversationContext,
     DataCorrupted,
+    PayloadTooLarge,
     SessionContext,
     ValidationFailed,
     VersionNotFound,
@@ -514,3 +515,20 @@ def test_a_version_compresses_only_the_payload_it_stores() -> None:
     codec = RecordingCodec()
     assert _version_of(codec, VersionStrategy.FULL, known).kind == "snapshot"
     assert len(codec.encoded) == 1
+
+
+async def test_merged_messages_count_against_the_size_limit_as_appended_ones(
+    db_url: str,
+) -> None:
+    """A merge adds the source's messages at the size an append counts them (their JSON),
+    not at the size of their compact rows: a branch is no way around CONTEXT_MAX_SIZE_MB."""
+    async with ContextManager(database_url=db_url, max_size_mb=0.01) as cm:  # 10 KB
+        chat = await cm.create_context(ConversationContext(title="t"))
+        await cm.append_messages(chat, [{"role": "user", "content": "a" * 3000}])
+        await cm.create_branch(chat, "side")
+        for _ in range(2):
+            await cm.append_messages(chat, [{"role": "user", "content": "m" * 3000}])
+            await cm.append_messages(chat, [{"role": "user", "content": "b" * 3000}], branch="side")
+        with pytest.raises(PayloadTooLarge):
+            await cm.merge_branch(chat, "side", "main", strategy="source")
+        assert (await cm.get_context(chat)).message_count == 3

@@ -11,10 +11,11 @@ branch's fields, messages and state) and its mutation is split back into the con
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import jsonpatch
+import orjson
 
 from ..codec import Codec
 from ..document import (
@@ -367,8 +368,10 @@ def _commit_fields(
     )
 
 
-def _stored_bytes(messages: Sequence[MessageRecord]) -> int:
-    return sum(len(m.body) + len(m.blob or b"") for m in messages)
+def _json_bytes(values: Iterable[Any]) -> int:
+    """The size messages count for, as an append counts them: their JSON's (what a row
+    stores is compact, and not what the size limit measures)."""
+    return sum(len(orjson.dumps(value)) for value in values)
 
 
 def _users(messages: Sequence[MessageRecord]) -> int:
@@ -403,7 +406,8 @@ class Merge:
             mutation.record,
             message_count=current.message_count + len(copies),
             turn_count=current.turn_count + _users(copies),
-            messages_bytes=current.messages_bytes + _stored_bytes(copies),
+            messages_bytes=current.messages_bytes
+            + _json_bytes(change["value"] for change in self.message_changes),
         )
         check_size(record, write.max_bytes)
         record, version = self.versioning.make(record, self.branch, self.request)
@@ -450,7 +454,7 @@ class Rewrite:
                 versioning=state,
                 message_count=len(messages),
                 turn_count=_users(messages),
-                messages_bytes=record.messages_bytes + _stored_bytes(messages),
+                messages_bytes=record.messages_bytes + _json_bytes(self.message_values),
             )
             changes.append(
                 {"op": "replace", "path": "/messages", "value": list(self.message_values)}
