@@ -4,6 +4,7 @@ manager reads fresh and writes again. A private PostgreSQL cluster, stopped mid-
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, TypeVar
@@ -137,3 +138,24 @@ async def test_the_fallback_can_be_turned_off(private_postgres: PrivatePostgres)
         assert (await cm.health_check())["status"] == "unavailable"
     finally:
         await cm.close()
+
+
+async def test_a_slow_database_is_waited_for_a_failing_one_is_not() -> None:
+    """A cached answer is served only while storage fails to reach the database: a slow
+    answer is still the true one (serving the cache then broke read-your-writes under
+    load)."""
+    from loremaster.manager._fallback import Fallback
+
+    async def slow_answer() -> str:
+        await asyncio.sleep(1.5)
+        return "fresh"
+
+    answering = Fallback(enabled=True, trouble=lambda: None)
+    served, took = await timed(answering.read(slow_answer, "cached"))
+    assert (served.value, served.stale) == ("fresh", False)
+    assert took >= 1.5
+    failing = Fallback(enabled=True, trouble=lambda: "connection refused")
+    served, took = await timed(failing.read(slow_answer, "cached"))
+    assert (served.value, served.stale) == ("cached", True)
+    assert took < 1.5
+    assert failing.stale_serves == 1

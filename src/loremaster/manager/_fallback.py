@@ -3,8 +3,10 @@ has seen, marked stale, instead of failing (CONTEXT_CACHE_FALLBACK).
 
 Rows come from the row caches (here and the Redis L2); this module keeps what else a read
 needs: the messages of the views read lately and the versions rebuilt lately. A read with
-an answer at hand waits at most `_PATIENCE` seconds for the database; once it has failed,
-reads do not try it again for `_RETRY_AFTER` seconds, so stale answers come quickly.
+an answer at hand waits for the database as long as it takes while the database answers
+(a slow answer is still the true one), and at most `_PATIENCE` seconds while storage is
+failing to reach it; once it has failed, reads do not try it again for `_RETRY_AFTER`
+seconds, so stale answers come quickly.
 """
 
 from __future__ import annotations
@@ -71,8 +73,10 @@ class _Kept:
 class Fallback:
     """What reads fall back on while the database is unavailable."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, trouble: Callable[[], str | None]) -> None:
+        """`trouble()`: why storage fails to reach the database now (None: it does not)."""
         self.enabled = enabled
+        self._trouble = trouble
         self.stale_serves = 0
         self.reason: str | None = None
         """Why the database was last found unavailable (None: it answers)."""
@@ -90,12 +94,20 @@ class Fallback:
             return self._stale(cached)
         if not self.enabled or cached is None:
             return Served(await self._noting(load), stale=False)
+        reading = asyncio.ensure_future(self._noting(load))
         try:
-            async with asyncio.timeout(_PATIENCE):
-                return Served(await self._noting(load), stale=False)
-        except (BackendUnavailable, TimeoutError) as exc:
-            self._failed(exc)
+            while True:
+                done, _ = await asyncio.wait({reading}, timeout=_PATIENCE)
+                if done:
+                    return Served(reading.result(), stale=False)
+                trouble = self._trouble()
+                if trouble is not None:  # storage is retrying to reach the database
+                    self._failed(BackendUnavailable(trouble))
+                    return self._stale(cached)
+        except BackendUnavailable:
             return self._stale(cached)
+        finally:
+            reading.cancel()
 
     async def _noting(self, load: Callable[[], Awaitable[T]]) -> T:
         try:

@@ -55,7 +55,7 @@ class Core:
         self.live = Live(settings, self.cache)
         self.stale = StaleBase(self._storage, self.history)
         self.metrics = Metrics()
-        self.fallback = Fallback(settings.cache_fallback)
+        self.fallback = Fallback(settings.cache_fallback, lambda: self._storage.trouble)
         self.writer = Writer(
             lambda: self.storage,
             settings,

@@ -35,6 +35,10 @@ class Storage(Protocol):
 
     backend: str
     read_only: bool
+    trouble: str | None
+    """Why the latest attempt to reach the database failed, while operations retry; None
+    once one succeeds. What a read with a cached answer at hand looks at before it waits
+    (a database that is slow but answering is waited for)."""
     """Whether the database only reads (known once opened); writes then raise
     ``ReadOnlyDatabase`` at once."""
 

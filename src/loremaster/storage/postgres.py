@@ -178,6 +178,7 @@ class PostgresStorage:
         self.address = database_address(url)
         """``host:port/database``, for messages: never the user or password."""
         self.read_only = False
+        self.trouble: str | None = None
         """Whether the server took only reads when opened (a standby, or
         ``default_transaction_read_only``); writes are refused by the server itself."""
         self._deadline = deadline
@@ -261,9 +262,11 @@ class PostgresStorage:
         deadline = time.monotonic() + self._deadline
         for tries in range(1_000_000):
             try:
-                return await attempt()
+                result = await attempt()
             except Exception as exc:
-                if not _is_transient(exc):
+                if _is_transient(exc):
+                    self.trouble = str(exc) or type(exc).__name__
+                else:
                     translated = _translated(exc)
                     if translated is exc:
                         raise
@@ -276,6 +279,9 @@ class PostgresStorage:
                 self._warn_retrying(what, exc)
                 backoff = min(2.0, 0.02 * 2**tries) * random.uniform(0.5, 1.0)
                 await asyncio.sleep(min(backoff, deadline - time.monotonic()))
+            else:
+                self.trouble = None
+                return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _warn_retrying(self, what: str, exc: Exception) -> None:

@@ -194,6 +194,7 @@ class SQLiteStorage:
     ) -> None:
         self.path = path
         self.read_only = read_only or immutable
+        self.trouble: str | None = None  # a file does not go away while it is open
         """Whether writes are refused: asked for (``?mode=ro``, ``?immutable=1``), or found
         on opening (a file this process may not write, or a folder where a WAL database's
         shared-memory file cannot be made)."""
