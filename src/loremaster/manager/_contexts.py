@@ -10,6 +10,7 @@ from typing import Any
 from .._storable import describe
 from ..document import (
     Append,
+    Change,
     Delete,
     Restore,
     Update,
@@ -165,19 +166,22 @@ class Contexts:
     async def _commit_update(self, context_id: str, update: Update, how: _How) -> ContextRecord:
         """Commit `update`; a stale one is settled by the conflict strategy."""
         try:
-            done = await self._writer.commit(
-                context_id,
-                update,
-                user_id=how.user_id,
-                branch=how.branch,
-                provider=how.origin.provider,
-                sync=how.sync,
-            )
-            return done.record
+            return await self._commit(context_id, update, how)
         except RevisionConflict:
             if update.expected_revision is None:
                 raise
             return await self._settle(context_id, update, how)
+
+    async def _commit(self, context_id: str, change: Change, how: _How) -> ContextRecord:
+        done = await self._writer.commit(
+            context_id,
+            change,
+            user_id=how.user_id,
+            branch=how.branch,
+            provider=how.origin.provider,
+            sync=how.sync,
+        )
+        return done.record
 
     def _checker(self, looked_up: frozenset[str]) -> Check | None:
         """What an update's result must pass with validation on (None: off): the
@@ -227,15 +231,7 @@ class Contexts:
                 check=update.check,
             )
             try:
-                done = await self._writer.commit(
-                    context_id,
-                    settle,
-                    user_id=how.user_id,
-                    branch=how.branch,
-                    provider=how.origin.provider,
-                    sync=how.sync,
-                )
-                return done.record
+                return await self._commit(context_id, settle, how)
             except HistoryMoved as moved:
                 revision = moved.revision
         raise RevisionConflict(context_id, expected_revision, revision)

@@ -28,6 +28,7 @@ from ..errors import (
 )
 from ..models import CleanupReport, ContextState
 from ..storage import ContextRecord, Storage
+from ._opened import OnStorage
 from ._writer import Writer
 
 __all__ = ["Retention", "maintenance_loop", "new_holder"]
@@ -51,18 +52,13 @@ _ROW_ERRORS = (ValidationFailed, PayloadTooLarge, DataCorrupted, ContextNotFound
 _PRUNE_BATCH = 1000
 
 
-class Retention:
+class Retention(OnStorage):
     """Archiving, purging, trimming and version cleanup over one storage."""
 
     def __init__(self, storage: Callable[[], Storage], settings: Settings, writer: Writer) -> None:
-        self._open_storage = storage
+        super().__init__(storage)
         self._settings = settings
         self._writer = writer
-
-    @property
-    def _storage(self) -> Storage:
-        """The storage, once the manager is initialized (`NotInitialized` before)."""
-        return self._open_storage()
 
     async def run_cleanup(self, *, dry_run: bool) -> CleanupReport:
         """One retention pass; with `dry_run`, what it would do, doing nothing."""

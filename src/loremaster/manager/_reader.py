@@ -18,6 +18,7 @@ from ..versioning import History, branch_view, view_of
 from ._arguments import text, user
 from ._fallback import Fallback, Served
 from ._metrics import Metrics
+from ._opened import OnStorage
 from ._writer import Writer, now
 
 __all__ = ["Reader"]
@@ -27,7 +28,7 @@ log = logging.getLogger("loremaster")
 _TRUSTED_FOR = 5.0  # seconds a cached row is served unchecked while every change is heard
 
 
-class Reader:
+class Reader(OnStorage):
     def __init__(
         self,
         storage: Callable[[], Storage],
@@ -40,7 +41,7 @@ class Reader:
         metrics: Metrics,
         fallback: Fallback,
     ) -> None:
-        self._open_storage = storage
+        super().__init__(storage)
         self._settings = settings
         self._cache = cache
         self._live = live
@@ -48,11 +49,6 @@ class Reader:
         self._writer = writer
         self._metrics = metrics
         self._fallback = fallback
-
-    @property
-    def _storage(self) -> Storage:
-        """The storage, once the manager is initialized (`NotInitialized` before)."""
-        return self._open_storage()
 
     async def readable(
         self,

@@ -194,16 +194,17 @@ class Versions:
         arg.text(target, "target")
         if source == target:
             raise ValidationFailed("a branch cannot be merged into itself")
-        seen = (await self._reader.readable(context_id, user_id, fresh=True)).revision
+        first: int | None = None  # the revision the first attempt was computed on
         for _ in range(_MERGE_ATTEMPTS):
             try:
-                result = await self._merge(context_id, source, target, user_id, strategy)
-            except RevisionConflict:  # the context moved on while the merge was computed
-                continue
+                result, revision = await self._merge(context_id, source, target, user_id, strategy)
+            except RevisionConflict as moved:  # the context moved on while it was computed
+                result, revision = None, moved.expected_revision
             if result is not None:
                 return result
+            first = revision if first is None else first
         current = (await self._reader.readable(context_id, user_id, fresh=True)).revision
-        raise RevisionConflict(context_id, seen, current)
+        raise RevisionConflict(context_id, first if first is not None else current, current)
 
     async def _merge(
         self,
@@ -212,10 +213,10 @@ class Versions:
         target: str,
         user_id: str | None,
         strategy: MergeStrategy,
-    ) -> MergeResult | None:
-        """The merge, or None once it made a version of the source to record (then it
-        is computed again). Computed on the row as storage has it: a merge is checked
-        against the revision it was computed on."""
+    ) -> tuple[MergeResult | None, int]:
+        """The merge (None once it made a version of the source to record: then it is
+        computed again), and the revision it was computed on: the row as storage has it,
+        for the merge is checked against that revision."""
         record = await self._reader.readable(context_id, user_id, fresh=True)
         theirs = await self._reader.on_branch(record, source)
         ours = await self._reader.on_branch(record, target)
@@ -228,11 +229,11 @@ class Versions:
         merge = three_way_merge(base_fields, ours_document, branch_document(theirs))
         outcome = _outcome(source, target, base, merge)
         if outcome.conflicts and strategy == "fail":
-            return outcome
+            return outcome, record.revision
         if theirs.versioning.head is None or theirs.versioning.changes_since:
             # A merge records the source version it took in: make one of the source as it is.
             await self._checkpoint(context_id, VersionRequest(user_id, "merge point"), source)
-            return None
+            return None, record.revision
         merged = merge.merged
         if strategy == "source":
             choices: dict[str, Side] = {c.path: "theirs" for c in merge.conflicts}
@@ -260,7 +261,7 @@ class Versions:
         )
         done = await self._writer.commit(context_id, change, user_id=user_id, branch=target)
         version = version_model(done.version)
-        return outcome.model_copy(
+        merged_result = outcome.model_copy(
             update={
                 "merged": True,
                 "revision": version.revision,
@@ -269,6 +270,7 @@ class Versions:
                 "messages_added": len(rows),
             }
         )
+        return merged_result, record.revision
 
     async def _messages_to_merge(
         self,

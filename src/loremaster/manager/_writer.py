@@ -38,6 +38,7 @@ from ..versioning import (
     branch_view,
 )
 from ._arguments import text, user
+from ._opened import OnStorage
 
 __all__ = ["Committed", "Writer"]
 
@@ -89,7 +90,7 @@ class _Admission:
         return mutation
 
 
-class Writer:
+class Writer(OnStorage):
     """Commits changes: the only code that writes contexts."""
 
     def __init__(
@@ -103,7 +104,7 @@ class Writer:
         cache: RecordCache,
         live: Live,
     ) -> None:
-        self._open_storage = storage
+        super().__init__(storage)
         self._settings = settings
         self._versioning = versioning
         self._history = history
@@ -112,11 +113,6 @@ class Writer:
         self._live = live
         self.leases: dict[tuple[str, str], int] = {}
         """Fencing tokens of the locks this manager took, by (context, holder)."""
-
-    @property
-    def _storage(self) -> Storage:
-        """The storage, once the manager is initialized (`NotInitialized` before)."""
-        return self._open_storage()
 
     def write(self, user_id: str | None) -> Write:
         """The circumstances of a commit by `user_id` (None: the system), checked."""
