@@ -69,6 +69,7 @@ class _How:
     strategy: ConflictStrategy | None
     branch: str
     sync: bool
+    settle: bool = True
 
 
 class _Unchecked(Exception):
@@ -138,13 +139,14 @@ class Contexts:
         branch: str,
         strategy: ConflictStrategy | str | None,
         origin: UpdateOrigin | Mapping[str, Any] | None,
+        settle: bool = True,
     ) -> Context:
         context_id = canonical_id(context_id)
         check_changes(changes)
         writer = arg.origin(origin, arg.user(user_id))
         if expected_revision is not None:
             arg.count(expected_revision, "expected_revision")
-        how = _How(user_id, writer, parse_strategy(strategy), branch, sync)
+        how = _How(user_id, writer, parse_strategy(strategy), branch, sync, settle)
         looked_up: frozenset[str] = frozenset()
         for _ in range(_LOOKUP_ATTEMPTS):
             try:
@@ -168,7 +170,7 @@ class Contexts:
         try:
             return await self._commit(context_id, update, how)
         except RevisionConflict:
-            if update.expected_revision is None:
+            if update.expected_revision is None or not how.settle:
                 raise
             return await self._settle(context_id, update, how)
 

@@ -131,12 +131,14 @@ class ContextManager(Running):
         branch: str = "main",
         strategy: ConflictStrategy | str | None = None,
         origin: UpdateOrigin | Mapping[str, Any] | None = None,
+        settle: bool = True,
     ) -> Context:
         """Apply `changes` and return the context as committed (without its messages): a
         dict is an RFC 7396 merge patch over the fields, a list RFC 6902 JSON Patch.
 
         A stale `expected_revision` is settled by `strategy` (else the context's
-        ``conflict_policy``), three ways, never losing a change silently (docs/sync.md).
+        ``conflict_policy``), three ways, never losing a change silently (docs/sync.md);
+        with ``settle=False`` it raises `RevisionConflict` and writes nothing instead.
         `origin` says who wrote it (a user, or ``{"provider": "anthropic"}``). With
         ``sync=False`` subscribers are not told at once; with `branch`, that branch
         changes."""
@@ -149,6 +151,7 @@ class ContextManager(Running):
             branch=branch,
             strategy=strategy,
             origin=origin,
+            settle=settle,
         )
 
     @measured

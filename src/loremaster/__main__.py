@@ -1,0 +1,5 @@
+"""``python -m loremaster``: the command line."""
+
+from .cli import run
+
+run()
