@@ -274,3 +274,28 @@ def test_local_mode_refuses_a_host_other_than_loopback(tmp_path: object) -> None
     )
     assert ran.returncode == 1
     assert "refusing to serve on 0.0.0.0 without authentication" in ran.stderr
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "attacker.example:8700"},
+        {"Host": "127.0.0.1.attacker.example"},
+        {"Origin": "http://attacker.example"},
+        {"Origin": "null"},
+    ],
+)
+def test_local_mode_takes_only_requests_meant_for_this_machine(
+    client: httpx.Client, headers: dict[str, str]
+) -> None:
+    """A page elsewhere cannot use the browser of the person running a local server (DNS
+    rebinding, a cross-site request): local mode trusts only loopback hosts and origins."""
+    before = client.get("/v1/contexts", params={"limit": 1000}).json()["items"]
+    body = {"context_type": "conversation", "title": "planted"}
+    response = client.post("/v1/contexts", json=body, headers=headers)
+    assert response.status_code == 403
+    assert error_of(response) == "not_local"
+    assert client.get("/v1/contexts", headers=headers).status_code == 403
+    assert client.get("/v1/contexts", params={"limit": 1000}).json()["items"] == before
+    same_site = client.get("/v1/contexts", headers={"Origin": client.base_url.__str__()})
+    assert same_site.status_code == 200

@@ -12,6 +12,7 @@ from ..manager import ContextManager
 from . import _contexts, _operations
 from ._auth import Authenticator
 from ._body_limit import BodyLimit
+from ._local_guard import LocalOnly
 from ._problems import install_error_handlers
 from ._service import Service
 from ._settings import ServerSettings, load_server_settings
@@ -61,4 +62,6 @@ def create_app(
     for module in (_operations, _contexts):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=manager.settings.max_size_bytes)
+    if settings.local_mode:
+        app.add_middleware(LocalOnly)
     return app

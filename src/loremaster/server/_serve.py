@@ -3,27 +3,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 
 import uvicorn
 
 from ..errors import ConfigurationError
+from ._local_guard import is_loopback
 from ._settings import ServerSettings, load_server_settings
 
-__all__ = ["is_loopback", "serve"]
+__all__ = ["serve"]
 
 APP_FACTORY = "loremaster.server._app:create_app"
 GRACEFUL_SECONDS = 10
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(
