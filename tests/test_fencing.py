@@ -326,11 +326,13 @@ async def test_a_token_fences_writes_made_in_another_process(db_url: str) -> Non
         elsewhere = _Elsewhere(pool, db_url)
         async with ContextManager(database_url=db_url) as cm:
             talk = await _conversation(cm)
-            lock = await cm.acquire_context_lock(talk, user_id="dm", timeout=2)
+            # The other process starts (and imports) before the clock of the lease runs.
+            assert await elsewhere.write(talk, "dm", 1) == "LockLost"
+            lock = await cm.acquire_context_lock(talk, user_id="dm", timeout=4)
             assert await elsewhere.write(talk, "dm", lock.token) == "written"
             assert (await cm.get_context(talk)).data["by"] == "dm"
 
-            await asyncio.sleep(2.2)
+            await asyncio.sleep(4.2)
             taken = await cm.acquire_context_lock(talk, user_id="bo", timeout=60)
             revision = (await cm.get_context(talk)).revision
             assert await elsewhere.write(talk, "dm", lock.token) == "LockLost"
