@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import signal
+from types import FrameType
 
 import uvicorn
 
@@ -15,6 +17,10 @@ __all__ = ["serve"]
 
 APP_FACTORY = "loremaster.server._app:create_app"
 GRACEFUL_SECONDS = 10
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def serve(
@@ -40,6 +46,9 @@ def serve(
         os.environ["CONTEXT_DATABASE_URL"] = database_url
     if redis_url is not None:
         os.environ["CONTEXT_REDIS_URL"] = redis_url
+    # uvicorn raises SIGTERM again once it has shut down gracefully: a stop asked for is
+    # a clean exit (0), not a death by the signal.
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         APP_FACTORY,
         factory=True,
