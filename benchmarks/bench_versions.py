@@ -123,19 +123,30 @@ async def rebuilds(url: str, backend: str) -> None:
     row(f"{backend}: worst ms, setup frozen out of the GC", worst_frozen, target=target, ok=ok)
 
 
+def _sqlite_owner(db: sqlite3.Connection) -> tuple[str, str]:
+    """The column by which a version names its context, and its value for the context whose
+    id is parameter 1: the context's row since migration 9, its id before (compare.py runs
+    this script on earlier releases too)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(versions)")}
+    if "context_row" in columns:
+        return "context_row", "(SELECT row_id FROM contexts WHERE context_id = ?1)"
+    return "context_id", "?1"
+
+
 async def _fill_history(url: str, cm: ContextManager, context_id: str) -> None:
     """Add HISTORY small versions in bulk (the listing, not the writing, is measured)."""
     if url.startswith("sqlite"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            column, owner = _sqlite_owner(db)
             db.execute(
-                "INSERT INTO versions (version_id, context_id, number, branch, parent_id, kind, "
+                f"INSERT INTO versions (version_id, {column}, number, branch, parent_id, kind, "
                 "payload, size_bytes, message_seq, view, turn_count, revision, author, message, "
                 "tags, created_at, checksum) "
-                "SELECT lower(hex(randomblob(16))), ?, n + 1, 'main', NULL, "
+                f"SELECT lower(hex(randomblob(16))), {owner}, n + 1, 'main', NULL, "
                 "'delta', x'00', 1, 0, '[]', 0, n, 'dm', '', "
                 "CASE WHEN n % 1000 = 0 THEN '[\"milestone\"]' ELSE '[]' END, n, 'x' "
                 "FROM (WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s "
-                "WHERE n < ?) SELECT n FROM s)",
+                "WHERE n < ?2) SELECT n FROM s)",
                 (context_id, HISTORY),
             )
         return

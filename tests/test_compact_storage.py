@@ -199,7 +199,8 @@ async def _stored_changes(url: str, context_id: str) -> list[tuple[int, Any]]:
     if url.startswith("sqlite:///"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
             rows = conn.execute(
-                "SELECT revision, changes FROM events WHERE context_id = ? ORDER BY revision",
+                "SELECT revision, changes FROM events WHERE context_row = "
+                "(SELECT row_id FROM contexts WHERE context_id = ?) ORDER BY revision",
                 (context_id,),
             ).fetchall()
     else:
@@ -227,20 +228,23 @@ async def _write_as_before(url: str, context_id: str, message: Message) -> None:
     text = message.text
     if url.startswith("sqlite:///"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            (row,) = conn.execute(
+                "SELECT row_id FROM contexts WHERE context_id = ?", (context_id,)
+            ).fetchone()
             conn.execute(
-                "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
+                "INSERT INTO messages (context_row, branch, seq, message_id, role, body, "
                 "search_text, created_at) VALUES (?, 'main', 1, ?, ?, ?, ?, ?)",
-                (context_id, message.id, message.role.value, body, text, when),
+                (row, message.id, message.role.value, body, text, when),
             )
             conn.execute(
                 "INSERT INTO messages_fts (rowid, search_text) SELECT id, search_text "
-                "FROM messages WHERE context_id = ?",
-                (context_id,),
+                "FROM messages WHERE context_row = ?",
+                (row,),
             )
             conn.execute(
-                "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, "
+                "INSERT INTO events (context_row, revision, op, changes, user_id, created_at, "
                 "branch) VALUES (?, 2, 'append_messages', ?, 'dm', ?, 'main')",
-                (context_id, changes, when),
+                (row, changes, when),
             )
             conn.execute(
                 "UPDATE contexts SET revision = 2, message_count = 1, turn_count = 1 "

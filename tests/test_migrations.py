@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import uuid
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from loremaster import ContextManager, ConversationContext
 from loremaster.cli import main
 from loremaster.storage import open_storage
 from loremaster.storage._schema import available_migrations
+from test_transfer import everything, export_lines, seed
+
+from conftest import table_counts
 
 VERSIONS = [m.version for m in available_migrations("sqlite")]
 LATEST = VERSIONS[-1]
@@ -57,6 +64,45 @@ OLD_MESSAGE = '{"id": "m1", "role": "user", "parts": [{"kind": "text", "text": "
 
 async def _bring_to_version(url: str, version: int) -> None:
     """Apply migrations 1..version only and write rows the way that release did."""
+    await _apply_migrations(url, version)
+    if not url.startswith("postgres"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
+            conn.execute(
+                "INSERT INTO contexts (context_id, context_type, title, data, metadata, extra, "
+                "state, collaborators, permissions, revision, message_count, turn_count, "
+                "doc_bytes, created_at, last_modified, last_accessed) VALUES (?, "
+                "'conversation', 'from the old schema', '{}', '{}', '{}', 'active', '[]', '{}', "
+                "2, 1, 1, 10, 0, 0, 0)",
+                (OLD_CONTEXT,),
+            )
+            conn.execute(
+                "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
+                "search_text, created_at) VALUES (?, 'main', 1, 'm1', 'user', ?, 'hi', 0)",
+                (OLD_CONTEXT, OLD_MESSAGE),
+            )
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO contexts (context_id, context_type, title, data, metadata, extra, "
+            "state, revision, message_count, turn_count, doc_bytes, created_at, "
+            "last_modified, last_accessed) VALUES ($1, 'conversation', "
+            "'from the old schema', '{}', '{}', '{}', 'active', 2, 1, 1, 10, now(), now(), "
+            "now())",
+            uuid.UUID(OLD_CONTEXT),
+        )
+        await conn.execute(
+            "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
+            "search_text, created_at) VALUES ($1, 'main', 1, 'm1', 'user', $2, 'hi', now())",
+            uuid.UUID(OLD_CONTEXT),
+            OLD_MESSAGE,
+        )
+    finally:
+        await conn.close()
+
+
+async def _apply_migrations(url: str, version: int) -> None:
+    """Make the schema of migrations 1..version, and no more."""
     backend = "postgres" if url.startswith("postgres") else "sqlite"
     old = [m for m in available_migrations(backend) if m.version <= version]
     storage = open_storage(url, deadline=10)
@@ -76,19 +122,6 @@ async def _bring_to_version(url: str, version: int) -> None:
                     "INSERT INTO schema_version VALUES (?, ?, 0)",
                     (migration.version, migration.name),
                 )
-            conn.execute(
-                "INSERT INTO contexts (context_id, context_type, title, data, metadata, extra, "
-                "state, collaborators, permissions, revision, message_count, turn_count, "
-                "doc_bytes, created_at, last_modified, last_accessed) VALUES (?, "
-                "'conversation', 'from the old schema', '{}', '{}', '{}', 'active', '[]', '{}', "
-                "2, 1, 1, 10, 0, 0, 0)",
-                (OLD_CONTEXT,),
-            )
-            conn.execute(
-                "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
-                "search_text, created_at) VALUES (?, 'main', 1, 'm1', 'user', ?, 'hi', 0)",
-                (OLD_CONTEXT, OLD_MESSAGE),
-            )
 
         await storage._writer.call(apply)  # type: ignore[attr-defined]
     else:
@@ -104,20 +137,6 @@ async def _bring_to_version(url: str, version: int) -> None:
                     migration.version,
                     migration.name,
                 )
-            await conn.execute(
-                "INSERT INTO contexts (context_id, context_type, title, data, metadata, extra, "
-                "state, revision, message_count, turn_count, doc_bytes, created_at, "
-                "last_modified, last_accessed) VALUES ($1, 'conversation', "
-                "'from the old schema', '{}', '{}', '{}', 'active', 2, 1, 1, 10, now(), now(), "
-                "now())",
-                uuid.UUID(OLD_CONTEXT),
-            )
-            await conn.execute(
-                "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
-                "search_text, created_at) VALUES ($1, 'main', 1, 'm1', 'user', $2, 'hi', now())",
-                uuid.UUID(OLD_CONTEXT),
-                OLD_MESSAGE,
-            )
     await storage.close()
 
 
@@ -145,3 +164,57 @@ def test_db_status_and_migrate_commands(empty_db_url: str, capsys: object) -> No
     assert main(["db", "status", "--json", "--database-url", empty_db_url]) == missing
     assert main(["db", "migrate", "--database-url", empty_db_url]) == 0
     assert main(["db", "status", "--database-url", empty_db_url]) == 0
+
+
+# -- 0009: a SQLite context's rows name it by its row ----------------------------------------
+
+
+_TABLES_0008 = ("contexts", "messages", "events", "versions", "branches", "codec_dictionaries")
+
+
+def _copy_as_0008(source: str, target: str) -> None:
+    """Every row of SQLite database `source` (at the latest schema) into `target`, at
+    0008's: the rows of a context name it by its id."""
+    with contextlib.closing(sqlite3.connect(target)) as conn, conn:
+        conn.execute("ATTACH DATABASE ? AS source", (source,))
+        for table in _TABLES_0008:
+            columns = [row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")]
+            owned = "context_id" in columns and table != "contexts"
+            values = ", ".join(
+                "c.context_id" if owned and column == "context_id" else f"t.{column}"
+                for column in columns
+            )
+            join = " JOIN source.contexts c ON c.row_id = t.context_row" if owned else ""
+            conn.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"SELECT {values} FROM source.{table} t{join}"
+            )
+        conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
+
+
+async def test_a_database_at_0008_migrates_and_reads_back_identically(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    ids = await seed(source)
+    lines = await export_lines(source)
+    await _apply_migrations(empty_db_url, 8)
+    if empty_db_url.startswith("postgres"):  # 0009 changes no column there: rows as today's
+        old = ContextManager(database_url=empty_db_url)
+        await old.initialize(migrate=False)
+        await old.import_full(iter(lines))
+        await old.close()
+    else:
+        _copy_as_0008(source.removeprefix("sqlite:///"), empty_db_url.removeprefix("sqlite:///"))
+
+    async with ContextManager(database_url=empty_db_url) as cm:
+        assert (await cm.migration_status()).version == LATEST
+    assert (await export_lines(empty_db_url))[1:] == lines[1:]
+    assert await everything(empty_db_url, ids) == await everything(source, ids)
+    for url in (source, empty_db_url):
+        async with ContextManager(database_url=url) as cm:
+            (hit,) = await cm.search_contexts("fork")
+            assert hit.context_id == ids["story"]
+            await cm.append_messages(ids["story"], {"role": "user", "content": "onwards"})
+            await cm.delete_context(ids["tavern"], hard_delete=True)
+    assert await table_counts(empty_db_url) == await table_counts(source)

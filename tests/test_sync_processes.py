@@ -273,8 +273,8 @@ async def postgres_table(url: str, context_id: str) -> tuple[list[Row], tuple[in
 def sqlite_table(url: str, context_id: str) -> tuple[list[Row], tuple[int, Any]]:
     with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
         rows = conn.execute(
-            "SELECT revision, op, changes, user_id, branch FROM events "
-            "WHERE context_id = ? ORDER BY revision",
+            "SELECT revision, op, changes, user_id, branch FROM events WHERE context_row = "
+            "(SELECT row_id FROM contexts WHERE context_id = ?) ORDER BY revision",
             (context_id,),
         ).fetchall()
         stored = conn.execute(

@@ -820,7 +820,11 @@ def test_a_failed_export_leaves_the_old_file_as_it_was(
     # A failure halfway through: the second context's versions no longer decode.
     second = orjson.loads(small_dump[group_of(small_dump, 1)[0]])["context_id"]
     with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
-        conn.execute("UPDATE versions SET payload = x'00' WHERE context_id = ?", (second,))
+        conn.execute(
+            "UPDATE versions SET payload = x'00' "
+            "WHERE context_row = (SELECT row_id FROM contexts WHERE context_id = ?)",
+            (second,),
+        )
     _, err = cli(
         capsys, "export", "--full", "-o", str(backup), "--database-url", sqlite_url, code=1
     )

@@ -27,6 +27,9 @@ class Dialect(ABC):
     """A version's payload column, left empty for listings."""
     tagged: ClassVar[str]
     """Whether a version has tags."""
+    owner_column: ClassVar[str] = "context_id"
+    """The column by which a row of messages, events, versions or branches names its
+    context."""
 
     def param(self, number: int) -> str:
         return f"{self.placeholder}{number}"
@@ -34,6 +37,15 @@ class Dialect(ABC):
     def nullable_text(self, number: int) -> str:
         """Text parameter `number` where it may be compared with NULL."""
         return self.param(number)
+
+    def owner(self, context_id: str) -> str:
+        """The `owner_column` value of the context whose id is the SQL `context_id`."""
+        return context_id
+
+    def owned_by(self, context_id: str) -> str:
+        """Whether a row of messages, events, versions or branches belongs to the context
+        whose id is the SQL `context_id`."""
+        return f"{self.owner_column} = {self.owner(context_id)}"
 
     # -- values as bound and as read -----------------------------------------------------
 

@@ -15,7 +15,7 @@ from ..models import from_micros, to_micros
 from ._dialect import Dialect, Params
 from ._plans import revision_guard_missed
 from ._rows import Codec, dumps
-from ._sql import BRANCH_COLUMNS, CONTEXT_COLUMNS, Statements
+from ._sql import CONTEXT_COLUMNS, Statements
 from ._types import ContextRecord, ContextRows, EventRecord, MessageRecord, Mutation, NewContext
 
 if TYPE_CHECKING:
@@ -161,8 +161,7 @@ _REWRITE = (
     f"{_messages_sql('$36')} {_event_sql('$37', '$38')}"
 )
 _SAVE_BRANCH = (
-    f"INSERT INTO branches ({BRANCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11) ON CONFLICT (context_id, name) DO UPDATE SET document = $3, "
+    f"INSERT INTO {SQL.branch_row} ON CONFLICT (context_id, name) DO UPDATE SET document = $3, "
     "message_count = $4, turn_count = $5, messages_bytes = $6, versioning = $7, "
     "last_modified = $11"
 )

@@ -100,33 +100,35 @@ class Codec:
 
     # -- versions and branches -----------------------------------------------------------
 
-    def version(self, row: Row) -> VersionRecord:
+    def version(self, context_id: str, row: Row) -> VersionRecord:
+        """A version of context `context_id` (its columns as read leave the context out)."""
         return VersionRecord(
             version_id=row[0],
-            context_id=str(row[1]),
-            number=row[2],
-            branch=row[3],
-            parent_id=row[4],
-            kind=row[5],
-            payload=row[6],
-            size_bytes=row[7],
-            message_seq=row[8],
-            view=tuple((str(s), int(n)) for s, n in orjson.loads(row[9])),
-            turn_count=row[10],
-            revision=row[11],
-            author=row[12],
-            message=row[13],
-            tags=tuple(self.dialect.string_list(row[14])),
-            created_at=self.dialect.micros(row[15]),
-            checksum=row[16],
-            merge_parent_id=row[17],
-            automatic=bool(row[18]),
+            context_id=context_id,
+            number=row[1],
+            branch=row[2],
+            parent_id=row[3],
+            kind=row[4],
+            payload=row[5],
+            size_bytes=row[6],
+            message_seq=row[7],
+            view=tuple((str(s), int(n)) for s, n in orjson.loads(row[8])),
+            turn_count=row[9],
+            revision=row[10],
+            author=row[11],
+            message=row[12],
+            tags=tuple(self.dialect.string_list(row[13])),
+            created_at=self.dialect.micros(row[14]),
+            checksum=row[15],
+            merge_parent_id=row[16],
+            automatic=bool(row[17]),
         )
 
     def version_values(self, version: VersionRecord) -> tuple[Any, ...]:
+        """The version's context id, then its columns."""
         return (
-            version.version_id,
             self.dialect.key(version.context_id),
+            version.version_id,
             version.number,
             version.branch,
             version.parent_id,
@@ -146,22 +148,24 @@ class Codec:
             version.automatic,
         )
 
-    def branch(self, row: Row) -> BranchRecord:
+    def branch(self, context_id: str, row: Row) -> BranchRecord:
+        """A branch of context `context_id` (its columns as read leave the context out)."""
         return BranchRecord(
-            context_id=str(row[0]),
-            name=row[1],
-            document=orjson.loads(row[2]),
-            message_count=row[3],
-            turn_count=row[4],
-            messages_bytes=row[5],
-            versioning=VersionState.from_json(orjson.loads(row[6])),
-            base_version=row[7],
-            created_by=row[8],
-            created_at=self.dialect.micros(row[9]),
-            last_modified=self.dialect.micros(row[10]),
+            context_id=context_id,
+            name=row[0],
+            document=orjson.loads(row[1]),
+            message_count=row[2],
+            turn_count=row[3],
+            messages_bytes=row[4],
+            versioning=VersionState.from_json(orjson.loads(row[5])),
+            base_version=row[6],
+            created_by=row[7],
+            created_at=self.dialect.micros(row[8]),
+            last_modified=self.dialect.micros(row[9]),
         )
 
     def branch_values(self, branch: BranchRecord) -> tuple[Any, ...]:
+        """The branch's context id, then its columns."""
         return (
             self.dialect.key(branch.context_id),
             branch.name,

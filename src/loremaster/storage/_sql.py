@@ -24,24 +24,34 @@ CONTEXT_COLUMNS = (
     "messages_bytes, created_at, last_modified, last_accessed, checksum, versioning, "
     "version_number, coordination"
 )
+# A version's and a branch's columns as read, after the column naming their context
+# (`Dialect.owner_column`) where they are written.
 VERSION_COLUMNS = (
-    "version_id, context_id, number, branch, parent_id, kind, payload, size_bytes, "
-    "message_seq, view, turn_count, revision, author, message, tags, created_at, checksum, "
-    "merge_parent_id, automatic"
+    "version_id, number, branch, parent_id, kind, payload, size_bytes, message_seq, view, "
+    "turn_count, revision, author, message, tags, created_at, checksum, merge_parent_id, "
+    "automatic"
 )
 BRANCH_COLUMNS = (
-    "context_id, name, document, message_count, turn_count, messages_bytes, versioning, "
-    "base_version, created_by, created_at, last_modified"
+    "name, document, message_count, turn_count, messages_bytes, versioning, base_version, "
+    "created_by, created_at, last_modified"
 )
 _MESSAGE_COLUMNS = "seq, message_id, role, body, body_blob, search_text, created_at"
 _EVENT_COLUMNS = "revision, op, changes, user_id, created_at, branch, provider"
 _TIME_COLUMNS = frozenset({"created_at", "last_modified", "last_accessed"})
 _ORDER_COLUMNS = _TIME_COLUMNS | {"title"}
-_TABLES_OF_A_CONTEXT = ("messages", "events", "versions", "branches", "contexts")
+_TABLES_OF_A_CONTEXT = ("messages", "events", "versions", "branches")
 
 
 def _placeholders(dialect: Dialect, count: int) -> str:
     return ", ".join(dialect.param(n) for n in range(1, count + 1))
+
+
+def _owned_row(dialect: Dialect, table: str, columns: str) -> str:
+    """``table (owner, columns) VALUES (...)``: a row of the context whose id is parameter
+    1, the columns' values following it."""
+    count = len(columns.split(", "))
+    values = [dialect.owner(dialect.param(1)), *map(dialect.param, range(2, count + 2))]
+    return f"{table} ({dialect.owner_column}, {columns}) VALUES ({', '.join(values)})"
 
 
 class Statements:
@@ -51,44 +61,43 @@ class Statements:
         self._dialect = dialect
         p = dialect.param
         by_context = f"WHERE context_id = {p(1)}"
+        owned = f"WHERE {dialect.owned_by(p(1))}"
         self.select_context = f"SELECT {CONTEXT_COLUMNS} FROM contexts {by_context}"
         self.select_revision = f"SELECT revision, last_modified FROM contexts {by_context}"
-        self.select_branch = f"SELECT {BRANCH_COLUMNS} FROM branches {by_context} AND name = {p(2)}"
+        self.select_branch = f"SELECT {BRANCH_COLUMNS} FROM branches {owned} AND name = {p(2)}"
         self.select_branches = (
-            f"SELECT {BRANCH_COLUMNS} FROM branches {by_context} ORDER BY name{dialect.byte_order}"
+            f"SELECT {BRANCH_COLUMNS} FROM branches {owned} ORDER BY name{dialect.byte_order}"
         )
         self.select_messages = (
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages {by_context} AND branch = {p(2)} "
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages {owned} AND branch = {p(2)} "
             f"AND seq < {p(3)} AND seq > {p(4)} ORDER BY seq DESC LIMIT {p(5)}"
         )
         self.select_all_messages = (
-            f"SELECT {_MESSAGE_COLUMNS}, branch FROM messages {by_context} "
+            f"SELECT {_MESSAGE_COLUMNS}, branch FROM messages {owned} "
             f"ORDER BY branch{dialect.byte_order}, seq"
         )
         self.select_message_span = (
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages {by_context} AND branch = {p(2)} "
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages {owned} AND branch = {p(2)} "
             f"AND seq BETWEEN {p(3)} AND {p(4)}"
         )
         self.sample_messages = (
             f"SELECT {_MESSAGE_COLUMNS} FROM messages ORDER BY random() LIMIT {p(1)}"
         )
         self.select_events = (
-            f"SELECT {_EVENT_COLUMNS} FROM events {by_context} AND revision > {p(2)} "
+            f"SELECT {_EVENT_COLUMNS} FROM events {owned} AND revision > {p(2)} "
             f"AND ({dialect.nullable_text(4)} IS NULL OR branch = {p(4)}) "
             f"ORDER BY revision LIMIT {p(3)}"
         )
-        self.select_all_events = (
-            f"SELECT {_EVENT_COLUMNS} FROM events {by_context} ORDER BY revision"
-        )
-        self.select_versions = (
-            f"SELECT {VERSION_COLUMNS} FROM versions {by_context} ORDER BY number"
-        )
+        self.select_all_events = f"SELECT {_EVENT_COLUMNS} FROM events {owned} ORDER BY revision"
+        self.select_versions = f"SELECT {VERSION_COLUMNS} FROM versions {owned} ORDER BY number"
         self.version_chain = _version_chain(dialect)
         self.row_counts = "SELECT " + ", ".join(
-            f"(SELECT count(*) FROM {table} {by_context})" for table in _TABLES_OF_A_CONTEXT[:-1]
+            f"(SELECT count(*) FROM {table} {owned})" for table in _TABLES_OF_A_CONTEXT
         )
+        # The context's row goes last: the others find their rows through it.
         self.delete_context = [
-            f"DELETE FROM {table} {by_context}" for table in _TABLES_OF_A_CONTEXT
+            *(f"DELETE FROM {table} {owned}" for table in _TABLES_OF_A_CONTEXT),
+            f"DELETE FROM contexts {by_context}",
         ]
         self.touch = (
             f"UPDATE contexts SET last_accessed = {p(2)} {by_context} AND last_accessed < {p(3)}"
@@ -96,9 +105,9 @@ class Statements:
         self.insert_context = (
             f"INSERT INTO contexts ({CONTEXT_COLUMNS}) VALUES ({_placeholders(dialect, 23)})"
         )
-        self.insert_version = (
-            f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES ({_placeholders(dialect, 19)})"
-        )
+        self.insert_version = f"INSERT INTO {_owned_row(dialect, 'versions', VERSION_COLUMNS)}"
+        self.branch_row = _owned_row(dialect, "branches", BRANCH_COLUMNS)
+        """``branches (...) VALUES (...)``, to insert or replace a branch's row."""
         self.load_dictionaries = (
             "SELECT dictionary_id, context_type, data FROM codec_dictionaries "
             "ORDER BY dictionary_id"
@@ -140,7 +149,7 @@ class Statements:
         before = 2**62 if before_number is None else before_number
         sql = (
             f"SELECT {VERSION_COLUMNS.replace('payload', dialect.empty_payload)} FROM versions "
-            f"WHERE context_id = {p(key)} AND number < {p(before)}"
+            f"WHERE {dialect.owned_by(p(key))} AND number < {p(before)}"
         )
         if branch is not None:
             sql += f" AND branch = {p(branch)}"
@@ -167,7 +176,7 @@ def _version_chain(dialect: Dialect) -> str:
     return f"""
 WITH RECURSIVE chain(version_id, parent_id, kind, depth) AS (
     SELECT version_id, parent_id, kind, 0 FROM versions
-    WHERE context_id = {p(1)} AND version_id = {p(2)}
+    WHERE {dialect.owned_by(p(1))} AND version_id = {p(2)}
     UNION ALL
     SELECT v.version_id, v.parent_id, v.kind, chain.depth + 1
     FROM versions v JOIN chain ON v.version_id = chain.parent_id

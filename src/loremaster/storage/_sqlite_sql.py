@@ -16,7 +16,7 @@ from ._compact import joined_events, spans
 from ._dialect import Dialect, Params
 from ._plans import Planned, revision_guard_missed
 from ._rows import Codec, Row, dumps
-from ._sql import BRANCH_COLUMNS, Statements
+from ._sql import Statements
 from ._types import BranchRecord, ContextRecord, EventRecord, MessageRecord, Mutation, VersionRecord
 
 __all__ = [
@@ -41,13 +41,18 @@ R = TypeVar("R")
 
 
 class _SQLite(Dialect):
-    """Context ids are text, times integers (microseconds), lists JSON text."""
+    """Context ids are text, times integers (microseconds), lists JSON text; the rows of a
+    context name it by its row in the contexts table."""
 
     placeholder = "?"
     no_limit = -1
     byte_order = ""
     empty_payload = "x''"
     tagged = "tags != '[]'"
+    owner_column = "context_row"
+
+    def owner(self, context_id: str) -> str:
+        return f"(SELECT row_id FROM contexts WHERE context_id = {context_id})"
 
     def key(self, context_id: str) -> str:
         return context_id
@@ -145,7 +150,7 @@ def existing(conn: sqlite3.Connection, context_id: str) -> ContextRecord:
 
 def select_branch(conn: sqlite3.Connection, context_id: str, name: str) -> BranchRecord | None:
     row = one(conn, SQL.select_branch, (context_id, name))
-    return None if row is None else ROWS.branch(row)
+    return None if row is None else ROWS.branch(context_id, row)
 
 
 def write_planned(conn: sqlite3.Connection, planned: Planned[R]) -> R:
@@ -195,11 +200,7 @@ def _write_row(conn: sqlite3.Connection, old_revision: int, mutation: Mutation) 
 
 
 def save_branch(conn: sqlite3.Connection, branch: BranchRecord) -> None:
-    conn.execute(
-        f"INSERT OR REPLACE INTO branches ({BRANCH_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ROWS.branch_values(branch),
-    )
+    conn.execute(f"INSERT OR REPLACE INTO {SQL.branch_row}", ROWS.branch_values(branch))
 
 
 def insert_context_row(conn: sqlite3.Connection, record: ContextRecord) -> None:
@@ -215,6 +216,16 @@ def insert_versions(conn: sqlite3.Connection, versions: Sequence[VersionRecord])
     conn.executemany(SQL.insert_version, [ROWS.version_values(version) for version in versions])
 
 
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (context_row, branch, seq, message_id, role, body, body_blob, "
+    f"search_text, created_at) VALUES ({DIALECT.owner('?1')}, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (context_row, revision, op, changes, user_id, created_at, branch, "
+    f"provider) VALUES ({DIALECT.owner('?1')}, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+)
+
+
 def insert_messages(
     conn: sqlite3.Connection, context_id: str, segment: str, messages: Sequence[MessageRecord]
 ) -> None:
@@ -222,18 +233,14 @@ def insert_messages(
         return
     rows = list(zip(repeat(context_id), repeat(segment), *ROWS.message_columns(messages)))
     try:
-        conn.executemany(
-            "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
-            "body_blob, search_text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        conn.executemany(_INSERT_MESSAGE, rows)
     except sqlite3.IntegrityError as exc:
         raise ValidationFailed(
             "a message id is already used in this context", [Issue("/messages", str(exc))]
         ) from exc
     conn.execute(
         "INSERT INTO messages_fts (rowid, search_text) SELECT id, search_text FROM messages "
-        "WHERE context_id = ? AND branch = ? AND seq BETWEEN ? AND ?",
+        f"WHERE {DIALECT.owned_by('?1')} AND branch = ?2 AND seq BETWEEN ?3 AND ?4",
         (context_id, segment, messages[0].seq, messages[-1].seq),
     )
 
@@ -245,11 +252,7 @@ def insert_event(
     messages: Sequence[MessageRecord] = (),
 ) -> None:
     """Insert `event`, whose change wrote `messages` to `segment` (named, not copied)."""
-    conn.execute(
-        "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, branch, "
-        "provider) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        ROWS.event_values(event, segment, messages),
-    )
+    conn.execute(_INSERT_EVENT, ROWS.event_values(event, segment, messages))
 
 
 def load_events(

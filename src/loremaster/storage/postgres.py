@@ -386,7 +386,8 @@ class PostgresStorage:
             if earlier and await landed_on_rows(conn, {context_id: earlier[0][0]}, write_id):
                 return earlier[0]
             row = await conn.fetchrow(SQL.select_branch, uuid.UUID(context_id), name)
-            planned = plan_branch(current, None if row is None else ROWS.branch(row), plan)
+            branch = None if row is None else ROWS.branch(current.context_id, row)
+            planned = plan_branch(current, branch, plan)
             await write_mutations(conn, planned.mutations, write_id)
             return planned.result
 
@@ -725,14 +726,14 @@ class PostgresStorage:
         if key is None:
             return None
         row = await self._read(lambda conn: conn.fetchrow(SQL.select_branch, key, name))
-        return None if row is None else ROWS.branch(row)
+        return None if row is None else ROWS.branch(str(key), row)
 
     async def list_branches(self, context_id: str) -> list[BranchRecord]:
         key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
         rows = await self._read(lambda conn: conn.fetch(SQL.select_branches, key))
-        return [ROWS.branch(row) for row in rows]
+        return [ROWS.branch(str(key), row) for row in rows]
 
     async def load_versions(
         self, context_id: str, version_ids: Sequence[str]
@@ -742,14 +743,14 @@ class PostgresStorage:
             return []
         params = (key, list(version_ids))
         rows = await self._read(lambda conn: conn.fetch(_SELECT_VERSIONS, *params))
-        return [ROWS.version(row) for row in rows]
+        return [ROWS.version(str(key), row) for row in rows]
 
     async def load_version_chain(self, context_id: str, version_id: str) -> list[VersionRecord]:
         key = DIALECT.lookup_key(context_id)
         if key is None:
             return []
         rows = await self._read(lambda conn: conn.fetch(SQL.version_chain, key, version_id))
-        return [ROWS.version(row) for row in reversed(rows)]
+        return [ROWS.version(str(key), row) for row in reversed(rows)]
 
     async def list_versions(
         self,
@@ -767,7 +768,7 @@ class PostgresStorage:
             key, branch=branch, tag=tag, before_number=before_number, limit=limit
         )
         rows = await self._read(lambda conn: conn.fetch(sql, *params))
-        return [ROWS.version(row) for row in rows]
+        return [ROWS.version(str(key), row) for row in rows]
 
     async def rewrite_versions(
         self, context_id: str, *, delete: Sequence[str], replace: Sequence[VersionRecord]
@@ -861,9 +862,9 @@ class PostgresStorage:
             stored = [(m[7], ROWS.message(m)) for m in messages]
             return ContextRows(
                 record=record,
-                branches=[ROWS.branch(b) for b in branches],
+                branches=[ROWS.branch(record.context_id, b) for b in branches],
                 messages=stored,
-                versions=[ROWS.version(v) for v in versions],
+                versions=[ROWS.version(record.context_id, v) for v in versions],
                 events=joined_events((ROWS.event(record.context_id, e) for e in events), stored),
             )
 

@@ -432,7 +432,7 @@ class SQLiteStorage:
             "m.search_text AS body, m.seq AS seq, m.branch AS segment, c.versioning, "
             "c.message_count "
             "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
-            "JOIN contexts c ON c.context_id = m.context_id "
+            "JOIN contexts c ON c.row_id = m.context_row "
             f"WHERE messages_fts MATCH :match AND c.state != 'deleted' {access} "
             "ORDER BY bm25(messages_fts) LIMIT :candidates"
         )
@@ -526,7 +526,7 @@ class SQLiteStorage:
     async def trim_events(self, before: int, *, dry_run: bool) -> int:
         where = (
             "WHERE created_at < ? AND revision < "
-            "(SELECT c.revision FROM contexts c WHERE c.context_id = events.context_id)"
+            "(SELECT c.revision FROM contexts c WHERE c.row_id = events.context_row)"
         )
         if dry_run:
             row = await self._read(
@@ -597,19 +597,19 @@ class SQLiteStorage:
         rows = await self._read(
             lambda conn: conn.execute(SQL.select_branches, (context_id,)).fetchall()
         )
-        return [ROWS.branch(row) for row in rows]
+        return [ROWS.branch(context_id, row) for row in rows]
 
     async def load_versions(
         self, context_id: str, version_ids: Sequence[str]
     ) -> list[VersionRecord]:
         params = (context_id, dumps(list(version_ids)))
         rows = await self._read(lambda conn: conn.execute(_SELECT_VERSIONS, params).fetchall())
-        return [ROWS.version(row) for row in rows]
+        return [ROWS.version(context_id, row) for row in rows]
 
     async def load_version_chain(self, context_id: str, version_id: str) -> list[VersionRecord]:
         params = (context_id, version_id)
         rows = await self._read(lambda conn: conn.execute(SQL.version_chain, params).fetchall())
-        return [ROWS.version(row) for row in reversed(rows)]
+        return [ROWS.version(context_id, row) for row in reversed(rows)]
 
     async def list_versions(
         self,
@@ -624,7 +624,7 @@ class SQLiteStorage:
             context_id, branch=branch, tag=tag, before_number=before_number, limit=limit
         )
         rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
-        return [ROWS.version(row) for row in rows]
+        return [ROWS.version(context_id, row) for row in rows]
 
     async def rewrite_versions(
         self, context_id: str, *, delete: Sequence[str], replace: Sequence[VersionRecord]
@@ -635,14 +635,7 @@ class SQLiteStorage:
             gone = dumps(list(delete))
             if one(conn, _HEADS_AMONG_SQL, (context_id, gone)) is not None:
                 raise _VersionsMoved  # a head: it moved back, or was listed before it moved
-            deleted = conn.execute(
-                "DELETE FROM versions WHERE context_id = ?1 AND version_id "
-                "IN (SELECT value FROM json_each(?2)) AND version_id NOT IN "
-                "(SELECT base_version FROM branches WHERE context_id = ?1 "
-                "AND base_version IS NOT NULL UNION SELECT merge_parent_id FROM versions "
-                "WHERE context_id = ?1 AND merge_parent_id IS NOT NULL)",
-                (context_id, gone),
-            ).rowcount
+            deleted = conn.execute(_DELETE_VERSIONS_SQL, (context_id, gone)).rowcount
             if deleted != len(delete):
                 raise _VersionsMoved
             rebased = sum(
@@ -676,7 +669,8 @@ class SQLiteStorage:
     ) -> list[str]:
         rows = await self._read(
             lambda conn: conn.execute(
-                "SELECT context_id FROM versions GROUP BY context_id HAVING sum(automatic) > ? "
+                "SELECT (SELECT context_id FROM contexts WHERE row_id = context_row) "
+                "FROM versions GROUP BY context_row HAVING sum(automatic) > ? "
                 "OR sum(NOT automatic AND tags = '[]') > ? LIMIT ?",
                 (automatic, checkpoints, max_contexts),
             ).fetchall()
@@ -697,9 +691,13 @@ class SQLiteStorage:
             ]
             return ContextRows(
                 record=dataclasses.replace(record, read_at=0),
-                branches=[ROWS.branch(row) for row in conn.execute(SQL.select_branches, key)],
+                branches=[
+                    ROWS.branch(context_id, row) for row in conn.execute(SQL.select_branches, key)
+                ],
                 messages=messages,
-                versions=[ROWS.version(row) for row in conn.execute(SQL.select_versions, key)],
+                versions=[
+                    ROWS.version(context_id, row) for row in conn.execute(SQL.select_versions, key)
+                ],
                 events=joined_events(events, messages),
             )
 
@@ -729,17 +727,24 @@ class SQLiteStorage:
         await self._write(insert)
 
 
+_OWNED = DIALECT.owned_by("?1")
 _SELECT_VERSIONS = (
-    f"SELECT {VERSION_COLUMNS} FROM versions WHERE context_id = ?1 AND version_id "
+    f"SELECT {VERSION_COLUMNS} FROM versions WHERE {_OWNED} AND version_id "
     "IN (SELECT value FROM json_each(?2))"
 )
 _HEADS_AMONG_SQL = (
     "SELECT 1 FROM (SELECT json_extract(versioning, '$.head') AS head FROM contexts "
     "WHERE context_id = ?1 UNION ALL SELECT json_extract(versioning, '$.head') FROM branches "
-    "WHERE context_id = ?1) WHERE head IN (SELECT value FROM json_each(?2))"
+    f"WHERE {_OWNED}) WHERE head IN (SELECT value FROM json_each(?2))"
+)
+_DELETE_VERSIONS_SQL = (
+    f"DELETE FROM versions WHERE {_OWNED} AND version_id IN (SELECT value FROM json_each(?2)) "
+    f"AND version_id NOT IN (SELECT base_version FROM branches WHERE {_OWNED} "
+    "AND base_version IS NOT NULL UNION SELECT merge_parent_id FROM versions "
+    f"WHERE {_OWNED} AND merge_parent_id IS NOT NULL)"
 )
 _ORPHANS_SQL = (
-    "SELECT 1 FROM versions WHERE context_id = ?1 AND parent_id IN "
+    f"SELECT 1 FROM versions WHERE {_OWNED} AND parent_id IN "
     "(SELECT value FROM json_each(?2)) LIMIT 1"
 )
 
