@@ -28,7 +28,7 @@ def test_both_backends_have_the_same_numbered_migrations() -> None:
     sqlite = [(m.version, m.name) for m in available_migrations("sqlite")]
     postgres = [(m.version, m.name) for m in available_migrations("postgres")]
     assert sqlite == postgres
-    assert VERSIONS == list(range(1, len(VERSIONS) + 1))
+    assert list(range(1, len(VERSIONS) + 1)) == VERSIONS
 
 
 async def test_initialize_applies_all_in_order(empty_db_url: str) -> None:
@@ -73,9 +73,14 @@ async def _bring_to_version(url: str, version: int) -> None:
                 "2, 1, 1, 10, 0, 0, 0)",
                 (OLD_CONTEXT,),
             )
+            # From 0009 a message names its context by the context's row.
+            if version < 9:
+                owner, value = "context_id", "?"
+            else:
+                owner, value = "context_row", "(SELECT row_id FROM contexts WHERE context_id = ?)"
             conn.execute(
-                "INSERT INTO messages (context_id, branch, seq, message_id, role, body, "
-                "search_text, created_at) VALUES (?, 'main', 1, 'm1', 'user', ?, 'hi', 0)",
+                f"INSERT INTO messages ({owner}, branch, seq, message_id, role, body, "
+                f"search_text, created_at) VALUES ({value}, 'main', 1, 'm1', 'user', ?, 'hi', 0)",
                 (OLD_CONTEXT, OLD_MESSAGE),
             )
         return
