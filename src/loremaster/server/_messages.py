@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/contexts/{context_id}", tags=["messages"], respon
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
-_SHORTHAND = {
+_SHORTHAND: dict[str, Any] = {
     "type": "object",
     "properties": {
         "role": {"enum": [role.value for role in MessageRole]},
