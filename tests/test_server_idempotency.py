@@ -79,7 +79,8 @@ def test_retried_appends_patches_and_versions_write_once(client: httpx.Client) -
         assert (again.status_code, again.content) == (first.status_code, first.content)
         assert client.get(url).json()["revision"] == revision
     assert message_count(client, context_id) == 1
-    assert len(client.get(f"{url}/versions", params={"tag": None}).json()["items"]) >= 1
+    versions = client.get(f"{url}/versions").json()["items"]
+    assert [v["message"] for v in versions].count("checkpoint") == 1
 
 
 def test_the_same_key_for_another_request_is_refused(client: httpx.Client) -> None:
@@ -126,13 +127,13 @@ def test_keys_are_per_user(client: httpx.Client) -> None:
     assert len(titled(client, title)) == 2
 
 
-@pytest.mark.parametrize("bad", ["x" * 256, "caf\u00e9", ""])
-def test_a_malformed_key_is_refused(client: httpx.Client, bad: str) -> None:
+@pytest.mark.parametrize("bad", [b"x" * 256, "caf\u00e9".encode(), b"", b"tab\there"])
+def test_a_malformed_key_is_refused(client: httpx.Client, bad: bytes) -> None:
     title = f"Bad key {uuid.uuid4().hex}"
     response = client.post(
         "/v1/contexts",
         json={**CONVERSATION, "title": title},
-        headers={"Idempotency-Key": bad.encode("utf-8").decode("latin-1")},
+        headers={"Idempotency-Key": bad},
     )
     assert error_of(response, 400) == "bad_idempotency_key"
     assert titled(client, title) == []

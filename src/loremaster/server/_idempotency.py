@@ -22,6 +22,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import LoremasterError
+from ..manager import Idempotency as KeyStore
 from ..manager import StoredResponse
 from ._problems import ApiError, error_response, from_library
 from ._service import caller_of, service_of
@@ -172,7 +173,7 @@ class Idempotency:
         await _settle(store, user, key, recorder.response())
 
 
-async def _settle(store: Any, user: str, key: str, response: StoredResponse) -> None:
+async def _settle(store: KeyStore, user: str, key: str, response: StoredResponse) -> None:
     """Keep the answer for replays, or give the key back if nothing was written; a
     failure here is logged (the answer is sent already)."""
     try:
