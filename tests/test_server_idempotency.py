@@ -180,6 +180,19 @@ def test_writes_under_a_lock_carry_its_token(client: httpx.Client) -> None:
     assert client.get(url, headers=alice).json()["data"] == {"hp": 1}
 
 
+def test_in_local_mode_a_fenced_write_is_the_local_users(client: httpx.Client) -> None:
+    created = client.post("/v1/contexts", json={**CONVERSATION, "owner_id": "local"})
+    url = f"/v1/contexts/{created.json()['context_id']}"
+    lock = client.post(f"{url}/lock").json()
+    assert lock["holder"] == "local"
+    fenced = {"Lock-Token": str(lock["token"])}
+    patched = client.patch(url, json={"data": {"hp": 1}}, headers=fenced)
+    assert patched.status_code == 200, patched.text
+    events = client.get(f"{url}/events", params={"since_revision": lock["token"]}).json()
+    assert events["items"][-1]["user_id"] == "local"
+    assert client.delete(f"{url}/lock", headers=fenced).status_code == 204
+
+
 # -- many processes on one database ------------------------------------------------------
 
 

@@ -184,6 +184,25 @@ def test_bodies_that_are_not_json_objects_of_the_right_type(gm: httpx.Client) ->
     assert gm.get(url).json()["items"] == []
 
 
+def test_a_body_over_the_limit_with_an_idempotency_key(gm: httpx.Client) -> None:
+    """Refused while it is read (the key is not claimed): the same key then runs."""
+    context_id = create(gm)
+    url = f"/v1/contexts/{context_id}/messages"
+    big = {"messages": [{"role": "user", "content": "x" * int(LIMIT_MB * 1_100_000)}]}
+    content = httpx.Request("POST", url, json=big).content
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "big-once"}
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(content), 16384):
+            yield content[start : start + 16384]
+
+    refused = gm.post(url, content=chunks(), headers=headers)
+    assert error_of(refused, 413) == "payload_too_large"
+    small = gm.post(url, json={"messages": [{"role": "user", "content": "x"}]}, headers=headers)
+    assert small.status_code == 201, small.text
+    assert len(gm.get(url).json()["items"]) == 1
+
+
 def test_appending_to_a_context_that_is_not_a_conversation(gm: httpx.Client) -> None:
     context_id = create(gm, context_type="generic")
     assert error_of(say(gm, context_id, "hello"), 422) == "validation_failed"

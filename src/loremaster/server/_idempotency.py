@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import LoremasterError
 from ..manager import Idempotency as KeyStore
 from ..manager import StoredResponse
+from ._http import JSON
 from ._problems import ApiError, error_response, from_library
 from ._service import caller_of, service_of
 
@@ -64,11 +65,16 @@ async def _send_error(error: ApiError, scope: Scope, receive: Receive, send: Sen
 
 
 async def _whole_body(receive: Receive) -> bytes:
+    """The request's body (`ApiError` 413 once it passes the body limit, which counts
+    what is received; 400 if the client goes away first)."""
     chunks = []
     while True:
-        message = await receive()
+        try:
+            message = await receive()
+        except HTTPException as exc:
+            raise ApiError(413, "payload_too_large", exc.detail, headers=exc.headers) from exc
         if message["type"] == "http.disconnect":
-            raise HTTPException(400, "the client went away before sending the whole body")
+            raise ApiError(400, "incomplete_body", "the client went away before the whole body")
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -147,10 +153,7 @@ class Idempotency:
     async def _once(self, scope: Scope, receive: Receive, send: Send, user: str, key: str) -> None:
         try:
             body = await _whole_body(receive)
-        except HTTPException as exc:
-            error = ApiError(exc.status_code, "payload_too_large", exc.detail, headers=exc.headers)
-            if exc.status_code != 413:
-                error = ApiError(400, "incomplete_body", exc.detail)
+        except ApiError as error:
             await _send_error(error, scope, receive, send)
             return
         store = service_of(HTTPConnection(scope)).manager.idempotency
@@ -168,7 +171,8 @@ class Idempotency:
             await self.app(scope, _replaying(body, receive), recorder.send)
         except Exception:
             crashed = error_response(ApiError(500, "internal_error", "internal server error"))
-            await _settle(store, user, key, StoredResponse(500, bytes(crashed.body), {}))
+            answer = StoredResponse(500, bytes(crashed.body), {"content-type": JSON})
+            await _settle(store, user, key, answer)
             raise
         await _settle(store, user, key, recorder.response())
 
