@@ -4,10 +4,12 @@ lease that has expired and been taken over is refused in any process."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +17,8 @@ import pytest
 
 from _redis import redis_url  # noqa: F401
 from _server import ServerProcess, StartServer, local_server, start_server  # noqa: F401
+from loremaster.manager import ContextManager, StoredResponse
+from loremaster.server._idempotency import fingerprint
 
 CONVERSATION = {"context_type": "conversation", "title": "Session 1"}
 
@@ -153,6 +157,30 @@ def test_the_key_is_documented_on_every_post_and_patch(client: httpx.Client) -> 
         for method, operation in operations.items():
             names = {parameter["name"] for parameter in operation.get("parameters", [])}
             assert ("Idempotency-Key" in names) == (method in {"post", "patch"}), (method, path)
+
+
+async def test_a_key_another_process_holds_is_409_until_it_finishes(
+    start_server: StartServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A process (here the library itself) claimed the key for this very request and
+    has not answered: the server says 409 and writes nothing; once that process has
+    finished the key, the server replays its answer."""
+    server = start_server()
+    body = json.dumps({**CONVERSATION, "title": "Claimed elsewhere"}).encode()
+    claimed = fingerprint("POST", b"/v1/contexts", b"", "application/json", body)
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "held"}
+    async with ContextManager(f"sqlite:///{tmp_path / 'server.db'}") as cm:
+        assert await cm.idempotency.claim("local", "held", claimed) is None
+        with httpx.Client(base_url=server.url) as http:
+            busy = http.post("/v1/contexts", content=body, headers=headers)
+            assert error_of(busy, 409) == "idempotency_in_progress"
+            assert titled(http, "Claimed elsewhere") == []
+            answer = StoredResponse(201, b'{"done": true}', {"content-type": "application/json"})
+            await cm.idempotency.finish("local", "held", answer)
+            replayed = http.post("/v1/contexts", content=body, headers=headers)
+            assert (replayed.status_code, replayed.json()) == (201, {"done": True})
+            assert titled(http, "Claimed elsewhere") == []
 
 
 # -- Lock-Token, one process ------------------------------------------------------------

@@ -28,7 +28,7 @@ from ._http import JSON
 from ._problems import ApiError, error_response, from_library
 from ._service import caller_of, service_of
 
-__all__ = ["IDEMPOTENCY_HEADER", "REPLAYED_HEADER", "install_idempotency"]
+__all__ = ["IDEMPOTENCY_HEADER", "REPLAYED_HEADER", "fingerprint", "install_idempotency"]
 
 log = logging.getLogger("loremaster.server")
 
@@ -47,17 +47,24 @@ def _valid_key(key: str) -> bool:
     return 0 < len(key) <= _LONGEST_KEY and key.isascii() and key.isprintable()
 
 
-def _fingerprint(scope: Scope, headers: Headers, body: bytes) -> str:
+def fingerprint(method: str, path: bytes, query: bytes, media_type: str, body: bytes) -> str:
+    """What makes two requests the same one: SHA-256 over method, raw path, query string,
+    ``Content-Type`` and body."""
     digest = hashlib.sha256()
-    for part in (
-        scope["method"].encode(),
-        scope.get("raw_path") or scope["path"].encode(),
-        scope.get("query_string", b""),
-        headers.get("content-type", "").encode("latin-1"),
-    ):
+    for part in (method.encode(), path, query, media_type.encode("latin-1")):
         digest.update(len(part).to_bytes(8, "big") + part)
     digest.update(body)
     return digest.hexdigest()
+
+
+def _fingerprint_of(scope: Scope, body: bytes) -> str:
+    return fingerprint(
+        scope["method"],
+        scope.get("raw_path") or scope["path"].encode(),
+        scope.get("query_string", b""),
+        Headers(scope=scope).get("content-type", ""),
+        body,
+    )
 
 
 async def _send_error(error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
@@ -157,9 +164,8 @@ class Idempotency:
             await _send_error(error, scope, receive, send)
             return
         store = service_of(HTTPConnection(scope)).manager.idempotency
-        fingerprint = _fingerprint(scope, Headers(scope=scope), body)
         try:
-            stored = await store.claim(user, key, fingerprint)
+            stored = await store.claim(user, key, _fingerprint_of(scope, body))
         except LoremasterError as exc:
             await _send_error(from_library(exc), scope, receive, send)
             return
