@@ -9,9 +9,10 @@ from fastapi import FastAPI
 
 from ..__about__ import __version__
 from ..manager import ContextManager
-from . import _contexts, _operations, _socket, _stream
+from . import _contexts, _operations, _routes, _socket, _stream
 from ._auth import Authenticator
 from ._body_limit import BodyLimit
+from ._idempotency import install_idempotency
 from ._local_guard import LocalOnly
 from ._problems import install_error_handlers
 from ._service import Service
@@ -59,8 +60,9 @@ def create_app(
     )
     app.state.service = service
     install_error_handlers(app)
-    for module in (_operations, _contexts, _stream, _socket):
+    for module in (_operations, _contexts, _routes, _stream, _socket):
         app.include_router(module.router)
+    install_idempotency(app)
     app.add_middleware(BodyLimit, max_bytes=manager.settings.max_size_bytes)
     if settings.local_mode:
         app.add_middleware(LocalOnly)

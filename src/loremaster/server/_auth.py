@@ -14,21 +14,35 @@ from ._settings import ServerSettings
 __all__ = ["LOCAL_USER", "Authenticator", "Caller"]
 
 LOCAL_USER = "local"
-"""The user a local-mode request acts as where a user is needed (a lock, a seat)."""
+"""Whose idempotency keys and rate limit the trusted local caller's requests are."""
 
-ACT_AS_HEADER = "x-loremaster-user"
+ACT_AS_HEADER = "X-Loremaster-User"
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The requester: `user_id` is what the manager's authorization sees (None: trusted,
-    local mode only); `name` is who takes locks, seats and presence."""
+    """The requester: `user_id` is what the manager's authorization sees (None: the
+    trusted local caller of local mode)."""
 
     user_id: str | None
 
     @property
     def name(self) -> str:
+        """Whose idempotency keys and rate limit these are."""
         return LOCAL_USER if self.user_id is None else self.user_id
+
+    @property
+    def person(self) -> str:
+        """Who takes a lock, a seat or a presence: a named user. The trusted local caller
+        has no name of its own to hold these by; it says whom it acts as."""
+        if self.user_id is None:
+            raise ApiError(
+                422,
+                "user_required",
+                "locks, seats and presence belong to a person: in local mode, name the user "
+                f"you act as with the {ACT_AS_HEADER} header",
+            )
+        return self.user_id
 
 
 def _digest(token: str) -> bytes:

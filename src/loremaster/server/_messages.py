@@ -1,136 +1,132 @@
-"""The messages a WebSocket client sends (docs/protocol.md), read strictly: a wrong type,
-a missing or unknown field is an error answered with ``validation_failed``."""
+"""A conversation's messages (append, page back) and a context's event log."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
 
-from ..models import ConflictStrategy
-from ._http import parse_json
-from ._problems import ApiError
+from ..models import ContextEvent, Message, MessageRole, ProviderType
+from ._contexts import STALE_HEADER, Branch
+from ._fencing import FenceDep
+from ._http import etag, json_response
+from ._rest import ERRORS, RequestBody, created, documented, read
+from ._service import CallerDep, ManagerDep
 
-__all__ = [
-    "Auth",
-    "ClientMessage",
-    "MessageRefused",
-    "Ping",
-    "Presence",
-    "Subscribe",
-    "Unsubscribe",
-    "Update",
-    "read_message",
-]
+__all__ = ["router"]
 
-Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
-RequestId = Annotated[str, Field(max_length=200)] | Int64
-"""Any message may carry one; the answers to it echo it."""
-ContextId = Annotated[str, Field(min_length=1, max_length=200)]
-Revision = Annotated[int, Field(ge=0)]
+router = APIRouter(prefix="/v1/contexts/{context_id}", tags=["messages"], responses=ERRORS)
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    request_id: RequestId | None = None
-
-
-class Auth(_Message):
-    type: Literal["auth"]
-    access_token: Annotated[str, Field(min_length=1, max_length=8192)]
-
-
-class Subscribe(_Message):
-    type: Literal["subscribe"]
-    context_id: ContextId
-    since_revision: Revision | None = None
+_SHORTHAND: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "role": {"enum": [role.value for role in MessageRole]},
+        "content": {"type": "string"},
+    },
+    "required": ["role", "content"],
+    "additionalProperties": False,
+}
 
 
-class Unsubscribe(_Message):
-    type: Literal["unsubscribe"]
-    context_id: ContextId
+class NewMessages(RequestBody):
+    """Messages to append."""
+
+    messages: list[dict[str, Any]] = Field(
+        min_length=1,
+        description='each the shorthand {"role": "user", "content": "..."}, a neutral '
+        "message, or a message in a provider's own shape (OpenAI, Anthropic, Gemini)",
+        json_schema_extra={"items": {"anyOf": [_SHORTHAND, {"type": "object"}]}},
+    )
 
 
-class Update(_Message):
-    type: Literal["update"]
-    request_id: RequestId
-    context_id: ContextId
-    changes: dict[str, Any] | list[dict[str, Any]]
-    expected_revision: Revision | None = None
-    strategy: Annotated[ConflictStrategy, Field(strict=False)] | None = None
-    lock_token: Int64 | None = None
-    branch: Annotated[str, Field(min_length=1, max_length=200)] = "main"
+class Appended(BaseModel):
+    context_id: str
+    branch: str
+    revision: int = Field(description="the context's revision after the append")
 
 
-class Presence(_Message):
-    type: Literal["presence"]
-    context_id: ContextId
-    viewing: Annotated[str, Field(max_length=1000)] | None = None
-    typing: bool = False
+class MessagePage(BaseModel):
+    items: list[Message] = Field(description="oldest first")
+    next_before_seq: int | None = Field(
+        description="pass as before_seq for the page before this one; null when none is"
+    )
 
 
-class Ping(_Message):
-    type: Literal["ping"]
+class EventPage(BaseModel):
+    items: list[ContextEvent] = Field(description="in revision order")
+    next_since_revision: int | None = Field(
+        description="pass as since_revision for the page after this one; null when none is"
+    )
 
 
-ClientMessage = Auth | Subscribe | Unsubscribe | Update | Presence | Ping
-
-_READER: TypeAdapter[ClientMessage] = TypeAdapter(
-    Annotated[ClientMessage, Field(discriminator="type")]
+@router.post(
+    "/messages", status_code=201, response_model=Appended, openapi_extra=documented(NewMessages)
 )
+async def append_messages(
+    request: Request,
+    context_id: str,
+    manager: ManagerDep,
+    fence: FenceDep,
+    source: ProviderType | None = None,
+    branch: Branch = "main",
+) -> Response:
+    """Append messages to a conversation in one change; answers the new revision (also
+    the ``ETag``). ``source`` names the provider whose shape the messages are in (else
+    each one's is detected); with ``branch``, they go to that branch."""
+    given = await read(request, NewMessages)
+    revision = await manager.append_messages(
+        context_id,
+        given.messages,
+        fence.user_id,
+        branch=branch,
+        source=source,
+        lock_token=fence.lock_token,
+    )
+    appended = Appended(context_id=context_id, branch=branch, revision=revision)
+    location = f"/v1/contexts/{context_id}/messages?branch={quote(branch, safe='')}"
+    return created(appended, location, etag(revision))
 
 
-MESSAGE_TYPES = tuple(
-    get_args(kind.model_fields["type"].annotation)[0] for kind in get_args(ClientMessage)
-)
+@router.get("/messages", response_model=MessagePage)
+async def list_messages(
+    context_id: str,
+    manager: ManagerDep,
+    caller: CallerDep,
+    limit: Limit = 50,
+    before_seq: Annotated[int | None, Query(ge=0)] = None,
+    branch: Branch = "main",
+) -> Response:
+    """The last ``limit`` messages before message number ``before_seq`` (default: the
+    newest), oldest first; ``next_before_seq`` pages further back."""
+    page = await manager.get_messages(context_id, caller.user_id, limit, before_seq, branch=branch)
+    first = page[0].seq or 0 if page else 0
+    more = len(page) == limit and first > 1
+    headers = {STALE_HEADER: "true"} if page.stale else None
+    return json_response(
+        MessagePage(items=list(page), next_before_seq=first if more else None), headers=headers
+    )
 
 
-class MessageRefused(ApiError):
-    """A frame that is not a message of the protocol; `request_id` is the one it carried,
-    if any, for the error answer to echo."""
-
-    def __init__(
-        self, code: str, message: str, raw: Any = None, details: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(400 if code == "malformed_json" else 422, code, message, details)
-        self.request_id = _request_id_of(raw)
-
-
-def _request_id_of(raw: Any) -> str | int | None:
-    if not isinstance(raw, dict):
-        return None
-    value = raw.get("request_id")
-    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
-        return value
-    return value if isinstance(value, str) and len(value) <= 200 else None
-
-
-def _issues(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {
-            "path": "/" + "/".join(str(p) for p in error["loc"][1:]),
-            "message": error["msg"],
-            "code": error["type"],
-        }
-        for error in exc.errors(include_url=False)
-    ]
-
-
-def read_message(text: str) -> ClientMessage:
-    """The message a text frame holds (`MessageRefused` if it holds none)."""
-    try:
-        raw = parse_json(text.encode("utf-8", "surrogatepass"))
-    except ValueError as exc:
-        raise MessageRefused("malformed_json", f"the message is not valid JSON: {exc}") from exc
-    try:
-        return _READER.validate_python(raw)
-    except ValidationError as exc:
-        kind = raw.get("type") if isinstance(raw, dict) else None
-        message = (
-            f"the {kind} message is not valid"
-            if kind in MESSAGE_TYPES
-            else f"a message is a JSON object whose type is one of {', '.join(MESSAGE_TYPES)}"
-        )
-        details = {"issues": _issues(exc)}
-        raise MessageRefused("validation_failed", message, raw, details) from exc
+@router.get("/events", response_model=EventPage)
+async def list_events(
+    context_id: str,
+    manager: ManagerDep,
+    caller: CallerDep,
+    since_revision: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    branch: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> Response:
+    """The committed changes after ``since_revision``, in revision order: the audit log
+    (with ``branch``, only that branch's). Follow it live with the SSE stream at
+    ``/v1/contexts/{id}/events/stream``."""
+    events = await manager.get_events(
+        context_id, caller.user_id, since_revision, limit, branch=branch
+    )
+    last = events[-1].revision if len(events) == limit else None
+    return json_response(EventPage(items=events, next_since_revision=last))

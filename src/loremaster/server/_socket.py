@@ -23,7 +23,11 @@ from ..errors import LoremasterError, RevisionConflict
 from ..sync import PresenceEntry
 from ._auth import ACT_AS_HEADER, Caller
 from ._feed import Ended, Feed, event_fields, open_feed, starting_revision
-from ._messages import (
+from ._metrics import EVENTS_DELIVERED, WS_CONNECTIONS
+from ._presence import member_fields, presence_watch
+from ._problems import ApiError, error_response, from_library
+from ._service import Service, service_of
+from ._socket_messages import (
     Auth,
     ClientMessage,
     MessageRefused,
@@ -34,10 +38,6 @@ from ._messages import (
     Update,
     read_message,
 )
-from ._metrics import EVENTS_DELIVERED, WS_CONNECTIONS
-from ._presence import member_fields, presence_watch
-from ._problems import ApiError, error_response, from_library
-from ._service import Service, service_of
 
 __all__ = ["router"]
 
@@ -334,7 +334,7 @@ class Session:
         assert self._caller is not None
         context_id = canonical_id(message.context_id)
         await self._manager.update_presence(
-            context_id, self._caller.name, message.viewing, message.typing
+            context_id, self._caller.person, message.viewing, message.typing
         )
         self._present[context_id] = message
         self._presence.poke(context_id)

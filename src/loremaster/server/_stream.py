@@ -17,11 +17,12 @@ from ..models import ContextEvent
 from ._feed import Ended, Feed, ended_by, event_fields, open_feed, starting_revision
 from ._metrics import EVENTS_DELIVERED, SSE_CONNECTIONS
 from ._problems import ApiError
+from ._rest import ERRORS
 from ._service import CallerDep, Service, ServiceDep
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], responses=ERRORS)
 
 EVENT_STREAM = "text/event-stream"
 CHANGE = "change"
@@ -33,7 +34,8 @@ KEEP_ALIVE = b": keep-alive\n\n"
 _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "an endless stream of `change` events, then an `end` event",
-        "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
+        # Each event's data: a change (the event) or the end (its reason).
+        "content": {EVENT_STREAM: {"schema": {"type": "object"}}},
     }
 }
 
