@@ -329,3 +329,28 @@ def test_a_stale_token_is_refused_by_every_process(
         for http in (first, second):
             after = http.get(url, headers=bob).json()
             assert (after["revision"], after["data"]) == (revision, {"by": "alice"})
+
+
+def test_a_lock_released_through_another_process_leaves_no_trace_in_the_first(
+    start_server: StartServer,  # noqa: F811
+    postgres_url: str,
+    redis_url: str,  # noqa: F811
+) -> None:
+    """A server process does not remember the tokens of the locks taken through it: a
+    lock released through another process does not fence the holder's later writes
+    through the first one."""
+    env = {
+        "CONTEXT_DATABASE_URL": postgres_url,
+        "CONTEXT_REDIS_URL": redis_url,
+        "LOREMASTER_API_KEYS": "key-a=alice",
+    }
+    one, two = start_server(env=env), start_server(env=env)
+    alice = {"Authorization": "Bearer key-a"}
+    with httpx.Client(base_url=one.url) as first, httpx.Client(base_url=two.url) as second:
+        created = first.post("/v1/contexts", json=CONVERSATION, headers=alice).json()
+        url = f"/v1/contexts/{created['context_id']}"
+        lock = first.post(f"{url}/lock", headers=alice).json()
+        released = second.delete(url + "/lock", headers={**alice, "Lock-Token": str(lock["token"])})
+        assert released.status_code == 204
+        written = first.patch(url, json={"data": {"after": "release"}}, headers=alice)
+        assert written.status_code == 200, written.text

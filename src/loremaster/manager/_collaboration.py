@@ -91,8 +91,10 @@ class Collaboration:
         *,
         renew_only: bool,
         lock_token: int | None = None,
+        remember: bool = True,
     ) -> ContextLock:
-        """Take or extend the lock (given a token, only the live lease with that token)."""
+        """Take or extend the lock (given a token, only the live lease with that token);
+        `remember` keeps its token for this process's later writes."""
         context_id = canonical_id(context_id)
         token = arg.lock_token(lock_token, arg.member(user_id))
         given = self._core.settings.lock_timeout if timeout is None else timeout
@@ -101,7 +103,8 @@ class Collaboration:
             context_id, change, user_id=user_id, guarded=token is not None, lock_token=token
         )
         lock = lock_model(done.record)
-        self._writer.leases[(context_id, user_id)] = lock.token
+        if remember:
+            self._writer.leases[(context_id, user_id)] = lock.token
         return lock
 
     async def release(self, context_id: str, user_id: str, lock_token: int | None) -> None:

@@ -419,14 +419,23 @@ class ContextManager(Running):
 
     @measured
     async def acquire_context_lock(
-        self, context_id: str, user_id: str, timeout: float | None = None
+        self,
+        context_id: str,
+        user_id: str,
+        timeout: float | None = None,
+        *,
+        remember: bool = True,
     ) -> ContextLock:
         """Take the exclusive edit lock for `timeout` seconds (default
         CONTEXT_LOCK_TIMEOUT). While it lasts, writes by anyone else raise `LockHeld`;
         once it has expired, the holder's own writes raise `LockLost` (it may have been
         paused past its lease), whatever it believes. Taking it again extends it; it
-        never shortens it."""
-        return await self._collaboration.lock(context_id, user_id, timeout, renew_only=False)
+        never shortens it. This manager remembers the token for the holder's later
+        writes; with ``remember=False`` it does not (a server of many processes, where
+        the lock may be released through another, passes ``lock_token=`` instead)."""
+        return await self._collaboration.lock(
+            context_id, user_id, timeout, renew_only=False, remember=remember
+        )
 
     @measured
     async def renew_context_lock(
@@ -436,11 +445,18 @@ class ContextManager(Running):
         timeout: float | None = None,
         *,
         lock_token: int | None = None,
+        remember: bool = True,
     ) -> ContextLock:
         """Extend a lock the user still holds (`LockLost` if it has expired); with
-        `lock_token`, only the live lease with that token."""
+        `lock_token`, only the live lease with that token. `remember` as for
+        `acquire_context_lock`."""
         return await self._collaboration.lock(
-            context_id, user_id, timeout, renew_only=True, lock_token=lock_token
+            context_id,
+            user_id,
+            timeout,
+            renew_only=True,
+            lock_token=lock_token,
+            remember=remember,
         )
 
     @measured

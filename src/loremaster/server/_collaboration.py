@@ -66,7 +66,9 @@ async def acquire_lock(
     ``Lock-Token`` header of its writes, which are refused (423 ``lock_lost``) once the
     lease has expired or been taken over. Taking it again extends it."""
     given = await read(request, LockRequest)
-    lock = await manager.acquire_context_lock(context_id, caller.person, given.timeout)
+    lock = await manager.acquire_context_lock(
+        context_id, caller.person, given.timeout, remember=False
+    )
     return created(lock, _lock_url(context_id))
 
 
@@ -78,7 +80,7 @@ async def renew_lock(
     ``Lock-Token``, if it is not that token's lock)."""
     given = await read(request, LockRequest)
     renewed = await manager.renew_context_lock(
-        context_id, caller.person, given.timeout, lock_token=fence.lock_token
+        context_id, caller.person, given.timeout, lock_token=fence.lock_token, remember=False
     )
     return json_response(renewed)
 
