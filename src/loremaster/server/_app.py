@@ -61,4 +61,5 @@ def create_app(
     for module in (_operations, _contexts):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=manager.settings.max_size_bytes)
+    _operations.install_operations(app, service)
     return app
