@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -47,6 +49,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8700,
@@ -70,6 +76,9 @@ def serve(
         os.environ["CONTEXT_DATABASE_URL"] = database_url
     if redis_url is not None:
         os.environ["CONTEXT_REDIS_URL"] = redis_url
+    # uvicorn raises SIGTERM again once it has shut down gracefully: a stop asked for is
+    # a clean exit (0), not a death by the signal.
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         APP_FACTORY,
         factory=True,
