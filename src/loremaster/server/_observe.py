@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 import re
 import time
-import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -84,7 +84,9 @@ def _request_id(scope: Scope) -> str:
             given: str = value.decode("latin-1")
             if _WELL_FORMED.fullmatch(given):
                 return given
-    return uuid.uuid4().hex
+    # Not uuid4: its urandom call is a system call, and an id needs no secrecy. `random`
+    # is seeded afresh in every process (and again after a fork).
+    return f"{random.getrandbits(128):032x}"
 
 
 def _templates(app: Any) -> list[tuple[re.Pattern[str], str]]:
