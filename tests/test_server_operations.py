@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from redis import Redis as SyncRedis
+from websockets.exceptions import InvalidStatus
 
 from _postgres import PrivatePostgres, private_postgres  # noqa: F401
 from _redis import PrivateRedis, private_redis, redis_url  # noqa: F401
@@ -121,6 +123,23 @@ def test_limits_are_off_at_zero(start_server: StartServer) -> None:  # noqa: F81
     with httpx.Client(base_url=server.url, timeout=10) as http:
         assert {http.get("/v1/contexts").status_code for _ in range(20)} == {200}
         assert "429" not in documented_statuses(http)
+
+
+async def test_websocket_handshakes_are_counted_and_carry_the_request_id(
+    start_server: StartServer,  # noqa: F811
+) -> None:
+    server = start_server(env=limited(0.2, 2))
+    socket_url = server.url.replace("http://", "ws://") + "/v1/ws"
+    async with websockets.connect(socket_url, additional_headers={"X-Request-ID": "ws-1"}) as ws:
+        assert ws.response.headers["X-Request-ID"] == "ws-1"
+    assert httpx.get(f"{server.url}/v1/contexts").status_code == 200
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(socket_url)
+    assert refused.value.response.status_code == 429
+    assert int(refused.value.response.headers["Retry-After"]) >= 1
+    assert json.loads(refused.value.response.body or b"")["error"]["code"] == "rate_limited"
+    [entry] = logged(server, status=429)
+    assert (entry["path"], entry["level"]) == ("/v1/ws", "warning")
 
 
 @pytest.fixture

@@ -63,14 +63,14 @@ async def _redis_ready(redis: Redis) -> dict[str, Any]:
 @router.get("/readyz")
 async def readiness(request: Request, service: ServiceDep) -> Response:
     """200 while the database (and Redis, when configured) answer; 503 when either does
-    not, when reads are degraded to caches, or once the server is shutting down."""
+    not, or while reads are degraded to caches."""
     checks = {"database": await _database_ready(service)}
     redis = _redis_of(request)
     if redis is not None:
         checks["redis"] = await _redis_ready(redis)
     ready = all(check["status"] == "ok" for check in checks.values())
-    status = "closing" if service.closing.is_set() else "ok" if ready else "unavailable"
-    return json_response({"status": status, **checks}, 200 if status == "ok" else 503)
+    body = {"status": "ok" if ready else "unavailable", **checks}
+    return json_response(body, 200 if ready else 503)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
