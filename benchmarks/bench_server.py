@@ -411,7 +411,7 @@ async def fanout(database_url: str) -> None:
         target=f"<= {TARGET_FANOUT_P99_MS:g}",
         ok=p99 <= TARGET_FANOUT_P99_MS and not missing,
     )
-    row("events not received", missing)
+    row("events not received", f"{missing:,}")
 
 
 async def main() -> None:
