@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 STARTUP_SECONDS = 30.0
+UNREACHED_RATE_LIMIT = {"LOREMASTER_RATE_LIMIT": "100000", "LOREMASTER_RATE_BURST": "100000"}
+"""Every server runs its rate limiter; only the tests of limits set one a test reaches."""
 
 
 def free_port() -> int:
@@ -40,6 +42,7 @@ class ServerProcess:
                 k: v for k, v in os.environ.items() if not k.startswith(("CONTEXT_", "LOREMASTER_"))
             },
             "CONTEXT_DATABASE_URL": f"sqlite:///{workdir / 'server.db'}",
+            **UNREACHED_RATE_LIMIT,
             **(env or {}),
         }
         self.args = args

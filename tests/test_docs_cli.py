@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from _server import ServerProcess
 from loremaster.codec import Codec
 from test_translation import PARALLEL_OPENAI
 
@@ -53,12 +54,18 @@ FILES: dict[str, object] = {
 }
 
 
+SERVER = "127.0.0.1:8700"
+"""Where `$ curl` lines find `loremaster serve`: the test serves the scratch database on a
+port of its own and points them there."""
+
+
 def command_lines(document: str) -> list[str]:
-    """The `$ loremaster ...` lines of a document's console blocks, continuations joined."""
+    """The `$ loremaster ...` and `$ curl ...` lines of a document's console blocks,
+    continuations joined."""
     lines: list[str] = []
     for block in CONSOLE.findall((ROOT / document).read_text()):
         for line in block.replace("\\\n", " ").splitlines():
-            if line.startswith("$ loremaster") and "(not run here)" not in line:
+            if line.startswith(("$ loremaster", "$ curl")) and "(not run here)" not in line:
                 lines.append(line[2:])
     return lines
 
@@ -123,6 +130,10 @@ def test_command_line_examples_run(
 ) -> None:
     folder, env = scratch
     bindings = _bindings(env)
+    if any(SERVER in line for line in command_lines(document)):
+        server = ServerProcess(folder, {"CONTEXT_DATABASE_URL": env["CONTEXT_DATABASE_URL"]})
+        request.addfinalizer(server.start().stop)
+        bindings[SERVER] = f"127.0.0.1:{server.port}"
     # A PostgreSQL URL of an example that should work is the test's own scratch database.
     lines = command_lines(document)
     if any(POSTGRESQL.search(line) and not EXITS.search(line) for line in lines):

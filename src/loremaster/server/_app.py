@@ -66,4 +66,5 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=manager.settings.max_size_bytes)
     if settings.local_mode:
         app.add_middleware(LocalOnly)
+    _operations.install_operations(app, service)
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -17,6 +18,26 @@ __all__ = ["serve"]
 
 APP_FACTORY = "loremaster.server._app:create_app"
 GRACEFUL_SECONDS = 10
+
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "loremaster.server._observe.JsonFormatter"}},
+    "handlers": {
+        "json": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        name: {"handlers": ["json"], "level": "INFO", "propagate": False}
+        for name in ("uvicorn", "uvicorn.access", "loremaster")
+    },
+}
+"""Every log line one JSON object, on stderr (docs/server.md#logs). uvicorn's own access
+log is off: `loremaster.access` writes one line a request with its route, user and
+duration."""
 
 
 def _stopped(signum: int, frame: FrameType | None) -> None:
@@ -56,5 +77,6 @@ def serve(
         port=port,
         workers=workers,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        log_level="info",
+        log_config=LOG_CONFIG,
+        access_log=False,
     )

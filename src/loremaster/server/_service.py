@@ -38,8 +38,16 @@ def service_of(request: HTTPConnection) -> Service:
     return service
 
 
-def _manager(request: HTTPConnection) -> ContextManager:
+async def _service(request: HTTPConnection) -> Service:
+    return service_of(request)
+
+
+async def _manager(request: HTTPConnection) -> ContextManager:
     return service_of(request).manager
+
+
+async def _caller(request: HTTPConnection) -> Caller:
+    return caller_of(request)
 
 
 def caller_of(request: HTTPConnection) -> Caller:
@@ -55,6 +63,7 @@ def caller_of(request: HTTPConnection) -> Caller:
     return caller
 
 
-ServiceDep = Annotated[Service, Depends(service_of)]
+# Dependencies are coroutines: FastAPI runs a plain function in a worker thread.
+ServiceDep = Annotated[Service, Depends(_service)]
 ManagerDep = Annotated[ContextManager, Depends(_manager)]
-CallerDep = Annotated[Caller, Depends(caller_of)]
+CallerDep = Annotated[Caller, Depends(_caller)]
