@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ARRAY_BODY", "OBJECT_BODY", "PATCH_BODY", "body"]
+__all__ = ["OBJECT_BODY", "PATCH_BODY", "body"]
 
 
 def body(schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -15,7 +15,6 @@ def body(schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 OBJECT_BODY = body({"application/json": {"type": "object"}})
-ARRAY_BODY = body({"application/json": {"type": "array"}})
 PATCH_BODY = body(
     {
         "application/json": {"type": "object", "description": "an RFC 7396 merge patch"},

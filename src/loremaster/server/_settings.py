@@ -39,7 +39,6 @@ class ServerSettings(BaseSettings):
     sse_keepalive: float = Field(
         15.0, gt=0, le=3600, description="seconds of quiet before an event stream's keep-alive"
     )
-    demo: bool = Field(False, description="seed the demo campaign into an empty database")
 
     @field_validator("api_keys")
     @classmethod
