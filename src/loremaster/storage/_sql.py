@@ -88,7 +88,7 @@ class Statements:
             f"(SELECT count(*) FROM {table} {by_context})" for table in _TABLES_OF_A_CONTEXT[:-1]
         )
         self.delete_context = [
-            f"DELETE FROM {table} {by_context}" for table in _TABLES_OF_A_CONTEXT
+            f"DELETE FROM {table} {by_context}" for table in ("calls", *_TABLES_OF_A_CONTEXT)
         ]
         self.touch = (
             f"UPDATE contexts SET last_accessed = {p(2)} {by_context} AND last_accessed < {p(3)}"
