@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import anthropic
 import pytest
-from _providers import Answer, Drop, Failure, StandIn, numbered, stand_in
 
+from _providers import Answer, Drop, Failure, StandIn, numbered, stand_in
 from loremaster import (
     ContextManager,
     ConversationContext,
@@ -18,6 +18,9 @@ from loremaster import (
 from loremaster.calls import call_attributes
 
 __all__ = ["stand_in"]
+
+DROPPED = "peer closed connection"
+"""What the transport says of a stream cut off mid-way (the SDKs pass it on as it is)."""
 
 MODEL = "claude-sonnet-4-6"
 SYSTEM = "You are the game master."
@@ -38,7 +41,8 @@ async def test_a_plain_call_stores_the_request_and_the_reply_with_its_record(
     given = stand_in.anthropic()
     client = manager.record_calls(given, context_id)
     assert isinstance(client, anthropic.AsyncAnthropic)
-    assert client is not given and given.__dict__.get("loremaster") is None
+    assert client is not given
+    assert given.__dict__.get("loremaster") is None
     stand_in.script(
         "anthropic",
         Answer("The crypt is cold.", model=f"{MODEL}-20260101", cache_read=100, cache_write=20),
@@ -70,18 +74,24 @@ async def test_a_plain_call_stores_the_request_and_the_reply_with_its_record(
     assert call["request_id"] == "req_stand_in_1"
     assert call["response_id"] == "msg_stand_in_1"
     assert call["request"] == {"max_tokens": 256}
-    assert call["stream"] is False and "ttft_ms" not in call and call["latency_ms"] > 0
+    assert call["stream"] is False
+    assert "ttft_ms" not in call
+    assert call["latency_ms"] > 0
     # claude-sonnet-4-6: $3 in, $15 out, cache reads a tenth, writes 1.25 times
     assert call["cost_usd"] == pytest.approx((12 * 3 + 100 * 0.3 + 20 * 3.75 + 4 * 15) / 1e6)
     last = client.loremaster.last
-    assert last is not None and last.recorded and last.branch == "main"
-    assert last.reply is not None and last.reply.id == stored[-1].id
+    assert last is not None
+    assert last.recorded
+    assert last.branch == "main"
+    assert last.reply is not None
+    assert last.reply.id == stored[-1].id
     assert last.message_ids == [m.id for m in stored]
     listed = await manager.get_calls(context_id)
     assert [(c.provider.value, c.input_tokens, c.output_tokens, c.failed) for c in listed] == [
         ("anthropic", 132, 4, False)
     ]
-    assert listed[0].message_id == stored[-1].id and listed[0].call == call
+    assert listed[0].message_id == stored[-1].id
+    assert listed[0].call == call
 
 
 async def test_a_request_that_repeats_the_history_adds_only_what_is_new(
@@ -130,12 +140,15 @@ async def test_streams_reach_the_caller_unchanged_and_are_recorded_once_at_the_e
         ]
         reply = (await cm.get_context(context_id)).messages[-1]
     thinking, text, tool = reply.parts
-    assert isinstance(thinking, ThinkingPart) and thinking.text == "The goblins wait."
+    assert isinstance(thinking, ThinkingPart)
+    assert thinking.text == "The goblins wait."
     assert thinking.provider_data["anthropic"]["signature"] == "sig-abc"
     assert text.text == "Roll for initiative."  # type: ignore[union-attr]
-    assert isinstance(tool, ToolCallPart) and tool.arguments == {"sides": 20}
+    assert isinstance(tool, ToolCallPart)
+    assert tool.arguments == {"sides": 20}
     call = reply.metadata["call"]
-    assert call["stream"] is True and 0 < call["ttft_ms"] <= call["latency_ms"]
+    assert call["stream"] is True
+    assert 0 < call["ttft_ms"] <= call["latency_ms"]
     assert call["finish_reasons"] == ["tool_use"]
     assert call["usage"]["output_tokens"] == answer.output_tokens  # from message_delta
     assert "partial" not in call
@@ -168,7 +181,8 @@ async def test_a_failed_call_raises_the_sdks_own_error_and_is_on_record_without_
     assert raised.value.status_code == 529
     assert (await manager.get_context(context_id)).messages == []
     [failed] = await manager.get_calls(context_id)
-    assert failed.failed and failed.message_id is None
+    assert failed.failed
+    assert failed.message_id is None
     assert failed.call["error"]["type"] == type(raised.value).__name__
     assert failed.call["error"]["status"] == 529
     assert failed.call["request_id"] == "req_stand_in_2"
@@ -184,7 +198,7 @@ async def test_a_broken_stream_is_recorded_as_partial_with_what_arrived(
     stream = await client.messages.create(
         model=MODEL, max_tokens=8, messages=ask("Go"), stream=True
     )
-    with pytest.raises(Exception) as broken:  # the SDK's transport error, as unwrapped
+    with pytest.raises(Exception, match=DROPPED) as broken:  # the transport's, as unwrapped
         async for _ in stream:
             pass
     stored = (await manager.get_context(context_id)).messages
@@ -230,9 +244,11 @@ async def test_a_history_that_departs_goes_on_a_new_branch_that_later_calls_foll
         model=MODEL, max_tokens=8, system=SYSTEM, messages=[*history, *ask("Right.")]
     )
     last = client.loremaster.last
-    assert last is not None and last.branched_from == "main"
+    assert last is not None
+    assert last.branched_from == "main"
     branch = last.branch
-    assert branch != "main" and client.loremaster.branch == branch
+    assert branch != "main"
+    assert client.loremaster.branch == branch
     main = (await manager.get_context(context_id)).messages
     assert [m.text for m in main][-2:] == ["Left.", "As you wish."]  # never merged
     on_branch = (await manager.get_context(context_id, branch=branch)).messages
@@ -247,7 +263,8 @@ async def test_a_history_that_departs_goes_on_a_new_branch_that_later_calls_foll
     # The next call continues the branch.
     follow = [*on_branch_history(on_branch), *ask("I swim.")]
     await client.messages.create(model=MODEL, max_tokens=8, system=SYSTEM, messages=follow)
-    assert client.loremaster.last is not None and client.loremaster.last.branch == branch
+    assert client.loremaster.last is not None
+    assert client.loremaster.last.branch == branch
     assert client.loremaster.last.branched_from is None
     assert len((await manager.get_context(context_id, branch=branch)).messages) == 7
     assert {c.branch for c in await manager.get_calls(context_id)} == {"main", branch}
@@ -314,3 +331,12 @@ def test_call_attributes_are_exactly_the_open_telemetry_ones() -> None:
         "gen_ai.usage.reasoning.output_tokens": 2,
         "gen_ai.conversation.id": "ctx-1",
     }
+
+
+async def test_a_hard_delete_removes_the_calls_too(sqlite_url: str, stand_in: StandIn) -> None:
+    async with ContextManager(sqlite_url) as cm:
+        context_id = await conversation(cm)
+        client = cm.record_calls(stand_in.anthropic(), context_id)
+        await client.messages.create(model=MODEL, max_tokens=8, messages=ask("Bye"))
+        await cm.delete_context(context_id, hard_delete=True)
+        assert (await cm.get_performance_stats(max_age=0))["calls"]["by_provider"] == {}

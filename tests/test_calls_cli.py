@@ -6,8 +6,8 @@ import asyncio
 
 import orjson
 import pytest
-from _providers import Answer, Failure, StandIn, stand_in
 
+from _providers import Answer, Failure, StandIn, stand_in
 from loremaster import ContextManager, ConversationContext
 from loremaster.cli import main
 
@@ -41,18 +41,24 @@ async def test_calls_lists_a_contexts_calls_and_stats_counts_them_per_provider(
         ("anthropic", False),
     ]
     # GPT was asked "Ready?" alone, not after Claude's answer: its own branch.
-    assert listed[0]["branch"] != "main" and listed[1]["branch"] == "main"
-    assert listed[2]["input_tokens"] == 100 and listed[2]["cost_usd"] > 0
+    assert listed[0]["branch"] != "main"
+    assert listed[1]["branch"] == "main"
+    assert listed[2]["input_tokens"] == 100
+    assert listed[2]["cost_usd"] > 0
     table = await run(capsys, sqlite_url, "calls", context_id)
-    assert "claude-sonnet-4-6" in table and "gpt-4.1" in table
-    assert "failed" in table and "529" in table and "100/1" in table
+    assert "claude-sonnet-4-6" in table
+    assert "gpt-4.1" in table
+    assert "failed" in table
+    assert "529" in table
+    assert "100/1" in table
     assert "no calls recorded" in await run(
         capsys, sqlite_url, "calls", context_id, "--branch", "x"
     )
 
     stats = orjson.loads(await run(capsys, sqlite_url, "stats", "--json"))
     by_provider = stats["calls"]["by_provider"]
-    assert by_provider["anthropic"]["calls"] == 2 and by_provider["anthropic"]["failed"] == 1
+    assert by_provider["anthropic"]["calls"] == 2
+    assert by_provider["anthropic"]["failed"] == 1
     assert by_provider["anthropic"]["input_tokens"] == 100
     assert by_provider["openai"]["output_tokens"] == 3
     assert by_provider["anthropic"]["cost_usd"] == pytest.approx(listed[2]["cost_usd"])

@@ -9,8 +9,8 @@ import logging
 import anthropic
 import openai
 import pytest
-from _providers import Answer, Drop, Failure, StandIn, stand_in
 
+from _providers import Answer, Drop, Failure, StandIn, stand_in
 from loremaster import ContextManager, ConversationContext, Message, ValidationFailed
 
 __all__ = ["stand_in"]
@@ -46,7 +46,8 @@ async def test_a_chain_of_three_with_the_first_two_failing(
     result = await manager.complete(context_id, "I light a torch.", providers=three(stand_in))
 
     assert (result.provider.value, result.model) == ("google", GEMINI)
-    assert result.reply is not None and result.reply.text == "Bones rattle in the dark."
+    assert result.reply is not None
+    assert result.reply.text == "Bones rattle in the dark."
     stored = (await manager.get_context(context_id)).messages
     assert [m.text for m in stored][-3:] == [
         "It is dark.",
@@ -61,7 +62,8 @@ async def test_a_chain_of_three_with_the_first_two_failing(
     ]
     assert call["fallbacks"][0]["error"]["status"] == 529
     assert call["fallbacks"][1]["error"]["type"]  # the transport's error
-    assert call["usage"]["input_tokens"] == 12 and call["stream"] is True
+    assert call["usage"]["input_tokens"] == 12
+    assert call["stream"] is True
     # Each provider had the whole conversation, in its own format.
     sent = {seen.provider: seen.body for seen in stand_in.requests}
     assert sent["anthropic"]["system"] == "You are the game master."
@@ -78,7 +80,8 @@ async def test_a_chain_of_three_with_the_first_two_failing(
         "parts": [{"text": "I light a torch."}],
     }
     [listed] = await manager.get_calls(context_id)
-    assert listed.provider.value == "google" and listed.message_id == stored[-1].id
+    assert listed.provider.value == "google"
+    assert listed.message_id == stored[-1].id
 
 
 async def test_an_error_another_provider_would_not_fix_is_raised_at_once(
@@ -92,7 +95,8 @@ async def test_an_error_another_provider_would_not_fix_is_raised_at_once(
     stored = (await manager.get_context(context_id)).messages
     assert stored[-1].text == "Hello?"  # the user's message stays
     [failed] = await manager.get_calls(context_id)
-    assert failed.failed and failed.call["error"]["status"] == 400
+    assert failed.failed
+    assert failed.call["error"]["status"] == 400
     assert "fallbacks" not in failed.call
 
 
@@ -109,7 +113,8 @@ async def test_when_every_provider_fails_the_last_error_is_raised_and_all_are_on
             providers=[(stand_in.anthropic(), CLAUDE), (stand_in.openai(), GPT)],
         )
     [failed] = await manager.get_calls(context_id)
-    assert failed.failed and failed.provider.value == "openai"
+    assert failed.failed
+    assert failed.provider.value == "openai"
     assert [f["error"]["status"] for f in failed.call["fallbacks"]] == [503]
 
 

@@ -4,10 +4,10 @@ the providers' stand-in."""
 from __future__ import annotations
 
 import pytest
-from _providers import Answer, Drop, Failure, StandIn, stand_in
 from google import genai
 from google.genai import errors, types
 
+from _providers import Answer, Drop, Failure, StandIn, stand_in
 from loremaster import (
     ContextManager,
     ConversationContext,
@@ -17,6 +17,9 @@ from loremaster import (
 )
 
 __all__ = ["stand_in"]
+
+DROPPED = "peer closed connection"
+"""What the transport says of a stream cut off mid-way (the SDKs pass it on as it is)."""
 
 MODEL = "gemini-2.5-flash"
 CONFIG = types.GenerateContentConfig(system_instruction="You are the game master.", temperature=0.5)
@@ -76,12 +79,15 @@ async def test_a_stream_with_thinking_and_a_function_call_is_recorded_whole(
     assert len(chunks) == len(answer.pieces())
     reply = (await manager.get_context(context_id)).messages[-1]
     thinking, text, call_part = reply.parts
-    assert isinstance(thinking, ThinkingPart) and thinking.text == "A check."
+    assert isinstance(thinking, ThinkingPart)
+    assert thinking.text == "A check."
     assert text.text == "I roll."  # type: ignore[union-attr]
-    assert isinstance(call_part, ToolCallPart) and call_part.arguments == {"d": 20}
+    assert isinstance(call_part, ToolCallPart)
+    assert call_part.arguments == {"d": 20}
     assert call_part.provider_data["google"]["thought_signature"] == "c2lnbmF0dXJl"
     call = reply.metadata["call"]
-    assert call["stream"] is True and call["ttft_ms"] > 0
+    assert call["stream"] is True
+    assert call["ttft_ms"] > 0
     assert call["usage"]["output_tokens"] == answer.output_tokens
 
 
@@ -112,12 +118,14 @@ async def test_failures_and_broken_streams(manager: ContextManager, stand_in: St
         await client.aio.models.generate_content(model=MODEL, contents="Hi")
     assert raised.value.code == 429
     [failed] = await manager.get_calls(context_id)
-    assert failed.failed and failed.call["error"]["status"] == 429
-    with pytest.raises(Exception):  # noqa: B017,PT011  (the SDK's transport error, as it is)
+    assert failed.failed
+    assert failed.call["error"]["status"] == 429
+    with pytest.raises(Exception, match=DROPPED):  # the transport's error, as unwrapped
         async for _ in await client.aio.models.generate_content_stream(model=MODEL, contents="Hi"):
             pass
     reply = (await manager.get_context(context_id)).messages[-1]
-    assert reply.text == "One two" and reply.metadata["call"]["partial"] is True
+    assert reply.text == "One two"
+    assert reply.metadata["call"]["partial"] is True
 
 
 async def test_the_synchronous_models_refuse_rather_than_go_unrecorded(

@@ -7,11 +7,14 @@ import json
 
 import openai
 import pytest
-from _providers import Answer, Drop, Failure, StandIn, numbered, stand_in
 
+from _providers import Answer, Drop, Failure, StandIn, numbered, stand_in
 from loremaster import ContextManager, ConversationContext, ToolCallPart, ValidationFailed
 
 __all__ = ["stand_in"]
+
+DROPPED = "peer closed connection"
+"""What the transport says of a stream cut off mid-way (the SDKs pass it on as it is)."""
 
 MODEL = "gpt-4.1"
 
@@ -84,8 +87,10 @@ async def test_a_stream_is_asked_for_its_usage_and_the_extra_chunk_is_kept_from_
         numbered(c.model_dump_json()) for c in expected
     ]
     call = (await manager.get_context(context_id)).messages[-1].metadata["call"]
-    assert call["usage"]["input_tokens"] == 12 and call["usage"]["output_tokens"] == 3
-    assert call["ttft_ms"] > 0 and call["finish_reasons"] == ["stop"]
+    assert call["usage"]["input_tokens"] == 12
+    assert call["usage"]["output_tokens"] == 3
+    assert call["ttft_ms"] > 0
+    assert call["finish_reasons"] == ["stop"]
 
 
 async def test_a_caller_who_asked_for_usage_gets_its_chunk(
@@ -96,7 +101,8 @@ async def test_a_caller_who_asked_for_usage_gets_its_chunk(
         model=MODEL, messages=chat("Hi"), stream=True, stream_options={"include_usage": True}
     )
     chunks = [chunk async for chunk in stream]
-    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
     assert client.loremaster.last is not None
     assert client.loremaster.last.call["usage"]["output_tokens"] == 3
 
@@ -124,15 +130,17 @@ async def test_a_broken_chat_stream_is_partial_and_a_failed_one_is_on_record(
     client = manager.record_calls(stand_in.openai(), context_id)
     stand_in.script("openai", Drop(after=3, answer=Answer("Far far away")), Failure(503))
     stream = await client.chat.completions.create(model=MODEL, messages=chat("Go"), stream=True)
-    with pytest.raises(Exception):  # noqa: B017,PT011  (the SDK's transport error, as it is)
+    with pytest.raises(Exception, match=DROPPED):  # the transport's error, as unwrapped
         async for _ in stream:
             pass
     reply = (await manager.get_context(context_id)).messages[-1]
-    assert reply.text == "Far far" and reply.metadata["call"]["partial"] is True
+    assert reply.text == "Far far"
+    assert reply.metadata["call"]["partial"] is True
     with pytest.raises(openai.InternalServerError):
         await client.chat.completions.create(model=MODEL, messages=chat("Go", "Again"))
     newest = (await manager.get_calls(context_id))[0]
-    assert newest.failed and newest.call["error"]["status"] == 503
+    assert newest.failed
+    assert newest.call["error"]["status"] == 503
 
 
 async def test_the_responses_api_is_recorded_plain_and_streamed(
@@ -149,7 +157,8 @@ async def test_the_responses_api_is_recorded_plain_and_streamed(
     assert [m.role.value for m in stored] == ["system", "user", "assistant"]
     assert stored[-1].text == "A dusty map."
     [look] = [p for p in stored[-1].parts if isinstance(p, ToolCallPart)]
-    assert look.name == "look" and look.arguments == {"at": "map"}
+    assert look.name == "look"
+    assert look.arguments == {"at": "map"}
     # Sending the output back with the function's result, streamed.
     follow = [
         {"role": "user", "content": "What is on the table?"},
@@ -164,7 +173,8 @@ async def test_the_responses_api_is_recorded_plain_and_streamed(
     stored = (await manager.get_context(context_id)).messages
     assert [m.role.value for m in stored] == ["system", "user", "assistant", "tool", "assistant"]
     call = stored[-1].metadata["call"]
-    assert call["stream"] is True and call["usage"]["output_tokens"] == 3
+    assert call["stream"] is True
+    assert call["usage"]["output_tokens"] == 3
     assert call["response_id"] == "resp_stand_in_2"
     # With previous_response_id the input holds only what is new.
     await client.responses.create(

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import anthropic
 import pytest
-from _providers import Answer, StandIn, stand_in
 
+from _providers import Answer, StandIn, stand_in
 from loremaster import CallNotRecorded, ContextManager, ConversationContext
 
 if TYPE_CHECKING:
@@ -61,7 +61,9 @@ async def test_the_caller_gets_the_reply_while_the_database_is_down(
     assert response.content[0].text == "Still here."  # type: ignore[union-attr]
     assert "was not recorded" in caplog.text
     last = client.loremaster.last
-    assert last is not None and not last.recorded and last.record_error
+    assert last is not None
+    assert not last.recorded
+    assert last.record_error
     stats = await manager.get_performance_stats(max_age=0)
     assert stats["calls"]["record_failures"] == 1
     assert stats["operations"]["record_call"]["errors"] == 1
@@ -80,7 +82,8 @@ async def test_the_caller_gets_the_reply_while_the_database_is_down(
     )
     stored = (await manager.get_context(context_id)).messages
     assert [m.text for m in stored] == ["Are you there?", "Still here.", "Good.", "As you wish."]
-    assert client.loremaster.last is not None and client.loremaster.last.recorded
+    assert client.loremaster.last is not None
+    assert client.loremaster.last.recorded
 
 
 async def test_on_record_error_raise_hands_over_the_reply_in_the_error(

@@ -16,7 +16,8 @@ from ..models import ProviderType
 from ._facts import Reply, Request, Usage
 from ._recorder import CallRecorder
 from ._stainless import Outgoing, recording_post, rewrapping_copy
-from ._wire import as_json, listed, transient
+from ._store import SentMessages
+from ._wire import WireJson, listed, transient
 
 __all__ = [
     "PROVIDER",
@@ -49,10 +50,12 @@ def check(client: Any) -> None:
 
 def wrap(client: Any, recorder: CallRecorder) -> Any:
     check(client)
+    recorder.sent = SentMessages(WireJson(_OMITTED))
     copy = client.copy
     wrapped = copy()
     messages = AsyncMessages(wrapped)
-    vars(messages)["_post"] = recording_post(recorder, wrapped.post, {"/v1/messages": _Messages()})
+    route = _Messages(recorder.sent.json)
+    vars(messages)["_post"] = recording_post(recorder, wrapped.post, {"/v1/messages": route})
     vars(wrapped).update(messages=messages, loremaster=recorder)
     rewrapping_copy(wrapped, copy, lambda fresh: wrap(fresh, recorder))
     return wrapped
@@ -65,9 +68,18 @@ def _refused(why: str) -> ValidationFailed:
 class _Messages:
     request_id_header = "request-id"
 
+    def __init__(self, json: WireJson) -> None:
+        self._json = json
+
     def outgoing(self, body: Mapping[str, Any]) -> Outgoing:
         body = listed(body, "messages", "system", "tools", "stop_sequences")
-        return Outgoing(request_of(as_json(body, _OMITTED)), body)
+        settings = self._json({key: body[key] for key in _SETTINGS if key in body})
+        fragment = {"messages": body["messages"]}
+        system = body.get("system")
+        if system is not None and not isinstance(system, _OMITTED):
+            fragment["system"] = system
+        model, stream = str(body["model"]), body.get("stream") is True
+        return Outgoing(request_of(model, fragment, stream, settings), body)
 
     def read(self, response: Any) -> tuple[Reply, str | None]:
         if not isinstance(response, anthropic.types.Message):
@@ -80,13 +92,12 @@ class _Messages:
         return read_stream(items)
 
 
-def request_of(body: Mapping[str, Any]) -> Request:
-    fragment: dict[str, Any] = {"messages": body["messages"]}
-    if body.get("system") is not None:
-        fragment["system"] = body["system"]
+def request_of(
+    model: str, fragment: dict[str, Any], stream: bool, body: Mapping[str, Any]
+) -> Request:
+    """A Messages request: its conversation (as given), and the settings `body` holds."""
     settings = {name: body[key] for key, name in _SETTINGS.items() if body.get(key) is not None}
-    stream = bool(body.get("stream"))
-    return Request(PROVIDER, "chat", str(body["model"]), fragment, stream, settings, separable=True)
+    return Request(PROVIDER, "chat", model, fragment, stream, settings, separable=True)
 
 
 def message_reply(message: Mapping[str, Any]) -> Reply:

@@ -61,6 +61,8 @@ class Request:
     """One request as sent: the conversation as the provider's body fragment
     (``{"system", "messages"}``, ``{"messages"}``, ``{"system_instruction", "contents"}``)
     and the parameters OpenTelemetry names (``max_tokens``, ``temperature``, ``top_p``).
+    The fragment is plain JSON, but a `separable` one's system and messages: those are as
+    the application gave them (see `SentMessages`).
 
     `continues`: the messages follow on from the stored history whatever it holds (a
     Responses API request naming its ``previous_response_id`` sends only the new ones).

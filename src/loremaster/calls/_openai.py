@@ -20,7 +20,8 @@ from ..models import ProviderType
 from ._facts import Reply, Request, Usage
 from ._recorder import CallRecorder
 from ._stainless import Outgoing, recording_post, rewrapping_copy
-from ._wire import as_json, listed, transient
+from ._store import SentMessages
+from ._wire import WireJson, listed, transient
 
 __all__ = [
     "PROVIDER",
@@ -34,6 +35,26 @@ __all__ = [
 
 PROVIDER = ProviderType.OPENAI
 _OMITTED = (openai.NotGiven, openai.Omit)
+_SAMPLING = ("temperature", "top_p")
+_CHAT_READ = (
+    "model",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "max_completion_tokens",
+    *_SAMPLING,
+)
+_RESPONSES_READ = (
+    "model",
+    "input",
+    "instructions",
+    "stream",
+    "previous_response_id",
+    "conversation",
+    "max_output_tokens",
+    *_SAMPLING,
+)
+"""The fields of a request a record reads (tools, say, are not kept)."""
 
 
 def check(client: Any) -> None:
@@ -46,14 +67,18 @@ def check(client: Any) -> None:
 
 def wrap(client: Any, recorder: CallRecorder) -> Any:
     check(client)
+    recorder.sent = SentMessages(WireJson(_OMITTED))
+    json = recorder.sent.json
     copy = client.copy
     wrapped = copy()
     completions = AsyncCompletions(wrapped)
     vars(completions)["_post"] = recording_post(
-        recorder, wrapped.post, {"/chat/completions": _ChatCompletions()}
+        recorder, wrapped.post, {"/chat/completions": _ChatCompletions(json)}
     )
     responses = AsyncResponses(wrapped)
-    vars(responses)["_post"] = recording_post(recorder, wrapped.post, {"/responses": _Responses()})
+    vars(responses)["_post"] = recording_post(
+        recorder, wrapped.post, {"/responses": _Responses(json)}
+    )
     vars(wrapped.chat)["completions"] = completions
     vars(wrapped).update(responses=responses, loremaster=recorder)
     rewrapping_copy(wrapped, copy, lambda fresh: wrap(fresh, recorder))
@@ -65,7 +90,7 @@ def _refused(why: str) -> ValidationFailed:
 
 
 def _settings(body: Mapping[str, Any], tokens: str) -> dict[str, Any]:
-    settings = {name: body[name] for name in ("temperature", "top_p") if body.get(name) is not None}
+    settings = {name: body[name] for name in _SAMPLING if body.get(name) is not None}
     if body.get(tokens) is not None:
         settings["max_tokens"] = body[tokens]
     return settings
@@ -81,20 +106,21 @@ def _usage_only(chunk: Any) -> bool:
 class _ChatCompletions:
     request_id_header = "x-request-id"
 
+    def __init__(self, json: WireJson) -> None:
+        self._json = json
+
     def outgoing(self, body: Mapping[str, Any]) -> Outgoing:
         body = listed(body, "messages", "tools")
-        plain = as_json(body, _OMITTED)
-        stream = bool(plain.get("stream"))
-        settings = _settings(
-            plain, "max_completion_tokens" if "max_completion_tokens" in plain else "max_tokens"
-        )
+        plain = self._json({key: body[key] for key in _CHAT_READ if key in body})
+        stream = plain.get("stream") is True
+        tokens = "max_completion_tokens" if "max_completion_tokens" in plain else "max_tokens"
         request = Request(
             PROVIDER,
             "chat",
             str(plain["model"]),
-            {"messages": plain["messages"]},
+            {"messages": body["messages"]},
             stream,
-            settings,
+            _settings(plain, tokens),
             separable=True,
         )
         options = plain.get("stream_options") or {}
@@ -188,9 +214,12 @@ def read_stream(chunks: list[Any]) -> Reply:
 class _Responses:
     request_id_header = "x-request-id"
 
+    def __init__(self, json: WireJson) -> None:
+        self._json = json
+
     def outgoing(self, body: Mapping[str, Any]) -> Outgoing:
         body = listed(body, "input", "tools")
-        plain = as_json(body, _OMITTED)
+        plain = self._json({key: body[key] for key in _RESPONSES_READ if key in body})
         request = Request(
             PROVIDER,
             "chat",

@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from ..document import Append, Write
 from ..errors import LoremasterError
 from ..models import Message, ProviderType
@@ -18,6 +16,7 @@ from ..storage import CallRecord, ContextRecord, Mutation
 from ._facts import Reply, Request
 from ._history import Fingerprint, fingerprint
 from ._ports import Translator
+from ._wire import WireJson
 
 __all__ = [
     "RecordCall",
@@ -53,10 +52,15 @@ def _origin(request: Request, reply: Reply) -> str:
 class SentMessages:
     """The requests of one recorded client, read: each request's messages are read into
     the neutral model once. A request that repeats the previous one's messages (as JSON,
-    compared byte for byte) and adds some reads only those it adds, so that a call costs
-    the same at message 10 as at message 1,000."""
+    compared byte for byte) and adds some reads only those it adds, so that recording a
+    call costs about the same at message 10 as at message 1,000.
 
-    def __init__(self) -> None:
+    A request of Anthropic's or of Chat Completions (`Request.separable`) comes with the
+    messages as the application gave them (SDK objects and all): `json` makes them JSON.
+    """
+
+    def __init__(self, json: WireJson | None = None) -> None:
+        self.json = json or WireJson()
         self._head = b""
         self._keys: list[bytes] = []
         self._read: list[Message] = []
@@ -70,16 +74,18 @@ class SentMessages:
             sent, answer = call_messages(translator, request, reply)
             return sent, [fingerprint(message) for message in sent], answer
         given = request.fragment["messages"]
-        head = orjson.dumps(request.fragment.get("system"))
-        keys = [orjson.dumps(message) for message in given]
+        head = self.json.key(request.fragment.get("system"))
+        keys = [self.json.key(message) for message in given]
         known = len(self._keys)
         if known and head == self._head and keys[:known] == self._keys:
             sent, prints = self._read, self._prints
             if len(given) > known:
-                added = translator.from_provider({"messages": given[known:]}, request.provider)
+                added = translator.from_provider(
+                    {"messages": self.json(given[known:])}, request.provider
+                )
                 sent, prints = [*sent, *added], [*prints, *map(fingerprint, added)]
         else:
-            sent = translator.from_provider(request.fragment, request.provider)
+            sent = translator.from_provider(self.json(request.fragment), request.provider)
             prints = [fingerprint(message) for message in sent]
         self._head, self._keys, self._read, self._prints = head, keys, sent, prints
         read = translator.from_provider(

@@ -3,32 +3,69 @@ application handed its SDK; and which failures another provider may be tried aft
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
-__all__ = ["as_json", "listed", "status_of", "transient"]
+__all__ = ["WireJson", "listed", "status_of", "transient"]
 
 _TRANSPORT_LIBRARIES = frozenset({"httpx", "httpx2", "httpcore", "aiohttp", "anyio"})
 _RETRYABLE_STATUSES = frozenset({408, 429})
+_MODELS_KEPT = 10_000
 
 
-def as_json(value: Any, omitted: tuple[type, ...] = ()) -> Any:
-    """`value` as plain JSON: SDK models dumped as they would be sent (unset and None
-    fields left out), mappings and sequences copied, values of the `omitted` types (an
-    SDK's "not given" markers) dropped from mappings."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_none=True, by_alias=False)
-    if isinstance(value, Mapping):
-        return {
-            str(key): as_json(item, omitted)
-            for key, item in value.items()
-            if not isinstance(item, omitted)
-        }
-    if isinstance(value, (list, tuple)):
-        return [as_json(item, omitted) for item in value]
-    return value
+class WireJson:
+    """Request values as the plain JSON that crosses the wire, for one recorded client:
+    SDK models dumped as they would be sent (None fields left out), mappings and
+    sequences copied, the SDK's "not given" markers (`omitted`) dropped from mappings.
+
+    A model is dumped once: applications send the same reply objects back call after
+    call, and dumping them anew each time would make a call's cost grow with its history.
+    (An SDK model changed in place after it was sent is read as it was.)"""
+
+    def __init__(self, omitted: tuple[type, ...] = ()) -> None:
+        self._omitted = omitted
+        self._dumped: OrderedDict[int, tuple[BaseModel, Any]] = OrderedDict()
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return self._dump(value)
+        if isinstance(value, Mapping):
+            return {
+                str(key): self(item)
+                for key, item in value.items()
+                if not isinstance(item, self._omitted)
+            }
+        if isinstance(value, (list, tuple)):
+            return [self(item) for item in value]
+        return value
+
+    def key(self, value: Any) -> bytes:
+        """`value`'s JSON, as bytes to compare: what it would be as plain JSON, without
+        building it (a model's dump is the one kept)."""
+        return orjson.dumps(value, default=self._default)
+
+    def _default(self, value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return self._dump(value)
+        if isinstance(value, self._omitted):
+            return None
+        if isinstance(value, tuple):
+            return list(value)
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    def _dump(self, model: BaseModel) -> Any:
+        known = self._dumped.get(id(model))
+        if known is not None and known[0] is model:
+            return known[1]
+        dumped = model.model_dump(mode="json", exclude_none=True, by_alias=False)
+        self._dumped[id(model)] = (model, dumped)  # kept, so that its id is not reused
+        if len(self._dumped) > _MODELS_KEPT:
+            self._dumped.popitem(last=False)
+        return dumped
 
 
 def listed(body: Mapping[str, Any], *names: str) -> dict[str, Any]:
