@@ -60,13 +60,15 @@ def _part(part: Part) -> Fingerprint:
 @dataclass(frozen=True, slots=True)
 class HistoryPlan:
     """Where a request's messages meet the stored history: the first `keep` stored
-    messages are the request's own first ones; `new` are the request's messages after
-    them. When the request `departs` (it holds fewer of the stored messages than there
-    are, or others in their place), it belongs on a new branch forked after `keep`."""
+    messages are the request's own first ones (their fingerprints: `kept_prints`); `new`
+    are the request's messages after them (`new_prints`). When the request `departs` (it
+    holds fewer of the stored messages than there are, or others in their place), it
+    belongs on a new branch forked after `keep`."""
 
     keep: int
     new: list[Message]
     departs: bool
+    kept_prints: list[Fingerprint]
     new_prints: list[Fingerprint]
 
 
@@ -81,10 +83,12 @@ def plan_history(
     the `stored` history (its fingerprints); `continues`: the request sends only what
     follows the stored history."""
     if continues:
-        return HistoryPlan(len(stored), list(sent), False, list(prints))
+        return HistoryPlan(len(stored), list(sent), False, list(stored), list(prints))
     keep = 0
     for held, given in zip(stored, prints, strict=False):
         if held != given:
             break
         keep += 1
-    return HistoryPlan(keep, list(sent[keep:]), keep < len(stored), list(prints[keep:]))
+    return HistoryPlan(
+        keep, list(sent[keep:]), keep < len(stored), list(prints[:keep]), list(prints[keep:])
+    )

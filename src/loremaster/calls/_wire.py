@@ -28,7 +28,7 @@ class WireJson:
 
     def __init__(self, omitted: tuple[type, ...] = ()) -> None:
         self._omitted = omitted
-        self._dumped: OrderedDict[int, tuple[BaseModel, Any]] = OrderedDict()
+        self._dumped: OrderedDict[int, tuple[BaseModel, Any, orjson.Fragment]] = OrderedDict()
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, BaseModel):
@@ -45,12 +45,12 @@ class WireJson:
 
     def key(self, value: Any) -> bytes:
         """`value`'s JSON, as bytes to compare: what it would be as plain JSON, without
-        building it (a model's dump is the one kept)."""
+        building it (a model's JSON is the one kept)."""
         return orjson.dumps(value, default=self._default)
 
     def _default(self, value: Any) -> Any:
         if isinstance(value, BaseModel):
-            return self._dump(value)
+            return self._known(value)[1]
         if isinstance(value, self._omitted):
             return None
         if isinstance(value, tuple):
@@ -58,14 +58,19 @@ class WireJson:
         raise TypeError(f"{type(value).__name__} is not JSON")
 
     def _dump(self, model: BaseModel) -> Any:
+        return self._known(model)[0]
+
+    def _known(self, model: BaseModel) -> tuple[Any, orjson.Fragment]:
+        """A model's dump and its JSON, made once."""
         known = self._dumped.get(id(model))
         if known is not None and known[0] is model:
-            return known[1]
+            return known[1], known[2]
         dumped = model.model_dump(mode="json", exclude_none=True, by_alias=False)
-        self._dumped[id(model)] = (model, dumped)  # kept, so that its id is not reused
+        text = orjson.Fragment(orjson.dumps(dumped))
+        self._dumped[id(model)] = (model, dumped, text)  # kept, so that its id is not reused
         if len(self._dumped) > _MODELS_KEPT:
             self._dumped.popitem(last=False)
-        return dumped
+        return dumped, text
 
 
 def listed(body: Mapping[str, Any], *names: str) -> dict[str, Any]:

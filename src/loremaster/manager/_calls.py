@@ -227,8 +227,9 @@ class Calls:
         except StoredHistoryChanged:
             self._histories.pop(key, None)
             raise
-        # The request's own fingerprints: the next request's compare by identity first.
-        prints = [*known.prints, *plan.new_prints, fingerprint(reply)]
+        # The request's own fingerprints (equal to the stored ones they matched): the next
+        # request's are the same objects, and compare by identity first.
+        prints = [*plan.kept_prints, *plan.new_prints, fingerprint(reply)]
         self._remember(key, _Known(done.record.revision, prints))
         assert done.mutation is not None
         stored_reply = reply.model_copy(update={"seq": done.mutation.messages[-1].seq})
