@@ -4,6 +4,8 @@ abandoned and broken streams, a history that departs onto a branch."""
 
 from __future__ import annotations
 
+import asyncio
+
 import anthropic
 import pytest
 
@@ -340,3 +342,21 @@ async def test_a_hard_delete_removes_the_calls_too(sqlite_url: str, stand_in: St
         await client.messages.create(model=MODEL, max_tokens=8, messages=ask("Bye"))
         await cm.delete_context(context_id, hard_delete=True)
         assert (await cm.get_performance_stats(max_age=0))["calls"]["by_provider"] == {}
+
+
+async def test_two_managers_recording_into_one_context_at_once_never_merge_histories(
+    sqlite_url: str, stand_in: StandIn
+) -> None:
+    async with ContextManager(sqlite_url) as first, ContextManager(sqlite_url) as second:
+        context_id = await conversation(first)
+        clients = [cm.record_calls(stand_in.anthropic(), context_id) for cm in (first, second)]
+        stand_in.script("anthropic", Answer("North.", delay=0.2), Answer("South.", delay=0.2))
+        await asyncio.gather(
+            clients[0].messages.create(model=MODEL, max_tokens=8, messages=ask("Go north.")),
+            clients[1].messages.create(model=MODEL, max_tokens=8, messages=ask("Go south.")),
+        )
+        branches = {client.loremaster.last.branch for client in clients}  # type: ignore[union-attr]
+        assert "main" in branches
+        assert len(branches) == 2  # the second to land compared again, and departed
+        main = [m.text for m in (await first.get_context(context_id)).messages]
+        assert main in (["Go north.", "North."], ["Go south.", "South."])

@@ -134,8 +134,8 @@ class Calls:
             try:
                 if not plan.departs:
                     return await self._store(where, known, plan, reply)
-                forked = await self._fork(known, plan.keep, where)
-                return await self._store(forked, known, plan, reply, branched_from=where.branch)
+                forked, start = await self._fork(known, plan.keep, where)
+                return await self._store(forked, start, plan, reply, branched_from=where.branch)
             except StoredHistoryChanged:
                 continue
         raise StoredHistoryChanged(
@@ -164,10 +164,11 @@ class Calls:
             self._histories.popitem(last=False)
         return known
 
-    async def _fork(self, known: _Known, keep: int, where: _Where) -> _Where:
+    async def _fork(self, known: _Known, keep: int, where: _Where) -> tuple[_Where, _Known]:
         """A new branch holding the first `keep` messages of the branch (nothing is
-        copied); where the call goes. The branch's newest version must hold what it
-        holds now: if it does not, one is made, and the history compared again."""
+        copied): where the call goes, and what it holds. The branch's newest version must
+        hold what it holds now: if it does not, one is made, and the history compared
+        again."""
         view, writer = known.view, self._core.writer
         if view is None:
             raise StoredHistoryChanged("read the branch to fork it")
@@ -193,8 +194,10 @@ class Calls:
         record, _ = await writer.create_branch(
             where.context_id, name, change, user_id=where.user_id
         )
-        self._remember((where.context_id, name), _Known(record.revision, known.prints[:keep]))
-        return _Where(where.context_id, name, where.user_id)
+        start = self._remember(
+            (where.context_id, name), _Known(record.revision, known.prints[:keep])
+        )
+        return _Where(where.context_id, name, where.user_id), start
 
     async def _store(
         self,
@@ -206,9 +209,9 @@ class Calls:
         branched_from: str | None = None,
     ) -> RecordedCall:
         """Append the plan's new messages and `reply` to the branch, with the call's row,
-        if it is still as `known` (else `StoredHistoryChanged`)."""
+        if it is still as `known`, what the plan was made from (else
+        `StoredHistoryChanged`)."""
         key = (where.context_id, where.branch)
-        known = self._histories.get(key, known)
         call = reply.metadata["call"]
         # Ids of their own: a message read for an earlier call may have been stored then.
         messages = [
