@@ -154,6 +154,12 @@ class ModelLimits(BaseModel):
     token_factor: float | None = Field(None, gt=0, description="estimate = encoding count x this")
     mid_conversation_system: bool | None = None
     thought_signatures_required: bool | None = None
+    input_per_mtok: float | None = Field(None, ge=0, description="USD per million input tokens")
+    output_per_mtok: float | None = Field(None, ge=0, description="USD per million output tokens")
+    cache_read_per_mtok: float | None = Field(None, ge=0, description="USD per million cached")
+    cache_write_per_mtok: float | None = Field(
+        None, ge=0, description="USD per million cache writes"
+    )
 
 
 class Settings(BaseSettings):

@@ -20,6 +20,7 @@ branch to one HTTP status and the CLI to a one-line message with exit code 1::
     ├── DataCorrupted            422  stored bytes fail their checksum or do not decode
     ├── BackendUnavailable       503  the database (or Redis) cannot be reached
     ├── ReadOnlyDatabase         403  a write to a database opened read-only: never retried
+    ├── CallNotRecorded          --   a provider answered; recording the call failed
     └── ConfigurationError       --   a setting or constructor argument is invalid
         └── DatabaseNotFound              opened not to create: no such database file
 
@@ -36,10 +37,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "BackendUnavailable",
     "BranchNotFound",
+    "CallNotRecorded",
     "ConfigurationError",
     "ContextNotFound",
     "DataCorrupted",
@@ -205,6 +208,17 @@ class ReadOnlyDatabase(LoremasterError):
     """The database only reads (a ``?mode=ro`` or ``?immutable=1`` SQLite URL, a file or
     folder this process may not write, a PostgreSQL standby): every write is refused at
     once, without retrying; reads work."""
+
+
+class CallNotRecorded(LoremasterError):
+    """A provider answered, but the call could not be recorded into its context (raised
+    only for clients recorded with ``on_record_error="raise"``; by default the failure is
+    logged and counted). `response` is the provider's answer, or None for a stream,
+    whose items the caller has had; the cause is the recording's own error."""
+
+    def __init__(self, message: str, response: Any = None) -> None:
+        super().__init__(message)
+        self.response = response
 
 
 class ConfigurationError(LoremasterError):

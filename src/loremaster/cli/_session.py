@@ -31,6 +31,7 @@ T = TypeVar("T")
 READ_COMMANDS = frozenset(
     {
         "branch list",
+        "calls",
         "conflicts",
         "db status",
         "diff",

@@ -17,6 +17,7 @@ from ..errors import (
 )
 from ..models import CleanupReport, ContextType
 from . import _arguments as arg
+from ._calls import call_statistics
 from ._transfer import ImportReport, Progress, export_dump, import_dump, refuse_unless_administrator
 from ._wiring import Core
 
@@ -72,6 +73,7 @@ class Admin:
             "translation_cache_entries": len(core.exports),
             "codec": core.codec.stats(),
             "storage": await self._storage_statistics(max_age),
+            "calls": await call_statistics(core.storage, core.metrics),
         }
 
     async def _storage_statistics(self, max_age: float) -> dict[str, Any]:

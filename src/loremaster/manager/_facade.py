@@ -10,7 +10,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from ..codec import Codec
 from ..config import Settings, load_settings
@@ -27,7 +27,9 @@ from ..models import (
     MergeResult,
     MessageList,
     MigrationResult,
+    ProviderCall,
     ProviderType,
+    RecordedCall,
     SearchHit,
     UpdateOrigin,
     VersionDiff,
@@ -35,6 +37,7 @@ from ..models import (
 from ..sync import EventStream, PresenceEntry
 from ..validation import ContextValidator
 from ._admin import Admin
+from ._calls import Calls
 from ._collaboration import Collaboration
 from ._contexts import Changes, Contexts, MessageInput
 from ._idempotency import Idempotency
@@ -45,6 +48,8 @@ from ._versions import MergeStrategy, Versions
 from ._wiring import Core
 
 __all__ = ["ContextManager"]
+
+Client = TypeVar("Client")
 
 
 class ContextManager(Running):
@@ -76,6 +81,7 @@ class ContextManager(Running):
         self._collaboration = Collaboration(core, self._contexts)
         self._providers = Providers(core, self._contexts)
         self._admin = Admin(core)
+        self._calls = Calls(core, self._contexts, self._providers)
 
     @property
     def idempotency(self) -> Idempotency:
@@ -575,3 +581,74 @@ class ContextManager(Running):
             fit=fit,
             reserve_output=reserve_output,
         )
+
+    def record_calls(
+        self,
+        client: Client,
+        context_id: str,
+        *,
+        user_id: str | None = None,
+        branch: str | None = None,
+        on_record_error: Literal["log", "raise"] = "log",
+    ) -> Client:
+        """The application's own SDK client (``anthropic.AsyncAnthropic``,
+        ``openai.AsyncOpenAI``, ``google.genai.Client``), recording every call into the
+        conversation: the same methods, return types and exceptions. Each call stores the
+        request's messages the context does not hold yet and the reply, in one change;
+        the reply's ``metadata["call"]`` holds the call's record (models, usage, latency,
+        cost, error). A request whose history departs from the stored one goes on a new
+        branch, and the client's calls follow it: ``client.loremaster.branch`` names it,
+        ``client.loremaster.last`` is the latest call's `RecordedCall`. Streams are
+        recorded once, when they end (``partial`` if abandoned or broken). A call that
+        cannot be recorded still returns the provider's answer (logged, counted in the
+        statistics), or raises `CallNotRecorded` with ``on_record_error="raise"``.
+        Synchronous clients are refused. See docs/calls.md."""
+        recorded: Client = self._calls.record_calls(
+            client, context_id, user_id, branch, on_record_error
+        )
+        return recorded
+
+    @measured
+    async def complete(
+        self,
+        context_id: str,
+        message_or_messages: Sequence[MessageInput] | MessageInput | str,
+        *,
+        providers: Sequence[tuple[Any, str]],
+        user_id: str | None = None,
+        branch: str = "main",
+        **request_options: Any,
+    ) -> RecordedCall:
+        """Append the message(s) (a text is a user message), ask the first of
+        `providers` (``(client, model)`` pairs) to answer the whole conversation
+        (exported for it, fitted to the model's window when the registry knows the
+        model) and store the reply; on a failure
+        worth another try (rate limit, overload, 5xx, timeout, connection) ask the next
+        one, the same conversation translated for it. Each failed attempt is listed in
+        the reply's ``metadata["call"]["fallbacks"]``; an error another provider would
+        not fix (400, 401, ...) is raised at once, as is the last provider's. Options:
+        ``max_tokens`` (Anthropic's default: the model's longest answer),
+        ``temperature``, ``top_p``, ``stop_sequences``. Returns the `RecordedCall`
+        (``reply``, ``provider``, ``model``); a reply that could not be stored is
+        returned all the same, with ``recorded=False``."""
+        return await self._calls.complete(
+            context_id,
+            message_or_messages,
+            providers=providers,
+            user_id=user_id,
+            branch=branch,
+            options=request_options,
+        )
+
+    @measured
+    async def get_calls(
+        self,
+        context_id: str,
+        user_id: str | None = None,
+        limit: int = 50,
+        *,
+        branch: str | None = None,
+    ) -> list[ProviderCall]:
+        """The context's recorded calls, newest first (only `branch`'s, when given): time,
+        provider, model, tokens, latency, cost, and each call's whole record."""
+        return await self._calls.list(context_id, user_id, limit, branch)

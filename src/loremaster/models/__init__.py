@@ -1,5 +1,6 @@
 """The shared vocabulary: contexts, messages, queries and events (pydantic v2)."""
 
+from ._calls import ProviderCall, RecordedCall
 from ._collaboration import ContextConflict, ContextLock, PathConflict
 from ._contexts import (
     CollaborativeContext,
@@ -76,7 +77,9 @@ __all__ = [
     "Part",
     "PathConflict",
     "Permission",
+    "ProviderCall",
     "ProviderType",
+    "RecordedCall",
     "SearchHit",
     "SessionContext",
     "TextPart",

@@ -6,12 +6,14 @@ from urllib.parse import urlsplit
 
 from ..config import POSTGRES_SCHEMES, check_database_url, sqlite_file
 from ..errors import ConfigurationError
+from ._calls import CallTotal
 from ._compact import message_fields, pack_message
 from ._protocol import Storage
 from ._schema import MigrationStatus
 from ._types import (
     BranchPlan,
     BranchRecord,
+    CallRecord,
     ContextRecord,
     ContextRows,
     Coordination,
@@ -37,6 +39,8 @@ from .sqlite import SQLiteStorage
 __all__ = [
     "BranchPlan",
     "BranchRecord",
+    "CallRecord",
+    "CallTotal",
     "ContextRecord",
     "ContextRows",
     "Coordination",

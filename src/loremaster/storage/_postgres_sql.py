@@ -12,6 +12,7 @@ import asyncpg
 
 from ..errors import ContextNotFound, Issue, ValidationFailed
 from ..models import from_micros, to_micros
+from ._calls import CallRows
 from ._dialect import Dialect, Params
 from ._plans import revision_guard_missed
 from ._rows import Codec, dumps
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     Connection = PoolConnectionProxy[asyncpg.Record]
 
 __all__ = [
+    "CALLS",
     "DIALECT",
     "ROWS",
     "SQL",
@@ -113,6 +115,7 @@ def _nest(pairs: Sequence[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
 DIALECT = _Postgres()
 ROWS = Codec(DIALECT)
 SQL = Statements(DIALECT)
+CALLS = CallRows(DIALECT)
 
 
 # Every write is one statement: data-modifying CTEs write the row and the messages, and the
@@ -245,6 +248,9 @@ async def write_mutations(
         await conn.executemany(_SAVE_BRANCH, branches)
     if versions:
         await conn.executemany(SQL.insert_version, versions)
+    calls = [CALLS.values(call) for _, m in mutations for call in m.calls]
+    if calls:
+        await conn.executemany(CALLS.insert, calls)
 
 
 async def _write_guarded(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from ._calls import CallTotal
 from ._schema import MigrationStatus
 from ._types import (
     BranchPlan,
     BranchRecord,
+    CallRecord,
     ContextRecord,
     ContextRows,
     EventRecord,
@@ -122,6 +124,22 @@ class Storage(Protocol):
         """Counts and sizes by type and state, and messages per context: recomputed if
         `refresh`, else at most `max_age` seconds old when given (a stale precomputed
         view is passed over for counting the contexts table)."""
+
+    # -- recorded calls ------------------------------------------------------------------
+
+    async def insert_calls(self, calls: Sequence[CallRecord]) -> None:
+        """Store calls that stored no message (a call that failed); those with a reply come
+        with the reply's change (`Mutation.calls`). A call already stored is left as it
+        is."""
+
+    async def load_calls(
+        self, context_id: str, *, branch: str | None, limit: int
+    ) -> list[CallRecord]:
+        """The context's last `limit` recorded calls (on `branch`, when given), newest
+        first."""
+
+    async def call_totals(self) -> list[CallTotal]:
+        """Every recorded call counted per provider, by provider."""
 
     # -- retention -----------------------------------------------------------------------
 

@@ -96,6 +96,7 @@ class Statements:
         )
         # The context's row goes last: the others find their rows through it.
         self.delete_context = [
+            f"DELETE FROM calls {by_context}",
             *(f"DELETE FROM {table} {owned}" for table in _TABLES_OF_A_CONTEXT),
             f"DELETE FROM contexts {by_context}",
         ]

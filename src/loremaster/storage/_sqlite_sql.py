@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import orjson
 
 from ..errors import ContextNotFound, Issue, ValidationFailed
+from ._calls import CallRows
 from ._compact import joined_events, spans
 from ._dialect import Dialect, Params
 from ._plans import Planned, revision_guard_missed
@@ -20,6 +21,7 @@ from ._sql import Statements
 from ._types import BranchRecord, ContextRecord, EventRecord, MessageRecord, Mutation, VersionRecord
 
 __all__ = [
+    "CALLS",
     "DIALECT",
     "ROWS",
     "SQL",
@@ -110,6 +112,7 @@ def _json_kind(json_type: str) -> str:
 DIALECT = _SQLite()
 ROWS = Codec(DIALECT)
 SQL = Statements(DIALECT)
+CALLS = CallRows(DIALECT)
 
 
 def one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -170,6 +173,8 @@ def write_mutation(conn: sqlite3.Connection, current: ContextRecord, mutation: M
         save_branch(conn, mutation.branch)
     if mutation.version is not None:
         insert_versions(conn, [mutation.version])
+    if mutation.calls:
+        conn.executemany(CALLS.insert, map(CALLS.values, mutation.calls))
 
 
 def _write_row(conn: sqlite3.Connection, old_revision: int, mutation: Mutation) -> None:

@@ -17,6 +17,7 @@ __all__ = [
     "SNIPPET_WINDOW",
     "BranchPlan",
     "BranchRecord",
+    "CallRecord",
     "ContextRecord",
     "ContextRows",
     "Coordination",
@@ -248,13 +249,34 @@ class BranchRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One recorded call to an AI provider: the figures the listings and the statistics
+    read, and the whole record as JSON (``call``, the reply's ``metadata["call"]``).
+    ``message_id`` is the reply's id (None: the call failed and stored no reply)."""
+
+    context_id: str
+    call_id: str
+    created_at: int
+    branch: str
+    message_id: str | None
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    latency_ms: float
+    failed: bool
+    call: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Mutation:
     """What one committed change writes, all in one transaction.
 
     ``record`` is the new row; its revision must be the stored one plus one. With
     ``document_changed`` False only the counters, times and versioning state of the row
     are written. Messages go to ``segment``; ``branch`` (for a branch other than main) is
-    written as it is, and ``version`` is inserted.
+    written as it is, and ``version`` and ``calls`` are inserted.
     """
 
     record: ContextRecord
@@ -264,6 +286,7 @@ class Mutation:
     segment: str = "main"
     branch: BranchRecord | None = None
     version: VersionRecord | None = None
+    calls: Sequence[CallRecord] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,9 +35,11 @@ from ..errors import (
     ValidationFailed,
 )
 from ..models import from_micros
+from ._calls import CallTotal
 from ._compact import joined_events, spans
 from ._plans import plan_branch, plan_contexts
 from ._postgres_sql import (
+    CALLS,
     DIALECT,
     ROWS,
     SQL,
@@ -57,6 +59,7 @@ from ._sql import (
 from ._types import (
     BranchPlan,
     BranchRecord,
+    CallRecord,
     ContextRecord,
     ContextRows,
     EventRecord,
@@ -591,6 +594,29 @@ class PostgresStorage:
         figures = summarize_statistics(rows)
         figures["refreshed_at"] = None if refreshed is None else from_micros(refreshed).isoformat()
         return figures
+
+    # -- recorded calls ------------------------------------------------------------------
+
+    async def insert_calls(self, calls: Sequence[CallRecord]) -> None:
+        rows = [CALLS.values(call) for call in calls]
+
+        async def insert(conn: Connection, write_id: uuid.UUID, earlier: list[None]) -> None:
+            await conn.executemany(CALLS.insert, rows)  # a landed row is left as it is
+
+        await self._write("insert", insert)
+
+    async def load_calls(
+        self, context_id: str, *, branch: str | None, limit: int
+    ) -> list[CallRecord]:
+        key = DIALECT.lookup_key(context_id)
+        if key is None:
+            return []
+        rows = await self._read(lambda conn: conn.fetch(CALLS.select, key, branch, limit))
+        return [CALLS.record(row) for row in rows]
+
+    async def call_totals(self) -> list[CallTotal]:
+        rows = await self._read(lambda conn: conn.fetch(CALLS.totals))
+        return [CALLS.total(row) for row in rows]
 
     # -- retention -----------------------------------------------------------------------
 

@@ -33,12 +33,14 @@ from ..errors import (
     ReadOnlyDatabase,
     ValidationFailed,
 )
+from ._calls import CallTotal
 from ._compact import joined_events
 from ._plans import plan_branch, plan_contexts
 from ._rows import dumps
 from ._schema import MigrationStatus, migration_status, pending_migrations
 from ._sql import VERSION_COLUMNS, query_sql, readable_by
 from ._sqlite_sql import (
+    CALLS,
     DIALECT,
     ROWS,
     SQL,
@@ -59,6 +61,7 @@ from ._types import (
     SNIPPET_WINDOW,
     BranchPlan,
     BranchRecord,
+    CallRecord,
     ContextRecord,
     ContextRows,
     EventRecord,
@@ -488,6 +491,23 @@ class SQLiteStorage:
             ).fetchall()
         )
         return summarize_statistics(rows)
+
+    # -- recorded calls ------------------------------------------------------------------
+
+    async def insert_calls(self, calls: Sequence[CallRecord]) -> None:
+        await self._write(lambda conn: conn.executemany(CALLS.insert, map(CALLS.values, calls)))
+
+    async def load_calls(
+        self, context_id: str, *, branch: str | None, limit: int
+    ) -> list[CallRecord]:
+        rows = await self._read(
+            lambda conn: conn.execute(CALLS.select, (context_id, branch, limit)).fetchall()
+        )
+        return [CALLS.record(row) for row in rows]
+
+    async def call_totals(self) -> list[CallTotal]:
+        rows = await self._read(lambda conn: conn.execute(CALLS.totals).fetchall())
+        return [CALLS.total(row) for row in rows]
 
     # -- retention -----------------------------------------------------------------------
 

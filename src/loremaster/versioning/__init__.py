@@ -29,7 +29,7 @@ from ._store import (
     track_change,
     version_checksum,
 )
-from ._views import common_prefix, ranges, shows, view_of
+from ._views import common_prefix, cut, ranges, shows, view_of
 
 __all__ = [
     "CreateBranch",
@@ -48,6 +48,7 @@ __all__ = [
     "branch_view",
     "choose_victims",
     "common_prefix",
+    "cut",
     "decode_payload",
     "make_version",
     "prune_plan",

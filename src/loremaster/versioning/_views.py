@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..storage import Piece, VersionState
 
-__all__ = ["common_prefix", "ranges", "view_of"]
+__all__ = ["common_prefix", "cut", "ranges", "view_of"]
 
 
 def view_of(state: VersionState, message_count: int) -> tuple[Piece, ...]:
@@ -19,6 +19,20 @@ def view_of(state: VersionState, message_count: int) -> tuple[Piece, ...]:
     start = pieces[-1][1] if pieces else 0
     if message_count > start:
         pieces.append((state.segment, message_count))
+    return tuple(pieces)
+
+
+def cut(view: tuple[Piece, ...], count: int) -> tuple[Piece, ...]:
+    """The pieces of a view's first `count` messages."""
+    pieces: list[Piece] = []
+    start = 0
+    for segment, end in view:
+        if end >= count:
+            if count > start:
+                pieces.append((segment, count))
+            break
+        pieces.append((segment, end))
+        start = end
     return tuple(pieces)
 
 
