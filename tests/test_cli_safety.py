@@ -56,6 +56,7 @@ WRITE_COMMANDS = {
     "resolve",
     "restore",
     "rollback",
+    "serve",
     "unlock",
     "update",
     "version create",
@@ -79,6 +80,7 @@ READS = [
     ("export", "--full"),
     ("export-for", "CID", "--to", "openai"),
     ("tokens", "CID"),
+    ("calls", "CID"),
     ("conflicts", "CID"),
     ("watch", "CID", "--count", "1"),
 ]
