@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 
 from ..config import Settings
 from ..document import (
@@ -37,10 +38,28 @@ from ..versioning import (
     VersionRequest,
     branch_view,
 )
-from ._arguments import text, user
+from ._arguments import text, tool_name, user
 from ._opened import OnStorage
 
-__all__ = ["Committed", "Writer"]
+__all__ = ["Committed", "Writer", "tool_call"]
+
+_TOOL: ContextVar[str | None] = ContextVar("loremaster_tool", default=None)
+"""The tool call the writes of this task are part of (`tool_call`)."""
+
+
+def tool_call(name: str) -> contextlib.AbstractContextManager[None]:
+    """The changes committed inside the block, in this task, record `name` as their event's
+    ``tool`` (checked now: `ValidationFailed` unless 1-200 characters)."""
+    return _attributed(tool_name(name))
+
+
+@contextlib.contextmanager
+def _attributed(name: str) -> Iterator[None]:
+    token = _TOOL.set(name)
+    try:
+        yield
+    finally:
+        _TOOL.reset(token)
 
 
 def now() -> int:
@@ -69,12 +88,14 @@ class _Admission:
     """Whether a planned mutation may be committed, and its event's author: whatever
     the route, only the owner or an admin changes a guarded field; and (if `guarded`)
     the edit lock must let the writer (checked after the plan, so that a stranger
-    learns nothing of the lock)."""
+    learns nothing of the lock). The event is stamped with the provider and the tool
+    call that wrote it."""
 
     write: Write
     provider: str | None
     guarded: bool
     leases: Mapping[tuple[str, str], int]
+    tool: str | None = None
 
     def admit(self, current: ContextRecord, mutation: Mutation | None) -> Mutation | None:
         if mutation is None:
@@ -84,8 +105,8 @@ class _Admission:
         if self.guarded:
             token = None if user_id is None else self.leases.get((current.context_id, user_id))
             check_lease(current, user_id, token)
-        if self.provider is not None:
-            event = dataclasses.replace(mutation.event, provider=self.provider)
+        if self.provider is not None or self.tool is not None:
+            event = dataclasses.replace(mutation.event, provider=self.provider, tool=self.tool)
             mutation = dataclasses.replace(mutation, event=event)
         return mutation
 
@@ -123,8 +144,13 @@ class Writer(OnStorage):
     async def create(self, contexts: Sequence[Context], *, user_id: str | None) -> list[str]:
         """Store new contexts in one transaction, each with its first version if versions
         are made automatically."""
-        write = self.write(user_id)
+        write, tool = self.write(user_id), _TOOL.get()
         created = [new_context(context, write, self._bodies) for context in contexts]
+        if tool is not None:
+            created = [
+                dataclasses.replace(new, event=dataclasses.replace(new.event, tool=tool))
+                for new in created
+            ]
         if self._versioning.policy.auto:
             request = VersionRequest(user_id, "created", automatic=True)
             for index, new in enumerate(created):
@@ -194,7 +220,7 @@ class Writer(OnStorage):
     # -- the pipeline --------------------------------------------------------------------
 
     def _admission(self, user_id: str | None, provider: str | None, *, guarded: bool) -> _Admission:
-        return _Admission(self.write(user_id), provider, guarded, self.leases)
+        return _Admission(self.write(user_id), provider, guarded, self.leases, _TOOL.get())
 
     async def _commit_main(
         self,

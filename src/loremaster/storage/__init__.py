@@ -9,6 +9,7 @@ from ..errors import ConfigurationError
 from ._compact import message_fields, pack_message
 from ._protocol import Storage
 from ._schema import MigrationStatus
+from ._sqlite_feed import FeedEntry, SQLiteFeed
 from ._types import (
     BranchPlan,
     BranchRecord,
@@ -40,6 +41,7 @@ __all__ = [
     "ContextRows",
     "Coordination",
     "EventRecord",
+    "FeedEntry",
     "Lease",
     "MessageRecord",
     "MigrationStatus",
@@ -50,6 +52,7 @@ __all__ = [
     "Plan",
     "PostgresStorage",
     "RecordQuery",
+    "SQLiteFeed",
     "SQLiteStorage",
     "SearchRecord",
     "Storage",

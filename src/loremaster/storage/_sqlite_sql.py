@@ -247,7 +247,7 @@ def insert_event(
     """Insert `event`, whose change wrote `messages` to `segment` (named, not copied)."""
     conn.execute(
         "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, branch, "
-        "provider) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "provider, tool) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ROWS.event_values(event, segment, messages),
     )
 
