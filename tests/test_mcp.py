@@ -4,9 +4,14 @@ stdio subprocess and streamable HTTP; two bridge processes writing one context a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import sys
+from collections.abc import AsyncIterator
 
+import uvicorn
+from fastapi import FastAPI
 from mcp.shared.memory import create_connected_server_and_client_session
 
 from _mcp import (
@@ -17,6 +22,7 @@ from _mcp import (
     call,
     http_server,
     http_session,
+    list_every_tool,
     mcp_command,
     process_env,
     refused,
@@ -24,7 +30,7 @@ from _mcp import (
     whole_suite,
 )
 from loremaster import ContextManager, SessionContext
-from loremaster.mcp import build_server
+from loremaster.mcp import asgi_app, build_server
 
 SUITE_SECONDS = 120
 
@@ -216,3 +222,40 @@ async def test_no_input_stops_the_stdio_server(sqlite_url: str) -> None:
     assert "error" in answers[6]
     assert answers[7]["result"]["structuredContent"]["title"] == "still serving"  # type: ignore[index]
     assert process.returncode == 0
+
+
+async def test_the_asgi_app_mounts_in_a_fastapi_app(sqlite_url: str) -> None:
+    """What `loremaster serve` will do: mount `asgi_app` and run its lifespan in its own."""
+    async with asyncio.timeout(60), ContextManager(sqlite_url) as cm:
+        mcp_app = asgi_app(cm, USER)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            async with mcp_app.lifespan():
+                yield
+
+        app = FastAPI(lifespan=lifespan)
+        app.mount("/mcp", mcp_app)
+        sock = socket.create_server(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            while not server.started:
+                await asyncio.sleep(0.01)
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp/"
+            async with http_session(url, Notices()) as session:
+                await list_every_tool(session)
+                made = await call(session, "create_context", title="mounted")
+        finally:
+            server.should_exit = True
+            await serving
+            sock.close()
+        assert [e.tool for e in await cm.get_events(made["context_id"])] == ["mcp:create_context"]
+
+
+def test_the_error_codes_are_the_servers() -> None:
+    """The bridge reports each library error under the code the server gives it."""
+    from loremaster.server._problems import _STATUSES
+
+    for kind, _, code in _STATUSES:
+        assert kind.code == code, kind

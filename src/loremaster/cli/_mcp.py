@@ -10,7 +10,6 @@ import click
 
 from ..errors import LoremasterError
 from ..manager import ContextManager
-from ..mcp import serve_http, serve_stdio
 from ._app import cli
 from ._render import error_console
 
@@ -28,6 +27,8 @@ async def _serve(
     track_session: bool,
     http: tuple[str, int] | None,
 ) -> None:
+    from ..mcp import serve_http, serve_stdio  # the SDK loads only for this command
+
     async with ContextManager(database_url, redis_url) as cm:
         if http is None:
             await serve_stdio(cm, user_id, track_session=track_session)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 import orjson
@@ -29,10 +30,11 @@ class Bridge:
     manager: ContextManager
     user_id: str | None = None
     track_session: bool = False
-    translator: ContextTranslator = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "translator", ContextTranslator(self.manager.settings))
+    @cached_property
+    def translator(self) -> ContextTranslator:
+        """Window fitting with the manager's model registry (CONTEXT_MODELS)."""
+        return ContextTranslator(self.manager.settings)
 
 
 def as_json(model: BaseModel) -> dict[str, Any]:
