@@ -148,14 +148,15 @@ async def http_session(url: str, notices: Notices) -> AsyncIterator[ClientSessio
         yield session
 
 
-async def run_loremaster(*args: str) -> str:
-    """A `loremaster` command in another OS process; its standard output."""
+async def run_loremaster(*args: str, settings: dict[str, str] | None = None) -> str:
+    """A `loremaster` command in another OS process (with these `CONTEXT_*` settings); its
+    standard output."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "loremaster",
         *args,
-        env=process_env(),
+        env=process_env(**(settings or {})),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -410,18 +411,25 @@ async def _read_text(session: ClientSession, uri: str) -> str:
 
 
 async def subscribed_changes_arrive(
-    session: ClientSession, notices: Notices, database_url: str, context_id: str
+    session: ClientSession,
+    notices: Notices,
+    database_url: str,
+    context_id: str,
+    settings: dict[str, str],
 ) -> None:
     """A change made through the library in another OS process reaches the subscriber."""
     uri = f"loremaster://contexts/{context_id}"
     await session.subscribe_resource(AnyUrl(uri))
     before = len(notices.updated)
+    change = '{"data": {"torch": "lit"}}'
     await run_loremaster(
-        "update", context_id, '{"data": {"torch": "lit"}}', "--database-url", database_url
+        "update", context_id, change, "--database-url", database_url, settings=settings
     )
     await notices.wait_for(lambda: uri in notices.updated[before:])
     listed = notices.list_changed
-    await run_loremaster("create", "--title", "made elsewhere", "--database-url", database_url)
+    await run_loremaster(
+        "create", "--title", "made elsewhere", "--database-url", database_url, settings=settings
+    )
     await notices.wait_for(lambda: notices.list_changed > listed)
     await session.unsubscribe_resource(AnyUrl(uri))
 
@@ -461,14 +469,21 @@ async def prompts_render(session: ClientSession, context_id: str, version: str) 
 
 
 async def whole_suite(
-    session: ClientSession, notices: Notices, database_url: str, checker: ContextManager
+    session: ClientSession,
+    notices: Notices,
+    database_url: str,
+    checker: ContextManager,
+    settings: dict[str, str] | None = None,
 ) -> Campaign:
-    """Everything a transport must do, in one client session."""
+    """Everything a transport must do, in one client session; `settings` are those of the
+    other processes that make changes (Redis, say)."""
     await list_every_tool(session)
     campaign = await call_every_tool(session)
     await check_events(checker, campaign)
     await bad_arguments_are_tool_errors(session, campaign.conversation_id)
     await read_resources(session, campaign.conversation_id)
-    await subscribed_changes_arrive(session, notices, database_url, campaign.room_id)
+    await subscribed_changes_arrive(
+        session, notices, database_url, campaign.room_id, settings or {}
+    )
     await prompts_render(session, campaign.conversation_id, "1")
     return campaign

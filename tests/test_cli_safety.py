@@ -51,6 +51,7 @@ WRITE_COMMANDS = {
     "demo",
     "import",
     "lock",
+    "mcp",
     "migrate",
     "resolve",
     "restore",

@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from mcp.shared.memory import create_connected_server_and_client_session
@@ -29,8 +30,11 @@ from _mcp import (
     stdio_session,
     whole_suite,
 )
-from loremaster import ContextManager, SessionContext
+from loremaster import Context, ContextManager, SessionContext
 from loremaster.mcp import asgi_app, build_server
+from loremaster.mcp._resources import PAGE
+
+pytest_plugins = ["_redis"]
 
 SUITE_SECONDS = 120
 
@@ -48,6 +52,19 @@ async def test_the_suite_over_the_in_memory_transport(sqlite_url: str) -> None:
             await whole_suite(session, notices, sqlite_url, cm)
 
 
+async def test_the_suite_on_postgresql_and_redis(postgres_url: str, redis_url: str) -> None:
+    """Changes made elsewhere travel on the Redis bus here."""
+    async with (
+        asyncio.timeout(SUITE_SECONDS),
+        ContextManager(postgres_url, redis_url, models=TINY_MODEL) as cm,
+    ):
+        notices = Notices()
+        async with create_connected_server_and_client_session(
+            build_server(cm, USER), message_handler=notices.handle, client_info=CLIENT
+        ) as session:
+            await whole_suite(session, notices, postgres_url, cm, {"CONTEXT_REDIS_URL": redis_url})
+
+
 async def test_the_suite_over_stdio(sqlite_url: str) -> None:
     async with asyncio.timeout(SUITE_SECONDS), ContextManager(sqlite_url) as checker:
         notices = Notices()
@@ -59,11 +76,24 @@ async def test_the_suite_over_streamable_http(sqlite_url: str) -> None:
     async with (
         asyncio.timeout(SUITE_SECONDS),
         ContextManager(sqlite_url) as checker,
-        http_server(sqlite_url) as (url, process),
+        http_server(sqlite_url, "--track-session") as (url, process),
     ):
         notices = Notices()
         async with http_session(url, notices) as session:
             await whole_suite(session, notices, sqlite_url, checker)
+        # The client ended its HTTP session (DELETE): the bridge closed its session context.
+        while [s.state.value for s in await sessions_of(checker)] != ["archived"]:
+            await asyncio.sleep(0.05)
+        # Loopback only, and no page elsewhere may drive it (DNS rebinding).
+        async with httpx.AsyncClient() as raw:
+            ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+            accept = {"Accept": "application/json, text/event-stream"}
+            rebound = await raw.post(url, json=ping, headers={**accept, "Host": "evil.example"})
+            assert rebound.status_code == 421
+            foreign = await raw.post(
+                url, json=ping, headers={**accept, "Origin": "http://evil.example"}
+            )
+            assert foreign.status_code == 403
         process.send_signal(2)  # Ctrl-C ends it cleanly
         assert await process.wait() == 0
 
@@ -259,3 +289,21 @@ def test_the_error_codes_are_the_servers() -> None:
 
     for kind, _, code in _STATUSES:
         assert kind.code == code, kind
+
+
+async def test_resources_are_listed_a_page_at_a_time(sqlite_url: str) -> None:
+    async with asyncio.timeout(60), ContextManager(sqlite_url) as cm:
+        ids = await cm.create_contexts(
+            [Context(title=f"room {n}") for n in range(PAGE + 10)], user_id=USER
+        )
+        await cm.create_context(Context(title="not dm's"), user_id="stranger")
+        async with create_connected_server_and_client_session(build_server(cm, USER)) as client:
+            first = await client.list_resources()
+            assert first.nextCursor is not None
+            second = await client.list_resources(first.nextCursor)
+            assert second.nextCursor is None
+    uris = [str(r.uri) for page in (first, second) for r in page.resources]
+    contexts = [u for u in uris if not u.endswith(("/messages", "/history"))]
+    assert len(contexts) == len(set(contexts)) == PAGE + 10  # each once; the stranger's not
+    assert set(contexts) == {f"loremaster://contexts/{cid}" for cid in ids}
+    assert len(first.resources) == 2 * PAGE  # each with its history

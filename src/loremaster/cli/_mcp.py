@@ -75,12 +75,13 @@ def mcp_command(
     """Serve the Model Context Protocol: loremaster as an assistant's memory
     (docs/mcp.md). An assistant starts it and speaks on standard input and output; with
     --http it serves http://HOST:PORT/mcp until Ctrl-C."""
+    where = (host, port) if http else None
     try:
+        if http:
+            from ..mcp import check_loopback
+
+            check_loopback(host)  # before the database is opened, let alone made
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server ends
-            asyncio.run(
-                _serve(
-                    database_url, redis_url, user_id, track_session, (host, port) if http else None
-                )
-            )
+            asyncio.run(_serve(database_url, redis_url, user_id, track_session, where))
     except LoremasterError as exc:
         raise click.ClickException(exc.message) from exc

@@ -17,7 +17,14 @@ from ._bridge import Bridge
 from ._prompts import PROMPTS, Prompt
 from ._server import BridgeServer
 from ._tools import TOOLS, Tool
-from ._transports import McpApp, asgi_app, build_server, serve_http, serve_stdio
+from ._transports import (
+    McpApp,
+    asgi_app,
+    build_server,
+    check_loopback,
+    serve_http,
+    serve_stdio,
+)
 
 __all__ = [
     "PROMPTS",
@@ -29,6 +36,7 @@ __all__ = [
     "Tool",
     "asgi_app",
     "build_server",
+    "check_loopback",
     "serve_http",
     "serve_stdio",
 ]

@@ -21,7 +21,7 @@ from ..manager import ContextManager
 from ._bridge import Bridge
 from ._server import BridgeServer
 
-__all__ = ["McpApp", "asgi_app", "build_server", "serve_http", "serve_stdio"]
+__all__ = ["McpApp", "asgi_app", "build_server", "check_loopback", "serve_http", "serve_stdio"]
 
 PATH = "/mcp"
 """Where `serve_http` answers (and where `loremaster serve` mounts it)."""
@@ -80,13 +80,17 @@ def asgi_app(
     return McpApp(build_server(manager, user_id, track_session=track_session), allowed_hosts)
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def check_loopback(host: str) -> None:
+    """`ConfigurationError` unless `host` is a loopback address (or ``localhost``)."""
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
-        return False
+        loopback = False
+    if not loopback:
+        raise ConfigurationError(
+            f"{host} is not a loopback address: `loremaster mcp --http` has no "
+            "authentication and serves this machine only"
+        )
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -117,11 +121,7 @@ async def serve_http(
     told the URL once the port is bound (with port 0, the one chosen). It has no
     authentication, so it listens on loopback only; requests must name a loopback host
     (DNS rebinding protection)."""
-    if not _loopback(host):
-        raise ConfigurationError(
-            f"{host} is not a loopback address: `loremaster mcp --http` has no "
-            "authentication and serves this machine only"
-        )
+    check_loopback(host)
     allowed = [f"{host}:*", "127.0.0.1:*", "localhost:*", "[::1]:*"]
     app = asgi_app(manager, user_id, track_session=track_session, allowed_hosts=allowed)
     site = Starlette(routes=[Route(PATH, endpoint=app)], lifespan=lambda _: app.lifespan())
