@@ -193,8 +193,9 @@ async def test_two_bridge_processes_writing_one_context_lose_nothing(sqlite_url:
 
 
 async def test_no_input_stops_the_stdio_server(sqlite_url: str) -> None:
-    """Lines that are not JSON-RPC, requests before initializing, arguments of the wrong
-    shape: each gets an error or is dropped, and the server answers what follows."""
+    """Lines that are not JSON-RPC, requests before initializing, a client calling itself
+    by a 6,000-character name (and a NUL for a version), arguments of the wrong shape: each
+    gets an error or is dropped, and the server answers what follows."""
     lines = [
         "this is not json",
         '{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}',
@@ -206,7 +207,7 @@ async def test_no_input_stops_the_stdio_server(sqlite_url: str) -> None:
                 "params": {
                     "protocolVersion": "2025-06-18",
                     "capabilities": {},
-                    "clientInfo": {"name": "raw", "version": "0"},
+                    "clientInfo": {"name": "raw" * 2000, "version": "\u0000"},
                 },
             }
         ),
@@ -222,7 +223,7 @@ async def test_no_input_stops_the_stdio_server(sqlite_url: str) -> None:
     ]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        *mcp_command(sqlite_url),
+        *mcp_command(sqlite_url, "--track-session"),
         env=process_env(),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,

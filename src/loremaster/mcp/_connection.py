@@ -12,7 +12,7 @@ import anyio
 from anyio.abc import TaskGroup
 from mcp import types
 from mcp.server.session import ServerSession
-from pydantic import AnyUrl
+from pydantic import AnyUrl, ValidationError
 
 from ..bus import Gap
 from ..errors import LoremasterError
@@ -30,6 +30,9 @@ _CLOSING_SECONDS = 5.0
 _REFILL_SECONDS = 30.0
 """A subscription reads the event log after this long without news (changes are heard at
 once: the bus carries them, between processes too)."""
+
+_CLIENT_CHARS = 200
+"""What is kept of the name and the version a client gives (a title holds 1,000)."""
 
 _GONE = (anyio.ClosedResourceError, anyio.BrokenResourceError)
 """What sending to a client that has left raises."""
@@ -58,8 +61,11 @@ class Connection:
         self._tasks.start_soon(self._announce_list_changes)
         if not self._bridge.track_session:
             return
-        name = client.name if client else "unknown client"
-        version = client.version if client else ""
+        await self._guarded(self._create_session_context(client), "record the session")
+
+    async def _create_session_context(self, client: types.Implementation | None) -> None:
+        name = client.name[:_CLIENT_CHARS] if client else "unknown client"
+        version = client.version[:_CLIENT_CHARS] if client else ""
         now = utc_now().isoformat()
         session = SessionContext(
             title=f"MCP session: {name} {version}".strip(),
@@ -67,9 +73,6 @@ class Connection:
             metadata={"mcp": {"client": {"name": name, "version": version}}},
             activity_metrics={"connected_at": now, "last_active_at": now, "calls": 0},
         )
-        await self._guarded(self._create_session_context(session), "record the session")
-
-    async def _create_session_context(self, session: SessionContext) -> None:
         self._session_context = await self._bridge.manager.create_context(
             session, self._bridge.user_id
         )
@@ -110,10 +113,11 @@ class Connection:
 
     @staticmethod
     async def _guarded(work: Awaitable[None], what: str) -> None:
-        """Bookkeeping never fails a client's call: a failure is logged."""
+        """Bookkeeping never fails a client's call: a failure (what the client said of
+        itself not being storable, say) is logged."""
         try:
             await work
-        except LoremasterError as exc:
+        except (LoremasterError, ValidationError) as exc:
             log.warning("could not %s: %s", what, exc)
 
     # -- subscriptions -------------------------------------------------------------------------
