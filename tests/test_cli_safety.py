@@ -52,6 +52,7 @@ WRITE_COMMANDS = {
     "demo",
     "import",
     "lock",
+    "mcp",
     "migrate",
     "resolve",
     "restore",

@@ -1,6 +1,8 @@
 """Real-time sync end to end: several processes writing one context over PostgreSQL and
 Redis while their Redis connections are cut, edit locks whose holder is paused past its
-lease, and the embedded mode (SQLite file, in-process bus) doing the same in one process.
+lease, the embedded mode (SQLite file, in-process bus) doing the same in one process, and
+several processes on one SQLite file without Redis, hearing each other through its commit
+feed.
 
 What a user may rely on, checked here against the tables read behind the library's back:
 every subscriber sees every committed revision exactly once and in order; an update either
@@ -290,7 +292,7 @@ def sqlite_table(url: str, context_id: str) -> tuple[list[Row], tuple[int, Any]]
 @dataclass(frozen=True)
 class Job:
     database_url: str
-    redis_url: str
+    redis_url: str | None
     context_id: str
     worker: int
     since_revision: int | None
@@ -708,3 +710,53 @@ async def test_embedded_subscribers_see_every_revision_once_in_order(sqlite_url:
     assert (read.revision, read.data) == stored
     for n, (follower, s) in enumerate(zip(followers, since, strict=True)):
         check_followed(f"subscriber {n}", follower.events, 1 + (s if s is not None else 1), table)
+
+
+# -- (d) one SQLite file, several processes, no Redis: the commit feed --------------------------
+
+
+@pytest.mark.slow
+async def test_processes_on_one_sqlite_file_hear_each_other_live(sqlite_url: str) -> None:
+    """Every process's subscriber sees every revision once, in order, within seconds of the
+    last commit: the streams would read the event log on their own only after 30 s, so
+    what they see came through the commit feed."""
+    async with ContextManager(database_url=sqlite_url) as cm:
+        context_id = await cm.create_context(new_room(), user_id="dm")
+        created = await cm.get_context(context_id, user_id="dm")
+        follower = await Follower.start(cm, context_id, None)
+        since = (None, 0, None, 1)
+        jobs = [
+            Job(sqlite_url, None, context_id, n, since[n], WRITE_SECONDS) for n in range(PROCESSES)
+        ]
+        start = SPAWN.Event()
+        reports: Queue[Any] = SPAWN.Queue()
+        finals: list[Queue[int]] = [SPAWN.Queue() for _ in jobs]
+        processes = [
+            SPAWN.Process(target=_converge, args=(job, start, final, reports))
+            for job, final in zip(jobs, finals, strict=True)
+        ]
+        with running(processes):
+            for _ in processes:
+                assert (await next_report(reports, 60))[0] == "ready"
+            start.set()
+            for _ in processes:
+                assert (await next_report(reports, WRITE_SECONDS + 60))[0] == "wrote"
+            closing = await cm.update_context(context_id, {"data": {"closed": True}}, user_id="dm")
+            for final in finals:
+                final.put(closing.revision)
+            results: list[Report] = [(await next_report(reports, 60))[1] for _ in processes]
+        await follower.wait_for(closing.revision, seconds=15)
+        await follower.close()
+
+    table, stored = sqlite_table(sqlite_url, context_id)
+    tally = Tally()
+    for report in results:
+        tally.add(report.tally)
+    assert tally.errors == [], "\n".join(tally.errors)
+    assert tally.stale_landed > 0, "no stale update was merged: the run tested too little"
+    check_converged(table, stored, created_document(created), tally)
+    check_followed("test process", follower.events, 2, table)
+    for report in sorted(results, key=lambda r: r.worker):
+        first = 1 + (since[report.worker] if since[report.worker] is not None else 1)
+        check_followed(f"worker {report.worker}", report.events, first, table)
+        assert report.settled_read == stored

@@ -99,6 +99,8 @@ async def seed(url: str) -> dict[str, str]:
         )
         for turn in range(1, 21):
             await cm.append_messages(story, {"role": "user", "content": f"turn {turn}"})
+        with cm.tool_call("mcp:append_messages"):  # an agent's write: its event names the tool
+            await cm.append_messages(story, {"role": "assistant", "content": "The air is cold."})
         crossroads = await cm.create_version(story, "dm", "At the crossroads", ["fork"])
         await cm.create_branch(story, "went-left", crossroads.version_id, "dm")
         await cm.update_context(story, {"data": {"torches": 2}}, "dm", branch="went-left")
@@ -273,6 +275,7 @@ def test_sqlite_to_postgresql_to_sqlite_keeps_everything(
     assert not any(b"lease" in line for line in lines[1:])
     assert "version" in kinds
     assert "event" in kinds
+    assert [r["tool"] for r in records if "tool" in r] == ["mcp:append_messages"]
 
     # Every version rebuilds as it did, with its messages; the event logs are the same.
     source = asyncio.run(everything(sqlite_url, ids))

@@ -204,6 +204,13 @@ class Settings(BaseSettings):
     )
     cache_ttl: int = Field(3600, ge=0, description="seconds a cached context stays fresh")
     sync_timeout: float = Field(30.0, gt=0, description="seconds to wait for the backend")
+    watch_interval: float = Field(
+        0.05,
+        ge=0,
+        le=60,
+        description="SQLite without Redis: seconds between looks for other processes' "
+        "commits while anyone subscribes (0: never look)",
+    )
 
     compression_algorithm: CompressionAlgorithm = Field(
         "auto", description="auto picks per payload: raw when small or incompressible, else zstd"

@@ -24,6 +24,10 @@ branch to one HTTP status and the CLI to a one-line message with exit code 1::
     └── ConfigurationError       --   a setting or constructor argument is invalid
         └── DatabaseNotFound              opened not to create: no such database file
 
+Each class's ``code`` (``not_found``, ``revision_conflict``...) is the stable name the
+server and the MCP bridge report it under, with its ``details`` (JSON: the issues of a
+`ValidationFailed`, the revisions of a `RevisionConflict`...).
+
 Mistakes of the programmer are kept apart, under `RuntimeError`::
 
     UsageError
@@ -37,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "BackendUnavailable",
@@ -69,18 +73,29 @@ __all__ = [
 class LoremasterError(Exception):
     """Base class of every runtime error loremaster raises."""
 
+    code: ClassVar[str] = "bad_request"
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
+    @property
+    def details(self) -> dict[str, Any]:
+        """What a client acts on besides the message, as JSON (``{}`` for most errors)."""
+        return {}
+
 
 class ContextNotFound(LoremasterError):
+    code = "not_found"
+
     def __init__(self, context_id: str) -> None:
         super().__init__(f"context {context_id} not found")
         self.context_id = context_id
 
 
 class VersionNotFound(ContextNotFound):
+    code = "version_not_found"
+
     def __init__(self, context_id: str, version_id: str) -> None:
         LoremasterError.__init__(self, f"version {version_id} of context {context_id} not found")
         self.context_id = context_id
@@ -88,6 +103,8 @@ class VersionNotFound(ContextNotFound):
 
 
 class BranchNotFound(ContextNotFound):
+    code = "branch_not_found"
+
     def __init__(self, context_id: str, branch: str) -> None:
         LoremasterError.__init__(self, f"branch {branch!r} of context {context_id} not found")
         self.context_id = context_id
@@ -96,6 +113,8 @@ class BranchNotFound(ContextNotFound):
 
 class PermissionDenied(LoremasterError):
     """The user lacks the permission; the message never reveals the context's content."""
+
+    code = "permission_denied"
 
     def __init__(self, user_id: str, action: str, context_id: str) -> None:
         super().__init__(f"user {user_id!r} may not {action} context {context_id}")
@@ -107,6 +126,8 @@ class PermissionDenied(LoremasterError):
 class RevisionConflict(LoremasterError):
     """The context is not at the revision the write expected; `paths` are the fields a
     stale update and the changes since both set differently, when settling found some."""
+
+    code = "revision_conflict"
 
     def __init__(
         self, context_id: str, expected: int, actual: int, paths: Sequence[str] = ()
@@ -120,17 +141,33 @@ class RevisionConflict(LoremasterError):
         self.actual_revision = actual
         self.paths: tuple[str, ...] = tuple(paths)
 
+    @property
+    def details(self) -> dict[str, Any]:
+        return {
+            "expected_revision": self.expected_revision,
+            "actual_revision": self.actual_revision,
+            "paths": list(self.paths),
+        }
+
 
 class LockHeld(LoremasterError):
+    code = "lock_held"
+
     def __init__(self, context_id: str, holder: str) -> None:
         super().__init__(f"context {context_id} is locked by {holder!r}")
         self.context_id = context_id
         self.holder = holder
 
+    @property
+    def details(self) -> dict[str, Any]:
+        return {"holder": self.holder}
+
 
 class LockLost(LockHeld):
     """The caller held the lock, but its lease expired (or another took it over since):
     the write is refused even though the caller believed it still held the lock."""
+
+    code = "lock_lost"
 
     def __init__(self, context_id: str, holder: str, token: int) -> None:
         LoremasterError.__init__(
@@ -154,10 +191,18 @@ class Issue:
 class ValidationFailed(LoremasterError):
     """The input is not valid; `issues` says where and why, one entry per problem."""
 
+    code = "validation_failed"
+
     def __init__(self, message: str, issues: Sequence[Issue] = ()) -> None:
         details = "; ".join(f"{i.path or '/'}: {i.message}" for i in issues[:5])
         super().__init__(f"{message}: {details}" if details else message)
         self.issues: tuple[Issue, ...] = tuple(issues)
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return {
+            "issues": [{"path": i.path, "message": i.message, "code": i.code} for i in self.issues]
+        }
 
 
 class IdempotencyInProgress(LoremasterError):
@@ -179,6 +224,8 @@ class IdempotencyMismatch(LoremasterError):
 
 
 class PayloadTooLarge(LoremasterError):
+    code = "payload_too_large"
+
     def __init__(self, size_bytes: int, limit_bytes: int) -> None:
         super().__init__(
             f"the write would make the context {size_bytes:,} bytes, "
@@ -187,27 +234,33 @@ class PayloadTooLarge(LoremasterError):
         self.size_bytes = size_bytes
         self.limit_bytes = limit_bytes
 
+    @property
+    def details(self) -> dict[str, Any]:
+        return {"size_bytes": self.size_bytes, "limit_bytes": self.limit_bytes}
+
 
 class UnsupportedFormat(LoremasterError):
-    pass
+    code = "unsupported_format"
 
 
 class UntrustedPayload(UnsupportedFormat):
-    pass
+    code = "untrusted_payload"
 
 
 class DataCorrupted(LoremasterError):
-    pass
+    code = "data_corrupted"
 
 
 class BackendUnavailable(LoremasterError):
-    pass
+    code = "backend_unavailable"
 
 
 class ReadOnlyDatabase(LoremasterError):
     """The database only reads (a ``?mode=ro`` or ``?immutable=1`` SQLite URL, a file or
     folder this process may not write, a PostgreSQL standby): every write is refused at
     once, without retrying; reads work."""
+
+    code = "read_only_database"
 
 
 class CallNotRecorded(LoremasterError):
@@ -222,7 +275,7 @@ class CallNotRecorded(LoremasterError):
 
 
 class ConfigurationError(LoremasterError):
-    pass
+    code = "configuration_error"
 
 
 class DatabaseNotFound(ConfigurationError):

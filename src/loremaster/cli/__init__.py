@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from . import _calls, _collab, _providers, _serve, _translate, _versions  # noqa: F401  (they register commands)
+from . import _calls, _collab, _mcp, _providers, _serve, _translate, _versions  # noqa: F401  (they register commands)
 from ._app import cli
 from ._render import console, error_console
 from ._session import Interrupted, install_log_handler

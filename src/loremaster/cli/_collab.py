@@ -16,7 +16,8 @@ from ._app import Options, cli, common_options
 __all__ = ["conflicts", "lock", "resolve", "unlock", "watch"]
 
 POLL_SECONDS = 1.0
-"""Without Redis, how often `watch` reads the event log for other processes' changes."""
+"""On PostgreSQL without Redis, how often `watch` reads the event log for other processes'
+changes (with Redis, or on SQLite through its commit feed, they are heard as they land)."""
 
 
 def _say(text: str) -> None:
@@ -38,7 +39,8 @@ def watch(options: Options, context_id: str, since_revision: int | None, count: 
     (or --count events). --json prints one JSON object per line."""
 
     async def work(cm: ContextManager) -> None:
-        poll = POLL_SECONDS if cm.settings.redis_url is None else 30.0
+        heard = cm.settings.redis_url is not None or cm.storage.backend == "sqlite"
+        poll = 30.0 if heard else POLL_SECONDS
         stream = await cm.subscribe(context_id, options.user_id, since_revision, poll_interval=poll)
         async with stream:
             _render.error_console.print(

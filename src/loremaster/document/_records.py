@@ -348,6 +348,7 @@ def event_from_record(record: EventRecord) -> ContextEvent:
         created_at=from_micros(record.created_at),
         branch=record.branch,
         provider=record.provider,
+        tool=record.tool,
     )
 
 

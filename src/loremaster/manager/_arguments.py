@@ -27,6 +27,7 @@ __all__ = [
     "search_text",
     "seconds",
     "text",
+    "tool_name",
     "user",
 ]
 
@@ -52,6 +53,15 @@ def count(value: Any, name: str, *, lowest: int = 0, highest: int = _LARGEST - 1
 def text(value: Any, name: str) -> str:
     """`value` if it is text every backend stores as given (see `check_text`)."""
     return check_text(value, f"/{name}")
+
+
+def tool_name(value: Any) -> str:
+    """A tool call's name: 1-200 characters."""
+    if not isinstance(value, str) or not 0 < len(value) <= 200:
+        raise ValidationFailed(
+            "a tool name is a text of 1-200 characters", [Issue("/tool", describe(value))]
+        )
+    return check_text(value, "/tool")
 
 
 def user(user_id: Any) -> str | None:

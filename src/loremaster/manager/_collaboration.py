@@ -7,7 +7,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 
-from ..document import canonical_id, context_from_record, event_from_record
+from ..bus import ALL, Subscription
+from ..document import canonical_id, context_from_record
 from ..errors import BackendUnavailable
 from ..models import Context, ContextConflict, ContextEvent, ContextLock
 from ..sync import (
@@ -63,11 +64,6 @@ class Collaboration:
             arg.count(since_revision, "since_revision")
         arg.seconds(poll_interval, "poll_interval")
         record = await self._reader.readable(context_id, user_id, include_deleted=True)
-        storage = self._core.storage
-
-        async def load_events(cid: str, after: int, limit: int) -> list[ContextEvent]:
-            rows = await storage.load_events(cid, since_revision=after, limit=limit)
-            return [event_from_record(row) for row in rows]
 
         async def load_snapshot(cid: str) -> ContextEvent:
             context = await self._contexts.get(
@@ -78,10 +74,13 @@ class Collaboration:
         return self._core.live.follow(
             context_id,
             after_revision=record.revision if since_revision is None else since_revision,
-            load_events=load_events,
+            load_events=self._core.load_events,
             load_snapshot=load_snapshot,
             refill_interval=poll_interval,
         )
+
+    async def subscribe_all(self) -> Subscription:
+        return await self._core.bus.subscribe(ALL)
 
     async def lock(
         self,

@@ -182,6 +182,7 @@ class _Event(BaseModel):
     created_at: int
     branch: str
     provider: str | None
+    tool: str | None = None
 
 
 class _End(BaseModel):
@@ -338,6 +339,7 @@ def _records(
             "created_at": event.created_at,
             "branch": event.branch,
             "provider": event.provider,
+            **({} if event.tool is None else {"tool": event.tool}),
         }
 
 
@@ -490,6 +492,7 @@ class DumpReader:
                     line.created_at,
                     line.branch,
                     line.provider,
+                    line.tool,
                 )
             )
 

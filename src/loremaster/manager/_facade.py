@@ -10,8 +10,10 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from contextlib import AbstractContextManager
 from typing import Any, Literal, TypeVar
 
+from ..bus import Subscription
 from ..codec import Codec
 from ..config import Settings, load_settings
 from ..models import (
@@ -46,6 +48,7 @@ from ._providers import Providers
 from ._running import Running
 from ._versions import MergeStrategy, Versions
 from ._wiring import Core
+from ._writer import tool_call
 
 __all__ = ["ContextManager"]
 
@@ -422,6 +425,21 @@ class ContextManager(Running):
         return await self._collaboration.subscribe(
             context_id, user_id, since_revision, poll_interval
         )
+
+    async def subscribe_all(self) -> Subscription:
+        """Every committed change of every context as this process hears it (every
+        process with Redis or on the same SQLite file), a `Gap` wherever some may have
+        been missed (then read what you need again). For trusted code: no user is
+        checked. A bridge tells its clients the list of contexts changed with it. Close
+        it with ``await subscription.close()`` or ``async with``."""
+        return await self._collaboration.subscribe_all()
+
+    def tool_call(self, name: str) -> AbstractContextManager[None]:
+        """Attribute the changes committed inside ``with cm.tool_call(name):`` (by this
+        task) to a tool call: each one's event records `name` as its ``tool``
+        (``"mcp:append_messages"``, say), so the audit log says what an agent did and a
+        rollback or a branch can undo exactly that."""
+        return tool_call(name)
 
     @measured
     async def acquire_context_lock(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ..bus import CommitFeed, EventBus
 from ..codec import Codec
 from ..config import Settings
-from ..document import MessageBodies
+from ..document import MessageBodies, event_from_record
 from ..errors import NotInitialized
-from ..storage import Storage, open_storage
+from ..models import ContextEvent
+from ..storage import SQLiteStorage, Storage, open_storage
 from ..sync import Live, RecordCache, StaleBase
 from ..translation import ContextTranslator, ExportCache
 from ..validation import ContextValidator
@@ -88,6 +90,13 @@ class Core:
             raise NotInitialized()
         return self._storage
 
+    @property
+    def bus(self) -> EventBus:
+        """The event bus, chosen when the manager opens."""
+        if not self._initialized:
+            raise NotInitialized()
+        return self.live.bus
+
     async def open(self, *, migrate: bool, create: bool) -> None:
         if self._initialized:
             return
@@ -103,7 +112,7 @@ class Core:
             await self._storage.close()
             raise
         self._initialized = True
-        await self.live.start()
+        await self.live.start(self._commit_feed(), self.load_events)
         if migrate and not self._storage.read_only:
             self._maintenance = asyncio.create_task(
                 maintenance_loop(
@@ -111,6 +120,18 @@ class Core:
                 ),
                 name="loremaster-maintenance",
             )
+
+    def _commit_feed(self) -> CommitFeed | None:
+        """What other processes commit to the same SQLite file, for a bus without Redis."""
+        interval = self.settings.watch_interval
+        if isinstance(self._storage, SQLiteStorage) and interval > 0:
+            return self._storage.commit_feed(interval)
+        return None
+
+    async def load_events(self, context_id: str, after: int, limit: int) -> list[ContextEvent]:
+        """At most `limit` events of a context after revision `after`, as announced."""
+        rows = await self.storage.load_events(context_id, since_revision=after, limit=limit)
+        return [event_from_record(row) for row in rows]
 
     async def close(self) -> None:
         task, self._maintenance = self._maintenance, None

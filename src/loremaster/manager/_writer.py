@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 
 from ..config import Settings
 from ..document import (
@@ -37,10 +38,28 @@ from ..versioning import (
     VersionRequest,
     branch_view,
 )
-from ._arguments import text, user
+from ._arguments import text, tool_name, user
 from ._opened import OnStorage
 
-__all__ = ["Committed", "Writer"]
+__all__ = ["Committed", "Writer", "tool_call"]
+
+_TOOL: ContextVar[str | None] = ContextVar("loremaster_tool", default=None)
+"""The tool call the writes of this task are part of (`tool_call`)."""
+
+
+def tool_call(name: str) -> contextlib.AbstractContextManager[None]:
+    """The changes committed inside the block, in this task, record `name` as their event's
+    ``tool`` (checked now: `ValidationFailed` unless 1-200 characters)."""
+    return _attributed(tool_name(name))
+
+
+@contextlib.contextmanager
+def _attributed(name: str) -> Iterator[None]:
+    token = _TOOL.set(name)
+    try:
+        yield
+    finally:
+        _TOOL.reset(token)
 
 
 def now() -> int:
@@ -69,7 +88,8 @@ class _Admission:
     """Whether a planned mutation may be committed, and its event's author: whatever
     the route, only the owner or an admin changes a guarded field; and (if `guarded`)
     the edit lock must let the writer (checked after the plan, so that a stranger
-    learns nothing of the lock)."""
+    learns nothing of the lock). The event is stamped with the provider and the tool
+    call that wrote it."""
 
     write: Write
     provider: str | None
@@ -77,6 +97,7 @@ class _Admission:
     tokens: Mapping[str, int | None]
     """The fencing token each context's lease is checked against (None: the writer
     believes it holds no lock there)."""
+    tool: str | None = None
 
     def admit(self, current: ContextRecord, mutation: Mutation | None) -> Mutation | None:
         """The mutation to commit; a write with nothing to change passes the lock too, so
@@ -84,9 +105,9 @@ class _Admission:
         if mutation is not None:
             authorize_commit(current, mutation.record, self.write.user_id, op=mutation.event.op)
         self.fence(current)
-        if mutation is None or self.provider is None:
+        if mutation is None or (self.provider is None and self.tool is None):
             return mutation
-        event = dataclasses.replace(mutation.event, provider=self.provider)
+        event = dataclasses.replace(mutation.event, provider=self.provider, tool=self.tool)
         return dataclasses.replace(mutation, event=event)
 
     def fence(self, current: ContextRecord) -> None:
@@ -129,8 +150,13 @@ class Writer(OnStorage):
     async def create(self, contexts: Sequence[Context], *, user_id: str | None) -> list[str]:
         """Store new contexts in one transaction, each with its first version if versions
         are made automatically."""
-        write = self.write(user_id)
+        write, tool = self.write(user_id), _TOOL.get()
         created = [new_context(context, write, self._bodies) for context in contexts]
+        if tool is not None:
+            created = [
+                dataclasses.replace(new, event=dataclasses.replace(new.event, tool=tool))
+                for new in created
+            ]
         if self._versioning.policy.auto:
             request = VersionRequest(user_id, "created", automatic=True)
             for index, new in enumerate(created):
@@ -242,7 +268,7 @@ class Writer(OnStorage):
         fencing token its caller gave, if any."""
         write = self.write(user_id)
         tokens = {cid: self._token(cid, write.user_id, token) for cid, token in given.items()}
-        return _Admission(write, provider, guarded, tokens)
+        return _Admission(write, provider, guarded, tokens, _TOOL.get())
 
     def _token(self, context_id: str, user_id: str | None, given: int | None) -> int | None:
         """The token a write is checked against: the one its caller gave, else that of the

@@ -142,6 +142,9 @@ class ContextEvent(BaseModel):
     created_at: UtcDatetime
     branch: str = "main"
     provider: str | None = Field(None, description="the AI provider that wrote it, if one did")
+    tool: str | None = Field(
+        None, description="the tool call that made it, if one did (mcp:append_messages)"
+    )
 
 
 class CleanupReport(BaseModel):

@@ -10,6 +10,7 @@ from ._calls import CallTotal
 from ._compact import message_fields, pack_message
 from ._protocol import Storage
 from ._schema import MigrationStatus
+from ._sqlite_feed import FeedEntry, SQLiteFeed
 from ._types import (
     BranchPlan,
     BranchRecord,
@@ -45,6 +46,7 @@ __all__ = [
     "ContextRows",
     "Coordination",
     "EventRecord",
+    "FeedEntry",
     "IdempotencyRecord",
     "Lease",
     "MessageRecord",
@@ -56,6 +58,7 @@ __all__ = [
     "Plan",
     "PostgresStorage",
     "RecordQuery",
+    "SQLiteFeed",
     "SQLiteStorage",
     "SearchRecord",
     "Storage",

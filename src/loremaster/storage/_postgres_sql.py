@@ -124,10 +124,11 @@ CALLS = CallRows(DIALECT)
 # (a version or a branch row, when there is one, follows in the same transaction).
 # Parameters $1-$7 are the event's, $8-$14 the messages' (as arrays), the row's follow;
 # the message segment and the event's branch come last.
-def _event_sql(branch: str, provider: str) -> str:
+def _event_sql(branch: str, provider: str, tool: str) -> str:
     return (
         "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, write_id, "
-        f"branch, provider) SELECT $1, $2, $3, $4, $5, $6, $7, {branch}, {provider} FROM r"
+        f"branch, provider, tool) SELECT $1, $2, $3, $4, $5, $6, $7, {branch}, {provider}, "
+        f"{tool} FROM r"
     )
 
 
@@ -145,14 +146,14 @@ def _messages_sql(segment: str) -> str:
 _CREATE = (
     f"WITH r AS (INSERT INTO contexts ({CONTEXT_COLUMNS}) VALUES ($1, $15, $16, $17, $18, $19, "
     "$20, $21, $22, $23, $24, $2, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35) "
-    "RETURNING 1), " + _messages_sql("'main'") + " " + _event_sql("'main'", "$36")
+    "RETURNING 1), " + _messages_sql("'main'") + " " + _event_sql("'main'", "$36", "$37")
 )
 _APPEND = (
     "WITH r AS (UPDATE contexts SET revision = $2, message_count = $16, turn_count = $17, "
     "messages_bytes = $18, last_modified = $19, versioning = $21, version_number = $22, "
     "coordination = $25 "
     "WHERE context_id = $1 AND context_type = $15 AND revision = $20 RETURNING 1), "
-    f"{_messages_sql('$23')} {_event_sql('$24', '$26')}"
+    f"{_messages_sql('$23')} {_event_sql('$24', '$26', '$27')}"
 )
 _REWRITE = (
     "WITH r AS (UPDATE contexts SET title = $16, description = $17, data = $18, metadata = $19, "
@@ -161,7 +162,7 @@ _REWRITE = (
     "messages_bytes = $28, last_modified = $29, last_accessed = $30, checksum = $31, "
     "versioning = $32, version_number = $33, coordination = $34 "
     "WHERE context_id = $1 AND context_type = $15 AND revision = $35 RETURNING 1), "
-    f"{_messages_sql('$36')} {_event_sql('$37', '$38')}"
+    f"{_messages_sql('$36')} {_event_sql('$37', '$38', '$39')}"
 )
 _SAVE_BRANCH = (
     f"INSERT INTO {SQL.branch_row} ON CONFLICT (context_id, name) DO UPDATE SET document = $3, "
@@ -187,6 +188,7 @@ def _create_params(new: NewContext, write_id: uuid.UUID) -> tuple[Any, ...]:
         *values[2:11],
         *values[12:],
         new.event.provider,
+        new.event.tool,
     )
 
 
@@ -202,6 +204,7 @@ def _rewrite_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) 
         mutation.segment,
         mutation.event.branch,
         mutation.event.provider,
+        mutation.event.tool,
     )
 
 
@@ -221,6 +224,7 @@ def _append_params(mutation: Mutation, old_revision: int, write_id: uuid.UUID) -
         mutation.event.branch,
         dumps(new.coordination.to_json()),
         mutation.event.provider,
+        mutation.event.tool,
     )
 
 
@@ -316,7 +320,7 @@ async def insert_rows(conn: Connection, rows: ContextRows, write_id: uuid.UUID) 
     if rows.events:
         await conn.executemany(
             "INSERT INTO events (context_id, revision, op, changes, user_id, created_at, "
-            "branch, provider, write_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "branch, provider, tool, write_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             [(*ROWS.event_values(event), write_id) for event in rows.events],
         )
     if rows.versions:

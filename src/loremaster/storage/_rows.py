@@ -206,7 +206,15 @@ class Codec:
     def event(self, context_id: str, row: Row) -> StoredEvent:
         """An event as stored: its changes may name messages to join back in."""
         record = EventRecord(
-            context_id, row[0], row[1], [], row[3], self.dialect.micros(row[4]), row[5], row[6]
+            context_id,
+            row[0],
+            row[1],
+            [],
+            row[3],
+            self.dialect.micros(row[4]),
+            row[5],
+            row[6],
+            row[7],
         )
         return read_changes(record, orjson.loads(row[2]))
 
@@ -223,4 +231,5 @@ class Codec:
             self.dialect.time(event.created_at),
             event.branch,
             event.provider,
+            event.tool,
         )

@@ -36,7 +36,7 @@ BRANCH_COLUMNS = (
     "created_by, created_at, last_modified"
 )
 _MESSAGE_COLUMNS = "seq, message_id, role, body, body_blob, search_text, created_at"
-_EVENT_COLUMNS = "revision, op, changes, user_id, created_at, branch, provider"
+_EVENT_COLUMNS = "revision, op, changes, user_id, created_at, branch, provider, tool"
 _TIME_COLUMNS = frozenset({"created_at", "last_modified", "last_accessed"})
 _ORDER_COLUMNS = _TIME_COLUMNS | {"title"}
 _TABLES_OF_A_CONTEXT = ("messages", "events", "versions", "branches")

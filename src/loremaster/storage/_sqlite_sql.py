@@ -227,7 +227,7 @@ _INSERT_MESSAGE = (
 )
 _INSERT_EVENT = (
     "INSERT INTO events (context_row, revision, op, changes, user_id, created_at, branch, "
-    f"provider) VALUES ({DIALECT.owner('?1')}, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    f"provider, tool) VALUES ({DIALECT.owner('?1')}, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 )
 
 

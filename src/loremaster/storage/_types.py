@@ -200,6 +200,8 @@ class EventRecord:
     created_at: int
     branch: str = "main"
     provider: str | None = None
+    tool: str | None = None
+    """The tool call that made it, as its caller named it (``mcp:append_messages``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from ._plans import plan_branch, plan_contexts
 from ._rows import dumps
 from ._schema import MigrationStatus, migration_status, pending_migrations
 from ._sql import VERSION_COLUMNS, query_sql, readable_by
+from ._sqlite_feed import SQLiteFeed, feed_position
 from ._sqlite_sql import (
     CALLS,
     DIALECT,
@@ -319,6 +320,17 @@ class SQLiteStorage:
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await next(self._next_reader).call(lambda conn: _read(conn, fn))
+
+    # -- the commit feed -----------------------------------------------------------------
+
+    async def feed_position(self) -> int | None:
+        """The sequence number of the latest commit in the feed (None: no feed yet)."""
+        return await self._read(feed_position)
+
+    def commit_feed(self, interval: float) -> SQLiteFeed:
+        """Every connection's commits to this file as they land, polled every `interval`
+        seconds (see `SQLiteFeed`)."""
+        return SQLiteFeed(self._readers[0].uri, interval, self.feed_position)
 
     # -- writes --------------------------------------------------------------------------
 

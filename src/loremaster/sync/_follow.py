@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from ..bus import EventBus, Subscription
+from ..bus import EventBus, LoadEvents, Subscription
 from ..errors import DataCorrupted
 from ..models import ContextEvent, utc_now
 
 __all__ = ["SNAPSHOT_OP", "EventStream", "LoadEvents", "LoadSnapshot", "follow", "snapshot_event"]
 
-LoadEvents = Callable[[str, int, int], Awaitable[Sequence[ContextEvent]]]
-"""``(context_id, after_revision, limit)``: at most `limit` events with a revision above
-`after_revision`, in revision order."""
 LoadSnapshot = Callable[[str], Awaitable[ContextEvent]]
 """``(context_id)``: the context as it is now, as a `snapshot_event`."""
 

@@ -3,8 +3,9 @@ followers it hands out, presence, and keeping its row cache coherent with other 
 
 With Redis every process hears every committed change (one pattern subscription), so a
 cached row is dropped as soon as anyone changes it and reads may be served from memory;
-without Redis, other processes cannot be heard and every cached read is checked against
-storage instead (see `RecordCache`).
+without Redis, every cached read is checked against storage instead (see `RecordCache`),
+and subscribers hear other processes on the same SQLite file through its commit feed
+(`WatchedBus`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ import logging
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
 
-from ..bus import ALL, EventBus, Gap, GapReason, MemoryBus, RedisBus, redis_client
+from ..bus import (
+    ALL,
+    CommitFeed,
+    EventBus,
+    Gap,
+    GapReason,
+    MemoryBus,
+    RedisBus,
+    WatchedBus,
+    redis_client,
+)
 from ..config import Settings
 from ..errors import BackendUnavailable
 from ..models import ContextEvent
@@ -59,6 +70,9 @@ class Live:
         """The bus's epoch once the cache had dropped what a lost connection may hide."""
 
     def health(self) -> dict[str, Any]:
+        if isinstance(self.bus, WatchedBus):
+            feed = "following" if self.bus.following else "idle"
+            return {"transport": "in-process", "connected": True, "commit_feed": feed}
         if not isinstance(self.bus, RedisBus):
             return {"transport": "in-process", "connected": True}
         return {
@@ -68,9 +82,14 @@ class Live:
             "cache_trusted": self.cache_trusted,
         }
 
-    async def start(self) -> None:
-        """With Redis: start following every context's changes to keep the cache true."""
-        if isinstance(self.bus, RedisBus) and self._settings.enable_real_time_sync:
+    async def start(self, feed: CommitFeed | None, load_events: LoadEvents) -> None:
+        """With Redis: start following every context's changes to keep the cache true.
+        Without, given the database's commit feed: hear other processes through it."""
+        if not self._settings.enable_real_time_sync:
+            return
+        if isinstance(self.bus, MemoryBus) and feed is not None:
+            self.bus = WatchedBus(feed, load_events)  # nothing subscribes before the start
+        if isinstance(self.bus, RedisBus):
             subscription = await self.bus.subscribe(ALL)
             if self.bus.connected:
                 self._heard_epoch = self.bus.epoch
