@@ -195,18 +195,33 @@ def _copy_as_0008(source: str, target: str) -> None:
         conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
 
 
+async def _on_postgres(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 async def test_a_database_at_0008_migrates_and_reads_back_identically(
     empty_db_url: str, tmp_path: Path
 ) -> None:
     source = f"sqlite:///{tmp_path / 'source.db'}"
     ids = await seed(source)
+    # Which tool call made an event is recorded from 0012 on: an older database has none.
+    with contextlib.closing(sqlite3.connect(source.removeprefix("sqlite:///"))) as conn, conn:
+        conn.execute("UPDATE events SET tool = NULL")
     lines = await export_lines(source)
     await _apply_migrations(empty_db_url, 8)
-    if empty_db_url.startswith("postgres"):  # 0009 changes no column there: rows as today's
+    if empty_db_url.startswith("postgres"):
+        # 0009 changes no column there: rows as today's, imported through a tool column
+        # that 0008 did not have.
+        await _on_postgres(empty_db_url, "ALTER TABLE events ADD COLUMN tool TEXT")
         old = ContextManager(database_url=empty_db_url)
         await old.initialize(migrate=False)
         await old.import_full(iter(lines))
         await old.close()
+        await _on_postgres(empty_db_url, "ALTER TABLE events DROP COLUMN tool")
     else:
         _copy_as_0008(source.removeprefix("sqlite:///"), empty_db_url.removeprefix("sqlite:///"))
 

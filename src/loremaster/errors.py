@@ -210,6 +210,8 @@ class IdempotencyInProgress(LoremasterError):
     A claim whose process died answers so until the key expires, so that a retry never
     writes twice."""
 
+    code = "idempotency_in_progress"
+
     def __init__(self, key: str) -> None:
         super().__init__(f"a request with idempotency key {key!r} is still in progress")
         self.key = key
@@ -217,6 +219,8 @@ class IdempotencyInProgress(LoremasterError):
 
 class IdempotencyMismatch(LoremasterError):
     """The idempotency key was first used for a request with another fingerprint."""
+
+    code = "idempotency_mismatch"
 
     def __init__(self, key: str) -> None:
         super().__init__(f"idempotency key {key!r} was used for a different request")
@@ -268,6 +272,8 @@ class CallNotRecorded(LoremasterError):
     only for clients recorded with ``on_record_error="raise"``; by default the failure is
     logged and counted). `response` is the provider's answer, or None for a stream,
     whose items the caller has had; the cause is the recording's own error."""
+
+    code = "call_not_recorded"
 
     def __init__(self, message: str, response: Any = None) -> None:
         super().__init__(message)
