@@ -1,0 +1,110 @@
+// The inspector's start: the routes, the connection indicator, the keyboard.
+
+import { whoAmI } from "./api.js";
+import { forgetToken, token } from "./auth.js";
+import { fill, h, typing } from "./dom.js";
+import { keyboardHelp, listKeys } from "./keys.js";
+import { live } from "./live.js";
+import * as contextPage from "./pages/context.js";
+import * as contexts from "./pages/contexts.js";
+import * as stats from "./pages/stats.js";
+import { current, go, route } from "./router.js";
+
+route("/", contexts);
+route("/contexts", contexts);
+route("/stats", stats);
+route("/contexts/:id", contextPage);
+route("/contexts/:id/versions/:version", contextPage);
+route("/contexts/:id/:tab", contextPage);
+
+const main = document.getElementById("main");
+let shown = null; // {page, cleanup}
+let generation = 0;
+
+async function render() {
+  const next = current();
+  const mine = (generation += 1);
+  next.isCurrent = () => mine === generation;
+  for (const link of document.querySelectorAll(".nav a")) {
+    const section = next.path.startsWith("/stats") ? "stats" : "contexts";
+    link.toggleAttribute("aria-current", link.dataset.section === section);
+  }
+  if (!next.page) {
+    shown?.cleanup?.();
+    shown = null;
+    fill(main, h("section", { class: "page" }, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the contexts"))));
+    return;
+  }
+  if (shown && shown.page !== next.page) {
+    shown.cleanup?.();
+    shown = null;
+  }
+  const cleanup = await next.page.show(main, next, shown?.page === next.page);
+  shown = { page: next.page, cleanup };
+}
+
+function showConnection() {
+  const indicator = document.getElementById("connection");
+  const notice = document.getElementById("notice");
+  const labels = { idle: "idle", connecting: "connecting…", open: "live", lost: "connection lost" };
+  live.addEventListener("state", ({ detail }) => {
+    indicator.dataset.state = detail.state;
+    indicator.querySelector(".label").textContent = labels[detail.state];
+    const lost = detail.state === "lost";
+    notice.hidden = !lost;
+    if (lost) {
+      fill(notice, h("strong", {}, "Connection lost"), ` — ${detail.detail} Changes made meanwhile will appear when it is back.`);
+    }
+  });
+}
+
+async function showWho() {
+  const who = document.getElementById("who");
+  let me;
+  try {
+    me = await whoAmI();
+  } catch {
+    return;
+  }
+  const signOut = token()
+    ? h("button", { type: "button", class: "ghost", onClick: () => { forgetToken(); location.reload(); } }, "Sign out")
+    : null;
+  const mode = me.local_mode ? "local mode" : "signed in";
+  fill(who, h("span", { class: "muted", title: mode }, `${me.name} · ${mode} `), signOut);
+}
+
+function keyboard() {
+  let prefix = null;
+  document.addEventListener("keydown", (event) => {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || typing(event)) return;
+    if (document.querySelector("dialog[open]")) return;
+    if (prefix === "g") {
+      prefix = null;
+      if (event.key === "c") go("/");
+      if (event.key === "s") go("/stats");
+      return;
+    }
+    if (event.key === "g") {
+      prefix = "g";
+      setTimeout(() => (prefix = null), 1200);
+    } else if (event.key === "?") {
+      keyboardHelp();
+    } else if (event.key === "/") {
+      const search = main.querySelector("[data-search]");
+      if (search) {
+        event.preventDefault();
+        search.focus();
+      }
+    } else {
+      listKeys(event, main);
+    }
+  });
+  document.getElementById("help").addEventListener("click", keyboardHelp);
+}
+
+showConnection();
+showWho();
+keyboard();
+window.addEventListener("hashchange", render);
+window.addEventListener("loremaster:signed-in", showWho);
+render();
