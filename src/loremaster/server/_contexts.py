@@ -21,11 +21,12 @@ from ._http import (
 )
 from ._openapi import OBJECT_BODY, PATCH_BODY
 from ._problems import ApiError
+from ._rest import ERRORS
 from ._service import CallerDep, ManagerDep
 
 __all__ = ["context_response", "router"]
 
-router = APIRouter(prefix="/v1", tags=["contexts"])
+router = APIRouter(prefix="/v1", tags=["contexts"], responses=ERRORS)
 
 STALE_HEADER = "X-Loremaster-Stale"
 """Set on an answer served from this process's cache while the database is unreachable."""

@@ -88,7 +88,8 @@ _USAGE_MESSAGES = 1000
 def _add_call(totals: dict[str, dict[str, float]], call: Any) -> None:
     if not isinstance(call, dict) or not isinstance(call.get("provider"), str):
         return
-    usage = call.get("usage") if isinstance(call.get("usage"), dict) else {}
+    given = call.get("usage")
+    usage: dict[str, Any] = given if isinstance(given, dict) else {}
     total = totals.setdefault(
         call["provider"],
         {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "latency_ms": 0.0},
