@@ -4,15 +4,28 @@
 import { h } from "./dom.js";
 
 const TOKEN_KEY = "loremaster.token";
+const USER_KEY = "loremaster.user";
 let asking = null;
 
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
+/** In local mode, the user this tab acts as (null: the trusted local caller). */
+export function actingAs() {
+  return sessionStorage.getItem(USER_KEY);
+}
+
+export function actAs(name) {
+  if (name) sessionStorage.setItem(USER_KEY, name);
+  else sessionStorage.removeItem(USER_KEY);
+}
+
 export function authHeaders() {
   const saved = token();
-  return saved ? { Authorization: `Bearer ${saved}` } : {};
+  if (saved) return { Authorization: `Bearer ${saved}` };
+  const user = actingAs();
+  return user ? { "X-Loremaster-User": user } : {};
 }
 
 export function forgetToken() {

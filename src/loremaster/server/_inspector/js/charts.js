@@ -37,7 +37,7 @@ export function windowBar({ total, context_window: window, max_output: reserve =
 
 /** Horizontal bars: rows of [label, value, text] scaled to the largest value. */
 export function bars(rows, { unit = (v) => format.int(v), label = "chart" } = {}) {
-  const largest = Math.max(1, ...rows.map(([, value]) => value ?? 0));
+  const largest = Math.max(0, ...rows.map(([, value]) => value ?? 0)) || 1;
   return h(
     "div",
     { class: "bars", role: "list", "aria-label": label },

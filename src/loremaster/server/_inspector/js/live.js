@@ -2,7 +2,7 @@
 // it, each from the last revision seen, so a lost connection resumes where it stopped
 // and no revision is missed or shown twice. Updates and presence go out on it too.
 
-import { token } from "./auth.js";
+import { actingAs, token } from "./auth.js";
 
 const RETRY_MS = [250, 500, 1000, 2000, 4000];
 const PING_MS = 20000;
@@ -27,8 +27,8 @@ class Live extends EventTarget {
   connect() {
     if (this.socket) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const saved = token();
-    const query = saved ? `?access_token=${encodeURIComponent(saved)}` : "";
+    const user = actingAs();
+    const query = user && !token() ? `?user=${encodeURIComponent(user)}` : "";
     this.setState(this.attempt ? "lost" : "connecting", this.attempt ? "reconnecting…" : "");
     const socket = new WebSocket(`${scheme}://${location.host}/v1/ws${query}`);
     this.socket = socket;
@@ -39,6 +39,8 @@ class Live extends EventTarget {
 
   opened() {
     this.attempt = 0;
+    const saved = token();
+    if (saved) this.send({ type: "auth", access_token: saved }); // a browser cannot set headers here
     this.setState("open");
     for (const [contextId, followed] of this.followed) this.subscribe(contextId, followed.revision);
     clearInterval(this.pinger);
@@ -97,6 +99,9 @@ class Live extends EventTarget {
       case "presence":
         this.dispatchEvent(new CustomEvent("presence", { detail: message }));
         break;
+      case "unsubscribed":
+        this.ended(message);
+        break;
       default:
         break;
     }
@@ -107,6 +112,18 @@ class Live extends EventTarget {
     if (!followed || event.revision <= followed.revision) return; // seen already
     followed.revision = event.revision;
     for (const handler of followed.handlers) handler(event);
+  }
+
+  /** The server ended a subscription: storage unavailable or an error is retried. */
+  ended({ context_id: contextId, reason }) {
+    const followed = this.followed.get(contextId);
+    if (!followed) return;
+    if (reason === "forbidden") {
+      this.followed.delete(contextId);
+      this.dispatchEvent(new CustomEvent("problem", { detail: { code: "forbidden", message: "you may no longer read this context" } }));
+      return;
+    }
+    setTimeout(() => this.followed.get(contextId) === followed && this.subscribe(contextId, followed.revision), 2000);
   }
 
   settle(requestId, how) {

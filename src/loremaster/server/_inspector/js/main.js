@@ -1,8 +1,9 @@
 // The inspector's start: the routes, the connection indicator, the keyboard.
 
 import { whoAmI } from "./api.js";
-import { forgetToken, token } from "./auth.js";
-import { fill, h, typing } from "./dom.js";
+import { actAs, actingAs, forgetToken } from "./auth.js";
+import { confirmDialog } from "./dialog.js";
+import { fill, format, h, typing } from "./dom.js";
 import { keyboardHelp, listKeys } from "./keys.js";
 import { live } from "./live.js";
 import * as contextPage from "./pages/context.js";
@@ -58,6 +59,20 @@ function showConnection() {
   });
 }
 
+async function chooseUser() {
+  const input = h("input", { name: "user", value: actingAs() ?? "", placeholder: "(the trusted local caller)", "aria-label": "User name", maxlength: 200 });
+  const body = h(
+    "div",
+    {},
+    h("p", {}, "In local mode this tab may act as a named user (the X-Loremaster-User header): it sees what that user may see, and holds locks, seats and presence under that name. Leave it empty to be the trusted local caller."),
+    h("label", { class: "field" }, h("span", {}, "Act as"), input),
+  );
+  const values = await confirmDialog({ title: "Act as a user", body, confirm: "Switch", id: "act-as" });
+  if (!values) return;
+  actAs(values.get("user").trim());
+  location.reload();
+}
+
 async function showWho() {
   const who = document.getElementById("who");
   let me;
@@ -66,11 +81,12 @@ async function showWho() {
   } catch {
     return;
   }
-  const signOut = token()
-    ? h("button", { type: "button", class: "ghost", onClick: () => { forgetToken(); location.reload(); } }, "Sign out")
-    : null;
-  const mode = me.local_mode ? "local mode" : "signed in";
-  fill(who, h("span", { class: "muted", title: mode }, `${me.name} · ${mode} `), signOut);
+  if (me.local_mode) {
+    fill(who, h("button", { type: "button", class: "ghost", title: "Local mode: act as another user", onClick: chooseUser }, `${me.name} · local mode`));
+    return;
+  }
+  const signOut = h("button", { type: "button", class: "ghost", onClick: () => { forgetToken(); location.reload(); } }, "Sign out");
+  fill(who, h("span", { class: "muted" }, `${me.name} `), signOut);
 }
 
 function keyboard() {
@@ -102,8 +118,16 @@ function keyboard() {
   document.getElementById("help").addEventListener("click", keyboardHelp);
 }
 
+/** Keep every "3m ago" true without redrawing anything else. */
+function tickTimes() {
+  setInterval(() => {
+    for (const time of document.querySelectorAll("time.ago")) time.textContent = format.ago(time.dateTime);
+  }, 15000);
+}
+
 showConnection();
 showWho();
+tickTimes();
 keyboard();
 window.addEventListener("hashchange", render);
 window.addEventListener("loremaster:signed-in", showWho);

@@ -33,7 +33,7 @@ const renderers = {
     h(
       "div",
       { class: "document" },
-      h("span", { class: "doc-icon", "aria-hidden": "true" }, "📄"),
+      h("span", { class: "doc-icon", "aria-hidden": "true" }, (part.media_type ?? "doc").split("/").pop().slice(0, 4).toUpperCase()),
       h(
         "a",
         { href: mediaSource(part), target: "_blank", rel: "noopener", download: part.url ? null : part.title ?? "document" },
@@ -111,7 +111,7 @@ export function messageCard(message, tokens) {
       h("span", { class: "muted seq" }, message.seq ? `#${message.seq}` : ""),
       h("span", { class: "spacer" }),
       h("span", { class: "tokens", title: "tokens for the chosen model" }, tokens === undefined ? "" : `${format.int(tokens)} tok`),
-      h("time", { datetime: message.created_at, title: format.time(message.created_at), class: "muted" }, format.ago(message.created_at)),
+      h("time", { datetime: message.created_at, title: format.time(message.created_at), class: "muted ago" }, format.ago(message.created_at)),
     ),
     message.parts.map(renderPart),
     call ? callStrip(call) : null,

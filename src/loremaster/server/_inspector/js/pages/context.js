@@ -93,15 +93,24 @@ async function open(main, id, route) {
   const element = h("section", { class: "page context", dataset: { context: id } }, head, tabs, body);
   fill(main, element);
   const current = { id, element, head, tabs, body, context, cleanup: null };
-  current.stop = live.follow(id, context.revision, async (event) => {
-    if (event.op === "messages" || event.branch && event.branch !== "main") return;
+  let pending = null;
+  const refresh = async () => {
     try {
       current.context = await get(contextPath(id), { include_messages: false });
       fill(head, headerOf(current.context));
     } catch {
       // the context went away: the tab says so
     }
+  };
+  const stop = live.follow(id, context.revision, (event) => {
+    if ((event.branch ?? "main") !== "main") return;
+    clearTimeout(pending); // a burst of changes redraws the header once
+    pending = setTimeout(refresh, 150);
   });
+  current.stop = () => {
+    clearTimeout(pending);
+    stop();
+  };
   return current;
 }
 

@@ -55,7 +55,7 @@ function filters(query) {
   return form;
 }
 
-function row(context, snippet) {
+function row(context, hit = null) {
   const counts =
     context.context_type === "conversation"
       ? `${format.int(context.message_count)} messages`
@@ -64,12 +64,17 @@ function row(context, snippet) {
         : "";
   return h(
     "a",
-    { class: "row", href: contextHref(context.context_id), "data-row": true, dataset: { id: context.context_id } },
+    {
+      class: "row",
+      href: hit?.message_seq ? contextHref(context.context_id, "/conversation", { seq: hit.message_seq, branch: hit.branch }) : contextHref(context.context_id),
+      "data-row": true,
+      dataset: { id: context.context_id },
+    },
     h(
       "span",
       { class: "title" },
       h("strong", {}, context.title),
-      h("small", { class: "muted snippet" }, snippet ?? context.description ?? ""),
+      h("small", { class: "muted snippet" }, hit?.snippet ?? context.description ?? ""),
     ),
     h("span", { class: "kind" }, badge(context.context_type)),
     h("span", { class: "state" }, badge(context.state)),
@@ -233,7 +238,7 @@ export async function show(main, route) {
     if (query.q) {
       const found = await searchHits(query);
       if (!route.isCurrent()) return () => live_.stop();
-      fill(list, found.map(([context, hit]) => row(context, hit.snippet)));
+      fill(list, found.map(([context, hit]) => row(context, hit)));
       found.forEach(([context]) => live_.follow(context));
       status.textContent = found.length ? `${found.length} found` : "Nothing found.";
     } else {

@@ -157,7 +157,7 @@ class History {
         h("span", { class: "number" }, `#${version.number}`),
         h("span", { class: "lane-dot", "data-lane": (lanes.get(version.branch) ?? 0) % 6 }),
         h("span", { class: "branch" }, version.branch),
-        h("span", { class: "message" }, version.message || (version.automatic ? "(automatic)" : "")),
+        h("span", { class: "what" }, version.message || (version.automatic ? "(automatic)" : "")),
         version.tags.map((tag) => badge(tag, "tag")),
         version.merged_version_id ? badge("merge") : null,
       ),

@@ -89,7 +89,7 @@ class Room {
     );
     await Promise.all([this.load(), this.loadLock(), this.loadConflicts(), this.loadPresence()]);
     this.stop = live.follow(this.id, this.revision, (event) => this.changed(event));
-    const onPresence = ({ detail }) => detail.context_id === this.id && this.showPresence(detail.present ?? detail.entries);
+    const onPresence = ({ detail }) => detail.context_id === this.id && this.showPresence(detail.members);
     live.addEventListener("presence", onPresence);
     this.stopPresence = () => live.removeEventListener("presence", onPresence);
     this.heartbeat();
@@ -179,6 +179,7 @@ class Room {
 
   renderPeople() {
     const seated = this.room.active_participants ?? [];
+    this.showLock();
     this.joinButton.textContent = this.seated ? `Leave the table (${this.me})` : `Join the table as ${this.me}`;
     this.showPresence(this.present ?? []);
     if (!seated.length && !(this.present ?? []).length) fill(this.people, h("li", { class: "muted" }, "Nobody has joined yet."));
@@ -214,7 +215,9 @@ class Room {
     }
   }
 
+  /** Tell the others this tab is here (presence is for those at the table). */
   heartbeat() {
+    if (!this.seated) return;
     const typing = this.editing();
     if (live.state === "open") live.presence(this.id, "room", typing);
     else request(contextPath(this.id, "/presence/me"), { method: "PUT", body: { viewing: "room", typing } }).catch(() => {});
@@ -228,6 +231,7 @@ class Room {
         await post(contextPath(this.id, "/participants"));
       }
       await this.load();
+      this.heartbeat();
     } catch (error) {
       toast(error.message, "error");
     }
@@ -247,15 +251,17 @@ class Room {
     const lock = this.lock;
     const left = lock ? Math.max(0, Math.round((new Date(lock.expires_at) - Date.now()) / 1000)) : 0;
     if (lock && !left) this.lock = null;
-    const take = h("button", { type: "button", onClick: () => this.takeLock() }, lock ? "Extend" : `Take it for ${LOCK_SECONDS}s`);
-    const release = lock ? h("button", { type: "button", onClick: () => this.releaseLock() }, "Release") : null;
-    fill(
-      this.lockBox,
-      this.lock
-        ? h("p", {}, "Held by ", h("strong", { class: "holder" }, lock.holder), h("span", { class: "time-left" }, ` · ${left}s left`), h("span", { class: "muted" }, ` · token ${lock.token}`))
-        : h("p", { class: "muted" }, "Nobody holds the lock: anyone may write."),
-      h("div", { class: "toolbar" }, take, release),
-    );
+    const held = this.lock
+      ? h("p", {}, "Held by ", h("strong", { class: "holder" }, lock.holder), h("span", { class: "time-left" }, ` · ${left}s left`), h("span", { class: "muted" }, ` · token ${lock.token}`))
+      : h("p", { class: "muted" }, "Nobody holds the lock: anyone may write.");
+    if (!this.seated) {
+      fill(this.lockBox, held, h("p", { class: "muted hint" }, "Join the table to take the lock."));
+      return;
+    }
+    const mine = this.lock?.holder === this.me;
+    const take = h("button", { type: "button", onClick: () => this.takeLock() }, mine ? "Extend" : `Take it for ${LOCK_SECONDS}s`);
+    const release = mine ? h("button", { type: "button", onClick: () => this.releaseLock() }, "Release") : null;
+    fill(this.lockBox, held, h("div", { class: "toolbar" }, take, release));
   }
 
   async takeLock() {

@@ -131,7 +131,12 @@ export async function show(main) {
       fill(panels.cache, cachePanel(stats));
       fill(
         panels.latency,
-        h("h2", {}, "Latency by operation ", h("small", { class: "muted" }, `p50 ● p95 ● p99 ● · ${stats.backend} · last 2,048 calls each`)),
+        h(
+          "h2",
+          {},
+          "Latency by operation ",
+          h("small", { class: "legend" }, h("span", { class: "p50" }, "● p50"), h("span", { class: "p95" }, "● p95"), h("span", { class: "p99" }, "● p99"), h("span", { class: "muted" }, `${stats.backend} · the last 2,048 calls of each`)),
+        ),
         percentiles(operations),
         operations.length ? h("details", { open: figuresOpen }, h("summary", {}, "All figures"), operationsTable(operations)) : null,
       );
