@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
+from types import FrameType
 
 import uvicorn
 
@@ -24,6 +26,10 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def serve(
@@ -49,6 +55,9 @@ def serve(
         os.environ["CONTEXT_DATABASE_URL"] = database_url
     if redis_url is not None:
         os.environ["CONTEXT_REDIS_URL"] = redis_url
+    # uvicorn raises SIGTERM again once it has shut down gracefully: a stop asked for is
+    # a clean exit (0), not a death by the signal.
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         APP_FACTORY,
         factory=True,

@@ -36,6 +36,9 @@ class ServerSettings(BaseSettings):
     rate_limit: float = Field(100.0, ge=0, description="requests per second per user (0: off)")
     rate_burst: int = Field(200, ge=1, description="requests a user may make at once")
     ws_queue: int = Field(1024, ge=1, description="messages queued per socket before closing")
+    sse_keepalive: float = Field(
+        15.0, gt=0, le=3600, description="seconds of quiet before an event stream's keep-alive"
+    )
     demo: bool = Field(False, description="seed the demo campaign into an empty database")
 
     @field_validator("api_keys")
