@@ -15,6 +15,7 @@ from playwright.sync_api import (
     Error,
     Page,
     ViewportSize,
+    expect,
     sync_playwright,
 )
 
@@ -47,17 +48,23 @@ class Tab:
         if not any(pattern.search(text) for pattern in self.allowed):
             self.errors.append(text)
 
-    def screenshot(self, name: str) -> None:
-        """The viewport as docs/screenshots/<name>.png."""
+    def screenshot(self, name: str, *, full_page: bool = False) -> None:
+        """The viewport (or the whole page) as docs/screenshots/<name>.png."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=SCREENSHOTS / f"{name}.png", animations="disabled")
+        path = SCREENSHOTS / f"{name}.png"
+        self.page.screenshot(path=path, animations="disabled", full_page=full_page)
 
 
 OpenTab = Callable[..., Tab]
 
 
+EXPECT_SECONDS = 10
+"""How long an expectation waits (a reconnect after a restart takes a few seconds)."""
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    expect.set_options(timeout=EXPECT_SECONDS * 1000)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield launched
@@ -78,7 +85,7 @@ def open_tab(browser: Browser) -> Iterator[OpenTab]:
         allow: tuple[str, ...] = (),
     ) -> Tab:
         context = browser.new_context(viewport=viewport)
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(EXPECT_SECONDS * 1000)
         if user is not None:
             context.add_init_script(
                 f"sessionStorage.setItem('loremaster.user', {json.dumps(user)})"

@@ -167,7 +167,8 @@ def test_a_conversation_from_the_api_is_listed_and_every_part_kind_rendered(
     expect(call).to_contain_text("1,234")
     expect(call).to_contain_text("813 ms")
     expect(call).to_contain_text("$0.00490")
-    tab.screenshot("conversation")
+    expect(page.locator(".window-legend")).to_contain_text("for claude-sonnet-4-5")  # the call's
+    tab.screenshot("conversation", full_page=True)
 
 
 def test_the_list_filters_searches_and_moves_a_changed_context_to_the_top(
@@ -327,6 +328,15 @@ def test_rollback_from_the_timeline_changes_the_conversation_view(
     expect(page.locator(".diff-side[data-side=to] .messages.added article")).to_have_count(1)
     tab.screenshot("diff")
 
+    page.goto(f"{base}/history")
+    page.locator(".branches li[data-branch=flee]").get_by_role("button", name="Merge…").click()
+    dialog = page.locator("dialog#merge")
+    expect(dialog).to_contain_text("1 message(s) come in.")
+    dialog.get_by_role("button", name="Merge", exact=True).click()
+    expect(page.locator(".timeline .dot.merge")).to_have_count(1)
+    page.get_by_role("tab", name="Conversation").click()
+    expect(page.locator("article.message").last).to_contain_text("We run.")
+
 
 def test_the_as_sent_view_shows_three_payloads(
     api: httpx.Client,
@@ -390,7 +400,7 @@ def test_health_and_stats(
     expect(page.locator("svg.percentiles .op").first).to_be_visible()
     expect(page.locator(".ring")).to_contain_text("hit rate")
     expect(page.locator("#usage .bar-row", has_text="anthropic").first).to_be_visible()
-    tab.screenshot("stats")
+    tab.screenshot("stats", full_page=True)
 
 
 def test_readable_on_a_phone(
@@ -402,15 +412,16 @@ def test_readable_on_a_phone(
         api, context_type="conversation", title="On a phone", messages=every_part_kind()
     )
     room_id = room(api)
-    for url, name in (
-        (f"{local_server.url}/", None),
-        (f"{local_server.url}/#/contexts/{context_id}", "conversation-phone"),
-        (f"{local_server.url}/#/contexts/{context_id}/sent", None),
-        (f"{local_server.url}/#/contexts/{context_id}/history", None),
-        (f"{local_server.url}/#/contexts/{room_id}/room", "room-phone"),
-        (f"{local_server.url}/#/stats", None),
+    for url, name, user in (
+        (f"{local_server.url}/", None, None),
+        (f"{local_server.url}/#/contexts/{context_id}", "conversation-phone", None),
+        (f"{local_server.url}/#/contexts/{context_id}/sent", None, None),
+        (f"{local_server.url}/#/contexts/{context_id}/history", None, None),
+        (f"{local_server.url}/#/contexts/{context_id}/fields", None, None),
+        (f"{local_server.url}/#/contexts/{room_id}/room", "room-phone", "dm"),
+        (f"{local_server.url}/#/stats", None, None),
     ):
-        tab = open_tab(url, viewport=PHONE, user="dm")
+        tab = open_tab(url, viewport=PHONE, user=user)
         expect(tab.page.locator(".page")).to_be_visible()
         expect(tab.page.locator(".loading")).to_have_count(0)
         overflow = tab.page.evaluate("document.documentElement.scrollWidth - innerWidth")

@@ -81,6 +81,30 @@ export function jsonView(value, { marks = new Map(), open = 2 } = {}) {
   return h("div", { class: "json" }, node(null, value, [], 0));
 }
 
+/**
+ * Where two documents differ, as marks for `jsonView`: [marks of the first, marks of the
+ * second] (a key only one has is removed or added; a value that differs, changed).
+ */
+export function differences(first, second) {
+  const left = new Map();
+  const right = new Map();
+  const walk = (a, b, parts) => {
+    const pointer = pointerOf(parts);
+    if (isContainer(a) && isContainer(b) && Array.isArray(a) === Array.isArray(b)) {
+      for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+        if (!(key in b)) left.set(pointerOf([...parts, key]), { kind: "removed", title: "only here" });
+        else if (!(key in a)) right.set(pointerOf([...parts, key]), { kind: "added", title: "only here" });
+        else walk(a[key], b[key], [...parts, key]);
+      }
+    } else if (JSON.stringify(a) !== JSON.stringify(b)) {
+      left.set(pointer, { kind: "changed", title: "differs" });
+      right.set(pointer, { kind: "changed", title: "differs" });
+    }
+  };
+  walk(first, second, []);
+  return [left, right];
+}
+
 /** Read what the user typed: JSON when it is JSON (42, true, null, "x", {...}), else text. */
 export function parseTyped(text) {
   try {

@@ -4,8 +4,10 @@
 
 import { actingAs, token } from "./auth.js";
 
-const RETRY_MS = [250, 500, 1000, 2000, 4000];
+const RETRY_MS = [250, 500, 1000, 2000, 3000];
 const PING_MS = 20000;
+const SUBSCRIBE = "subscribe:"; // the request id of a subscription: this prefix and the context id
+const FINAL_REFUSALS = new Set(["not_found", "permission_denied", "already_subscribed", "validation_failed"]);
 
 class Live extends EventTarget {
   constructor() {
@@ -60,7 +62,7 @@ class Live extends EventTarget {
     }
     const delay = RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
     this.attempt += 1;
-    this.setState("lost", event.code === 1001 ? "the server is restarting" : "reconnecting…");
+    this.setState("lost", event.code === 1001 ? "the server is restarting; reconnecting…" : "reconnecting…");
     setTimeout(() => this.connect(), delay);
   }
 
@@ -73,7 +75,15 @@ class Live extends EventTarget {
   }
 
   subscribe(contextId, revision) {
-    this.send({ type: "subscribe", context_id: contextId, since_revision: revision });
+    const requestId = `${SUBSCRIBE}${contextId}`;
+    this.send({ type: "subscribe", request_id: requestId, context_id: contextId, since_revision: revision });
+  }
+
+  /** A subscription refused: for a passing reason (a server still starting), try again. */
+  subscribeFailed(contextId, code) {
+    const followed = this.followed.get(contextId);
+    if (!followed || FINAL_REFUSALS.has(code)) return;
+    setTimeout(() => this.followed.get(contextId) === followed && this.subscribe(contextId, followed.revision), 1000);
   }
 
   received(message) {
@@ -88,7 +98,9 @@ class Live extends EventTarget {
         this.settle(message.request_id, (waiting) => waiting.resolve(message));
         break;
       case "error":
-        if (message.request_id) {
+        if (String(message.request_id).startsWith(SUBSCRIBE)) {
+          this.subscribeFailed(message.request_id.slice(SUBSCRIBE.length), message.code);
+        } else if (message.request_id) {
           this.settle(message.request_id, (waiting) =>
             waiting.reject(Object.assign(new Error(message.message), { code: message.code, details: message })),
           );

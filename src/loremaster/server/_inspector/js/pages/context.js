@@ -133,11 +133,14 @@ export async function show(main, route, again) {
   const active = tabName(route, current.context.context_type);
   const tab = tabsOf(current.context.context_type).find(([name]) => name === active) ?? tabsOf(current.context.context_type)[0];
   fill(current.tabs, tabBar(current.context, tab[0]));
-  fill(current.body, loading());
+  // A fresh panel per view: whatever a view left running writes into a detached one.
+  const body = h("div", { class: "tab-body", role: "tabpanel" }, loading());
+  current.body.replaceWith(body);
+  current.body = body;
   try {
-    current.cleanup = await tab[2].show(current.body, { id, context: current.context, route });
+    current.cleanup = await tab[2].show(body, { id, context: current.context, route });
   } catch (error) {
-    fill(current.body, failure(error));
+    fill(body, failure(error));
     current.cleanup = null;
   }
   return () => {

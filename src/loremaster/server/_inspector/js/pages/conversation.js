@@ -81,7 +81,8 @@ class Conversation {
 
   async start() {
     const query = this.route.query;
-    this.model = query.model || (await defaultModel(this.context.primary_provider));
+    await this.fetch();
+    this.model = query.model || (await this.modelOfCalls()) || (await defaultModel(this.context.primary_provider));
     const toolbar = h(
       "div",
       { class: "toolbar" },
@@ -94,22 +95,36 @@ class Conversation {
       h("button", { type: "button", onClick: () => this.migrate() }, "Migrate…"),
     );
     fill(this.body, toolbar, this.window, this.summary, this.earlier, this.list);
-    await this.load();
+    await this.show();
     this.stop = live.follow(this.id, this.revision, (event) => this.changed(event));
     const seq = Number(query.seq);
     if (seq) this.list.querySelector(`#m-${seq}`)?.scrollIntoView({ block: "center" });
   }
 
-  async load() {
+  /** The model of the latest recorded call, when the registry knows it. */
+  async modelOfCalls() {
+    const called = this.messages.findLast((m) => m.metadata?.call?.model)?.metadata.call.model;
+    return called && (await providerOf(called)) ? called : null;
+  }
+
+  async fetch() {
     const context = await get(contextPath(this.id), { include_messages: false, branch: this.branch });
     const page = await get(contextPath(this.id, "/messages"), { limit: PAGE, branch: this.branch });
     this.revision = context.revision;
     this.messages = page.items;
     this.more = page.next_before_seq;
+  }
+
+  async show() {
     fill(this.list, this.messages.map((m) => messageCard(m)));
     if (!this.messages.length) this.list.append(h("p", { class: "muted" }, "No messages yet."));
     this.showEarlier();
     await this.count();
+  }
+
+  async load() {
+    await this.fetch();
+    await this.show();
   }
 
   showEarlier() {
@@ -149,7 +164,7 @@ class Conversation {
     if (event.revision <= this.revision || (event.branch ?? "main") !== this.branch) return;
     this.revision = event.revision;
     const touchesMessages = event.changes.some((change) => String(change.path).startsWith("/messages"));
-    if (event.op === "append") {
+    if (event.op === "append_messages") {
       const last = this.messages.at(-1)?.seq ?? 0;
       const page = await get(contextPath(this.id, "/messages"), { limit: PAGE, branch: this.branch });
       const added = page.items.filter((m) => (m.seq ?? 0) > last);

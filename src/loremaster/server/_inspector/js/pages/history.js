@@ -6,7 +6,7 @@ import { ApiError, contextPath, get, post } from "../api.js";
 import { confirmDialog, toast } from "../dialog.js";
 import { ago, badge, fill, format, h, loading } from "../dom.js";
 import { lanesOf, ROW, timeline } from "../graph.js";
-import { jsonView } from "../json.js";
+import { differences, jsonView } from "../json.js";
 import { live } from "../live.js";
 import { messageCard } from "../parts.js";
 import { contextHref, go } from "../router.js";
@@ -294,25 +294,6 @@ async function versionView(body, ctx) {
   );
 }
 
-function marksOf(patch) {
-  const left = new Map();
-  const right = new Map();
-  for (const op of patch) {
-    if (String(op.path).startsWith("/messages")) continue;
-    if (op.op === "remove") left.set(op.path, { kind: "removed", title: "removed" });
-    if (op.op === "replace") {
-      left.set(op.path, { kind: "changed", title: "changed" });
-      right.set(op.path, { kind: "changed", title: "changed" });
-    }
-    if (op.op === "add" || op.op === "copy") right.set(op.path, { kind: "added", title: "added" });
-    if (op.op === "move") {
-      left.set(op.from, { kind: "removed", title: `moved to ${op.path}` });
-      right.set(op.path, { kind: "added", title: `moved from ${op.from}` });
-    }
-  }
-  return [left, right];
-}
-
 const refLabel = (ref, versions) => {
   if (ref.startsWith("branch:")) return `${ref.slice(7)} (head)`;
   const version = versions.find((v) => v.version_id === ref);
@@ -330,7 +311,7 @@ async function diffView(body, ctx) {
     get(contextPath(id, `/versions/${encodeURIComponent(to)}`)),
     get(contextPath(id, "/versions"), { limit: PAGE }),
   ]);
-  const [leftMarks, rightMarks] = marksOf(diff.patch);
+  const [leftMarks, rightMarks] = differences(fieldsOf(left), fieldsOf(right));
   const removed = (left.messages ?? []).slice(left.messages?.length - diff.messages_removed);
   const side = (label, context, marks, messages, kind) =>
     h(
@@ -375,10 +356,14 @@ export async function show(body, ctx) {
   await view.load();
   view.render();
   let timer = null;
-  return live.follow(ctx.id, view.revision, (event) => {
+  const stop = live.follow(ctx.id, view.revision, (event) => {
     if (event.revision <= view.revision) return;
     view.revision = event.revision;
-    clearTimeout(timer);
+    clearTimeout(timer); // a burst of changes redraws the timeline once
     timer = setTimeout(() => view.refresh().catch((error) => toast(error.message, "error")), 300);
   });
+  return () => {
+    clearTimeout(timer);
+    stop();
+  };
 }
