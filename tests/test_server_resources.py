@@ -500,6 +500,8 @@ def test_validate_reports_and_stores_nothing(gm: httpx.Client) -> None:
         json={"title": "Room", "active_participants": ["a", "a"]},
     ).json()
     assert "collaborative.duplicate_participant" in {i["code"] for i in typed["issues"]}
+    not_an_object = gm.post("/v1/validate", json=[1]).json()
+    assert not_an_object["is_valid"] is False
     assert gm.get("/v1/contexts", params={"limit": 1000}).json()["items"] == before
 
     assert (

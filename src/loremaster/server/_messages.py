@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from ..models import ContextEvent, Message, ProviderType
+from ..models import ContextEvent, Message, MessageRole, ProviderType
 from ._contexts import STALE_HEADER, Branch
 from ._http import etag, json_response
 from ._rest import ERRORS, RequestBody, created, documented, read
@@ -22,6 +22,17 @@ router = APIRouter(prefix="/v1/contexts/{context_id}", tags=["messages"], respon
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
+_SHORTHAND = {
+    "type": "object",
+    "properties": {
+        "role": {"enum": [role.value for role in MessageRole]},
+        "content": {"type": "string"},
+    },
+    "required": ["role", "content"],
+    "additionalProperties": False,
+}
+
+
 class NewMessages(RequestBody):
     """Messages to append."""
 
@@ -29,6 +40,7 @@ class NewMessages(RequestBody):
         min_length=1,
         description='each the shorthand {"role": "user", "content": "..."}, a neutral '
         "message, or a message in a provider's own shape (OpenAI, Anthropic, Gemini)",
+        json_schema_extra={"items": {"anyOf": [_SHORTHAND, {"type": "object"}]}},
     )
 
 

@@ -47,9 +47,24 @@ def _optional(model: type[RequestBody]) -> bool:
     return not any(field.is_required() for field in model.model_fields.values())
 
 
+def _inlined(schema: Any, definitions: Mapping[str, Any]) -> Any:
+    """`schema` with each ``$ref`` to its own ``$defs`` replaced by the definition (an
+    OpenAPI document would read those references from its root)."""
+    if isinstance(schema, list):
+        return [_inlined(item, definitions) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    reference = schema.get("$ref", "")
+    if reference.startswith("#/$defs/"):
+        rest = {key: value for key, value in schema.items() if key != "$ref"}
+        return _inlined({**definitions[reference.removeprefix("#/$defs/")], **rest}, definitions)
+    return {key: _inlined(value, definitions) for key, value in schema.items()}
+
+
 def documented(model: type[RequestBody]) -> dict[str, Any]:
     """``openapi_extra`` declaring `model` as the route's JSON body."""
-    extra = body({"application/json": model.model_json_schema()})
+    schema = model.model_json_schema()
+    extra = body({"application/json": _inlined(schema, schema.pop("$defs", {}))})
     extra["requestBody"]["required"] = not _optional(model)
     return extra
 

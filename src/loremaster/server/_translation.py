@@ -3,7 +3,7 @@ to its format for good."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
@@ -20,6 +20,20 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/contexts/{context_id}", tags=["translation"], responses=ERRORS)
 
 
+class MigrationOptions(RequestBody):
+    """How to migrate (docs/library.md)."""
+
+    model: str | None = Field(None, min_length=1, max_length=200, description="the target model")
+    preserve_history: bool = True
+    fit: bool = Field(True, description="drop the oldest messages that do not fit the window")
+    reserve_output: int | None = Field(
+        None, ge=0, le=10_000_000, description="tokens of the window kept for the answer"
+    )
+    on_loss: Literal["convert", "refuse"] = Field(
+        "convert", description="refuse: migrate nothing if anything would be lost"
+    )
+
+
 class Migration(RequestBody):
     """The formats to migrate between, and how."""
 
@@ -29,11 +43,7 @@ class Migration(RequestBody):
     from_provider: ProviderType | None = Field(
         None, description="the format it is in now (default: detected)"
     )
-    options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="model, preserve_history, fit, reserve_output, on_loss "
-        '("convert" or "refuse"): see docs/library.md',
-    )
+    options: MigrationOptions = Field(default_factory=MigrationOptions)
     branch: str = Field("main", min_length=1, max_length=200)
 
 
@@ -76,7 +86,7 @@ async def migrate(
         context_id,
         given.from_provider,
         given.to_provider,
-        given.options,
+        given.options.model_dump(exclude_unset=True),
         caller.user_id,
         branch=given.branch,
     )

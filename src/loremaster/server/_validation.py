@@ -11,7 +11,7 @@ from starlette.responses import Response
 from ..models import ContextType, ProviderType
 from ..validation import ValidationResult, export_schemas, schema_for
 from ._http import json_body, json_response
-from ._openapi import OBJECT_BODY
+from ._openapi import body
 from ._problems import ApiError
 from ._rest import ERRORS
 from ._service import CallerDep, ManagerDep
@@ -23,7 +23,17 @@ router = APIRouter(prefix="/v1", tags=["validation"], responses=ERRORS)
 _TYPES = [kind.value for kind in ContextType]
 
 
-@router.post("/validate", response_model=ValidationResult, openapi_extra=OBJECT_BODY)
+_ANY_JSON = body(
+    {
+        "application/json": {
+            "description": "a context as JSON; a value that is not an object is reported "
+            "as not valid"
+        }
+    }
+)
+
+
+@router.post("/validate", response_model=ValidationResult, openapi_extra=_ANY_JSON)
 async def validate(
     request: Request,
     manager: ManagerDep,
