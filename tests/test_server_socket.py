@@ -199,25 +199,44 @@ async def test_updates_are_acknowledged_or_refused_with_the_http_error_codes(
     assert (context["revision"], context["data"]) == (3, {"hp": 9, "xp": 5})
 
 
-async def test_a_write_against_someone_else_s_lock_is_refused(
+async def test_writes_under_a_lock_carry_its_token(
     keyed_server: ServerProcess,  # noqa: F811
 ) -> None:
     async with httpx.AsyncClient(base_url=keyed_server.url, timeout=30) as http:
         context_id = await create(http, as_user("dm"), collaborators=["bob"])
-        database = keyed_server.env["CONTEXT_DATABASE_URL"]
-        async with ContextManager(database) as cm:
-            await cm.acquire_context_lock(context_id, "dm", timeout=60)
-        async with open_socket(keyed_server.url, as_user("bob")) as ws:
-            held = await ws.request(
-                type="update", request_id=1, context_id=context_id, changes={"title": "mine"}
-            )
-            assert (held["type"], held["code"]) == ("error", "lock_held")
-            assert held["details"] == {"holder": "dm"}
-        async with open_socket(keyed_server.url, as_user("dm")) as ws:
-            ack = await ws.request(
-                type="update", request_id=2, context_id=context_id, changes={"title": "the dm's"}
-            )
-            assert ack["type"] == "ack"
+    # The lock is taken by another process (this one), as behind a load balancer.
+    async with ContextManager(keyed_server.env["CONTEXT_DATABASE_URL"]) as cm:
+        first = await cm.acquire_context_lock(context_id, "dm", timeout=60)
+        await cm.release_context_lock(context_id, "dm")
+        lock = await cm.acquire_context_lock(context_id, "dm", timeout=60)
+    assert lock.token > first.token
+    async with open_socket(keyed_server.url, as_user("bob")) as bob:
+        held = await bob.request(
+            type="update", request_id=1, context_id=context_id, changes={"title": "mine"}
+        )
+        assert (held["type"], held["code"], held["details"]) == (
+            "error",
+            "lock_held",
+            {"holder": "dm"},
+        )
+    async with open_socket(keyed_server.url, as_user("dm")) as dm:
+        stale = await dm.request(
+            type="update",
+            request_id=2,
+            context_id=context_id,
+            changes={"title": "from a paused process"},
+            lock_token=first.token,
+        )
+        assert (stale["type"], stale["code"]) == ("error", "lock_lost")
+        ack = await dm.request(
+            type="update",
+            request_id=3,
+            context_id=context_id,
+            changes={"title": "the dm's"},
+            lock_token=lock.token,
+        )
+        assert ack["type"] == "ack"
+        assert ack["revision"] == lock.token + 1
 
 
 # -- presence ----------------------------------------------------------------------------

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from .._storable import check_json, check_text, describe
-from ..document import validation_failed
+from .._storable import check_json, check_text, describe, pointer
+from ..document import canonical_id, validation_failed
 from ..errors import Issue, ValidationFailed
 from ..models import UpdateOrigin
 from ..storage import search_words
@@ -20,6 +20,8 @@ __all__ = [
     "branch_name",
     "count",
     "listed",
+    "lock_token",
+    "lock_tokens",
     "member",
     "origin",
     "search_text",
@@ -64,6 +66,46 @@ def member(user_id: Any) -> str:
             "a user id is a non-empty text", [Issue("/user_id", describe(user_id))]
         )
     return check_text(user_id, "/user_id")
+
+
+def lock_token(value: Any, user_id: str | None) -> int | None:
+    """A fencing token (None: none given), given with the user who holds the lock."""
+    if value is None:
+        return None
+    token = count(value, "lock_token")
+    _holder_named(user_id, "lock_token")
+    return token
+
+
+def lock_tokens(value: Any, user_id: str | None, context_ids: Collection[str]) -> dict[str, int]:
+    """Fencing tokens by context (None: none given), each context one of `context_ids`."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationFailed(
+            "lock_tokens maps context ids to tokens", [Issue("/lock_tokens", describe(value))]
+        )
+    tokens: dict[str, int] = {}
+    for given_id, token in value.items():
+        context_id = canonical_id(given_id)
+        if context_id not in context_ids:
+            raise ValidationFailed(
+                "lock_tokens names a context the batch does not write",
+                [Issue(pointer("/lock_tokens", context_id), "not in the batch")],
+            )
+        tokens[context_id] = count(token, f"lock_tokens/{context_id}")
+    if tokens:
+        _holder_named(user_id, "lock_tokens")
+    return tokens
+
+
+def _holder_named(user_id: str | None, name: str) -> None:
+    """A token is the lock holder's: refused without a user."""
+    if user_id is None:
+        raise ValidationFailed(
+            f"{name} is given with the user_id of the lock's holder",
+            [Issue(f"/{name}", "given without a user_id")],
+        )
 
 
 def listed(value: Any, name: str) -> tuple[str, ...]:

@@ -84,20 +84,33 @@ class Collaboration:
         )
 
     async def lock(
-        self, context_id: str, user_id: str, timeout: float | None, *, renew_only: bool
+        self,
+        context_id: str,
+        user_id: str,
+        timeout: float | None,
+        *,
+        renew_only: bool,
+        lock_token: int | None = None,
     ) -> ContextLock:
+        """Take or extend the lock (given a token, only the live lease with that token)."""
         context_id = canonical_id(context_id)
-        arg.member(user_id)
+        token = arg.lock_token(lock_token, arg.member(user_id))
         given = self._core.settings.lock_timeout if timeout is None else timeout
         change = Lock(arg.seconds(given, "timeout"), renew_only)
-        done = await self._writer.commit(context_id, change, user_id=user_id, guarded=False)
+        done = await self._writer.commit(
+            context_id, change, user_id=user_id, guarded=token is not None, lock_token=token
+        )
         lock = lock_model(done.record)
         self._writer.leases[(context_id, user_id)] = lock.token
         return lock
 
-    async def release(self, context_id: str, user_id: str) -> None:
+    async def release(self, context_id: str, user_id: str, lock_token: int | None) -> None:
+        """Give the lock up (given a token, only the live lease with that token)."""
         context_id = canonical_id(context_id)
-        await self._writer.commit(context_id, Release(), user_id=arg.member(user_id), guarded=False)
+        token = arg.lock_token(lock_token, arg.member(user_id))
+        await self._writer.commit(
+            context_id, Release(), user_id=user_id, guarded=token is not None, lock_token=token
+        )
         self._writer.leases.pop((context_id, user_id), None)
 
     async def current_lock(self, context_id: str, user_id: str | None) -> ContextLock | None:
@@ -149,12 +162,19 @@ class Collaboration:
         return [conflict_model(record, entry) for entry in record.coordination.conflicts]
 
     async def resolve(
-        self, conflict_id: str, resolution: Mapping[str, str], user_id: str | None
+        self,
+        conflict_id: str,
+        resolution: Mapping[str, str],
+        user_id: str | None,
+        lock_token: int | None,
     ) -> Context:
         context_id = canonical_id(arg.text(conflict_id, "conflict_id").rsplit(".", 1)[0])
+        token = arg.lock_token(lock_token, arg.user(user_id))
         record = await self._reader.readable(context_id, user_id)
         entry = next((e for e in record.coordination.conflicts if e["id"] == conflict_id), {})
         change = Resolve(conflict_id, resolution)
         branch = entry.get("branch", "main")
-        done = await self._writer.commit(context_id, change, user_id=user_id, branch=branch)
+        done = await self._writer.commit(
+            context_id, change, user_id=user_id, branch=branch, lock_token=token
+        )
         return context_from_record(done.record)

@@ -62,13 +62,14 @@ Check = Callable[[ContextRecord, Context], None]
 @dataclasses.dataclass(frozen=True, slots=True)
 class _How:
     """How an update is committed: by whom, from where, settled how, on which branch,
-    announced or not."""
+    announced or not, under which lock token."""
 
     user_id: str | None
     origin: UpdateOrigin
     strategy: ConflictStrategy | None
     branch: str
     sync: bool
+    lock_token: int | None
     settle: bool = True
 
 
@@ -139,6 +140,7 @@ class Contexts:
         branch: str,
         strategy: ConflictStrategy | str | None,
         origin: UpdateOrigin | Mapping[str, Any] | None,
+        lock_token: int | None,
         settle: bool = True,
     ) -> Context:
         context_id = canonical_id(context_id)
@@ -146,7 +148,8 @@ class Contexts:
         writer = arg.origin(origin, arg.user(user_id))
         if expected_revision is not None:
             arg.count(expected_revision, "expected_revision")
-        how = _How(user_id, writer, parse_strategy(strategy), branch, sync, settle)
+        token = arg.lock_token(lock_token, user_id)
+        how = _How(user_id, writer, parse_strategy(strategy), branch, sync, token, settle)
         looked_up: frozenset[str] = frozenset()
         for _ in range(_LOOKUP_ATTEMPTS):
             try:
@@ -182,6 +185,7 @@ class Contexts:
             branch=how.branch,
             provider=how.origin.provider,
             sync=how.sync,
+            lock_token=how.lock_token,
         )
         return done.record
 
@@ -238,19 +242,28 @@ class Contexts:
                 revision = moved.revision
         raise RevisionConflict(context_id, expected_revision, revision)
 
-    async def delete(self, context_id: str, user_id: str | None, hard: bool) -> None:
+    async def delete(
+        self, context_id: str, user_id: str | None, hard: bool, lock_token: int | None
+    ) -> None:
         context_id = canonical_id(context_id)
+        token = arg.lock_token(lock_token, arg.user(user_id))
         if not hard:
-            await self._writer.commit(context_id, Delete(), user_id=user_id)
+            await self._writer.commit(context_id, Delete(), user_id=user_id, lock_token=token)
             return
 
         def check(record: ContextRecord) -> None:
             authorize(record, user_id, Permission.ADMIN)
 
-        await self._writer.remove(context_id, check)
+        await self._writer.remove(
+            context_id, check, user_id=user_id, lock_token=token, guarded=True
+        )
 
-    async def restore(self, context_id: str, user_id: str | None) -> Context:
-        done = await self._writer.commit(canonical_id(context_id), Restore(), user_id=user_id)
+    async def restore(
+        self, context_id: str, user_id: str | None, lock_token: int | None
+    ) -> Context:
+        context_id = canonical_id(context_id)
+        token = arg.lock_token(lock_token, arg.user(user_id))
+        done = await self._writer.commit(context_id, Restore(), user_id=user_id, lock_token=token)
         return context_from_record(done.record)
 
     async def query(
@@ -306,14 +319,34 @@ class Contexts:
 
     # -- messages and events -------------------------------------------------------------
 
+    async def append_one(
+        self,
+        context_id: str,
+        messages: Sequence[MessageInput] | MessageInput,
+        user_id: str | None,
+        source: ProviderType | str | None,
+        *,
+        branch: str,
+        lock_token: int | None,
+    ) -> int:
+        """Append to one conversation, on `branch`; its new revision."""
+        provider = message_source(source)
+        token = arg.lock_token(lock_token, arg.user(user_id))
+        context_id = canonical_id(context_id)
+        change = self._append_change(context_id, messages, provider)
+        done = await self._writer.commit(
+            context_id, change, user_id=user_id, branch=branch, lock_token=token
+        )
+        return done.record.revision
+
     async def append(
         self,
         batches: Mapping[str, Sequence[MessageInput] | MessageInput],
         user_id: str | None,
         source: ProviderType | str | None,
-        *,
-        branch: str = "main",
+        lock_tokens: Mapping[str, int] | None,
     ) -> dict[str, int]:
+        """Append to many conversations on main, in one transaction; their new revisions."""
         if not isinstance(batches, Mapping):
             raise ValidationFailed(
                 "batches maps context ids to messages", [Issue("/batches", describe(batches))]
@@ -326,11 +359,8 @@ class Contexts:
             if context_id in changes:
                 raise ValidationFailed(f"context {context_id} is named twice in one batch")
             changes[context_id] = self._append_change(context_id, messages, provider)
-        if branch != "main":
-            [(context_id, change)] = changes.items()
-            done = await self._writer.commit(context_id, change, user_id=user_id, branch=branch)
-            return {context_id: done.record.revision}
-        records = await self._writer.commit_many(changes, user_id=user_id)
+        tokens = arg.lock_tokens(lock_tokens, user_id, changes)
+        records = await self._writer.commit_many(changes, user_id=user_id, lock_tokens=tokens)
         return {context_id: record.revision for context_id, record in records.items()}
 
     def _append_change(

@@ -132,6 +132,7 @@ class ContextManager(Running):
         strategy: ConflictStrategy | str | None = None,
         origin: UpdateOrigin | Mapping[str, Any] | None = None,
         settle: bool = True,
+        lock_token: int | None = None,
     ) -> Context:
         """Apply `changes` and return the context as committed (without its messages): a
         dict is an RFC 7396 merge patch over the fields, a list RFC 6902 JSON Patch.
@@ -141,7 +142,9 @@ class ContextManager(Running):
         with ``settle=False`` it raises `RevisionConflict` and writes nothing instead.
         `origin` says who wrote it (a user, or ``{"provider": "anthropic"}``). With
         ``sync=False`` subscribers are not told at once; with `branch`, that branch
-        changes."""
+        changes. With `lock_token` (a `ContextLock.token`), the write lands only while
+        `user_id` holds the live lock with that token, whichever process took it
+        (`LockLost` otherwise)."""
         return await self._contexts.update(
             context_id,
             changes,
@@ -152,20 +155,30 @@ class ContextManager(Running):
             strategy=strategy,
             origin=origin,
             settle=settle,
+            lock_token=lock_token,
         )
 
     @measured
     async def delete_context(
-        self, context_id: str, user_id: str | None = None, hard_delete: bool = False
+        self,
+        context_id: str,
+        user_id: str | None = None,
+        hard_delete: bool = False,
+        *,
+        lock_token: int | None = None,
     ) -> None:
         """Soft delete (state ``deleted``, restorable, history kept) or, with
-        ``hard_delete=True``, remove the context, its messages and its events for good."""
-        await self._contexts.delete(context_id, user_id, hard_delete)
+        ``hard_delete=True``, remove the context, its messages and its events for good.
+        `lock_token` as for `update_context`."""
+        await self._contexts.delete(context_id, user_id, hard_delete, lock_token)
 
     @measured
-    async def restore_context(self, context_id: str, user_id: str | None = None) -> Context:
-        """Bring a soft-deleted context back (state ``active``)."""
-        return await self._contexts.restore(context_id, user_id)
+    async def restore_context(
+        self, context_id: str, user_id: str | None = None, *, lock_token: int | None = None
+    ) -> Context:
+        """Bring a soft-deleted context back (state ``active``). `lock_token` as for
+        `update_context`."""
+        return await self._contexts.restore(context_id, user_id, lock_token)
 
     @measured
     async def query_contexts(
@@ -196,6 +209,7 @@ class ContextManager(Running):
         *,
         branch: str = "main",
         source: ProviderType | str | None = None,
+        lock_token: int | None = None,
     ) -> int:
         """Append messages to a conversation in one change; returns the new revision.
 
@@ -203,10 +217,11 @@ class ContextManager(Running):
         own and the context row is not rewritten. With `branch`, they go to that branch.
         A message may be in a provider's own shape (OpenAI, Anthropic, Gemini): detected,
         or the one `source` names; one may become several neutral messages.
+        `lock_token` as for `update_context`.
         """
-        batch = {context_id: messages}
-        revisions = await self._contexts.append(batch, user_id, source, branch=branch)
-        return next(iter(revisions.values()))
+        return await self._contexts.append_one(
+            context_id, messages, user_id, source, branch=branch, lock_token=lock_token
+        )
 
     @measured
     async def append_messages_batch(
@@ -215,10 +230,12 @@ class ContextManager(Running):
         user_id: str | None = None,
         *,
         source: ProviderType | str | None = None,
+        lock_tokens: Mapping[str, int] | None = None,
     ) -> dict[str, int]:
         """Append to many conversations in one transaction (all or none); returns each
-        conversation's new revision. `source` as for `append_messages`."""
-        return await self._contexts.append(batches, user_id, source)
+        conversation's new revision. `source` as for `append_messages`; `lock_tokens`
+        gives the lock token of each conversation named (see `update_context`)."""
+        return await self._contexts.append(batches, user_id, source, lock_tokens)
 
     @measured
     async def get_messages(
@@ -261,11 +278,14 @@ class ContextManager(Running):
         tags: Sequence[str] = (),
         *,
         branch: str = "main",
+        lock_token: int | None = None,
     ) -> ContextVersion:
         """Record the context as it is now (fields and messages) as a version: a
         checkpoint to list, diff, branch from or roll back to. Tagged versions are never
-        removed by cleanup."""
-        return await self._versions.create(context_id, user_id, message, tags, branch)
+        removed by cleanup. `lock_token` as for `update_context`."""
+        return await self._versions.create(
+            context_id, user_id, message, tags, branch, lock_token=lock_token
+        )
 
     @measured
     async def get_version_history(
@@ -314,12 +334,14 @@ class ContextManager(Running):
         user_id: str | None = None,
         *,
         branch: str = "main",
+        lock_token: int | None = None,
     ) -> Context:
         """Bring `branch` back to a version's fields and messages, as a new revision and a
         new version; nothing is deleted. Messages after the version leave the branch's
         view and stay reachable through the versions that hold them. Owner,
-        collaborators, permissions and state are not rolled back. Returns the context."""
-        return await self._versions.rollback(context_id, version_id, user_id, branch)
+        collaborators, permissions and state are not rolled back. Returns the context.
+        `lock_token` as for `update_context`."""
+        return await self._versions.rollback(context_id, version_id, user_id, branch, lock_token)
 
     @measured
     async def create_branch(
@@ -328,12 +350,16 @@ class ContextManager(Running):
         name: str,
         from_version_id: str | None = None,
         user_id: str | None = None,
+        *,
+        lock_token: int | None = None,
     ) -> Branch:
         """A new branch starting at a version (default: main as it is now). Costs the same
         whatever the context's size: nothing is copied. Read and write it with the
         ``branch=`` argument of `get_context`, `update_context`, `append_messages`,
-        `get_messages` and `get_version_history`."""
-        return await self._versions.create_branch(context_id, name, from_version_id, user_id)
+        `get_messages` and `get_version_history`. `lock_token` as for `update_context`."""
+        return await self._versions.create_branch(
+            context_id, name, from_version_id, user_id, lock_token
+        )
 
     @measured
     async def list_branches(self, context_id: str, user_id: str | None = None) -> list[Branch]:
@@ -348,13 +374,19 @@ class ContextManager(Running):
         target: str = "main",
         user_id: str | None = None,
         strategy: MergeStrategy = "fail",
+        *,
+        lock_token: int | None = None,
     ) -> MergeResult:
         """Merge branch `source` into `target`: a three-way merge of the fields against
         the version they share (different paths both land, equal changes are no conflict)
         and the source's new messages appended after the target's. A path both changed
         differently is a conflict: with ``strategy="fail"`` nothing is written and the
-        result lists the conflicts; ``"source"`` or ``"target"`` says which side wins."""
-        return await self._versions.merge(context_id, source, target, user_id, strategy)
+        result lists the conflicts; ``"source"`` or ``"target"`` says which side wins.
+        `lock_token` as for `update_context` (the version of the source a merge may make
+        first included)."""
+        return await self._versions.merge(
+            context_id, source, target, user_id, strategy, lock_token=lock_token
+        )
 
     async def subscribe(
         self,
@@ -390,15 +422,26 @@ class ContextManager(Running):
 
     @measured
     async def renew_context_lock(
-        self, context_id: str, user_id: str, timeout: float | None = None
+        self,
+        context_id: str,
+        user_id: str,
+        timeout: float | None = None,
+        *,
+        lock_token: int | None = None,
     ) -> ContextLock:
-        """Extend a lock the user still holds (`LockLost` if it has expired)."""
-        return await self._collaboration.lock(context_id, user_id, timeout, renew_only=True)
+        """Extend a lock the user still holds (`LockLost` if it has expired); with
+        `lock_token`, only the live lease with that token."""
+        return await self._collaboration.lock(
+            context_id, user_id, timeout, renew_only=True, lock_token=lock_token
+        )
 
     @measured
-    async def release_context_lock(self, context_id: str, user_id: str) -> None:
-        """Give the lock up (nothing happens if the user does not hold it)."""
-        await self._collaboration.release(context_id, user_id)
+    async def release_context_lock(
+        self, context_id: str, user_id: str, *, lock_token: int | None = None
+    ) -> None:
+        """Give the lock up (nothing happens if the user does not hold it); with
+        `lock_token`, only the lease with that token, live (`LockLost` otherwise)."""
+        await self._collaboration.release(context_id, user_id, lock_token)
 
     @measured
     async def get_context_lock(
@@ -454,11 +497,14 @@ class ContextManager(Running):
         conflict_id: str,
         resolution: Mapping[str, str],
         user_id: str | None = None,
+        *,
+        lock_token: int | None = None,
     ) -> Context:
         """Settle a recorded conflict: `resolution` maps each of its paths to the side it
         takes, ``"current"`` (what was committed), ``"incoming"`` (the conflicting update)
-        or ``"base"``. A user_choice conflict is settled by the user it was offered to."""
-        return await self._collaboration.resolve(conflict_id, resolution, user_id)
+        or ``"base"``. A user_choice conflict is settled by the user it was offered to.
+        `lock_token` as for `update_context`."""
+        return await self._collaboration.resolve(conflict_id, resolution, user_id, lock_token)
 
     @measured
     async def migrate_context(
@@ -470,15 +516,23 @@ class ContextManager(Running):
         user_id: str | None = None,
         *,
         branch: str = "main",
+        lock_token: int | None = None,
     ) -> MigrationResult:
         """Convert a conversation to another provider's format, in one change: its
         messages become what the target accepts, ``primary_provider`` the target, and
         ``metadata["migration"]`` the report; a version is made before and after, and a
         context is never half-migrated. Options: ``model``, ``preserve_history``,
         ``fit``, ``reserve_output``, ``on_loss`` (``"convert"`` or ``"refuse"``); see
-        docs/library.md. With `branch`, that branch's conversation."""
+        docs/library.md. With `branch`, that branch's conversation. `lock_token` as for
+        `update_context` (both versions' commits are checked)."""
         return await self._providers.migrate(
-            context_id, from_provider, to_provider, options, user_id=user_id, branch=branch
+            context_id,
+            from_provider,
+            to_provider,
+            options,
+            user_id=user_id,
+            branch=branch,
+            lock_token=lock_token,
         )
 
     @measured

@@ -17,6 +17,7 @@ from ..translation import (
     translate_conversation,
 )
 from ..versioning import CreateVersion, Rewrite, VersionRequest
+from . import _arguments as arg
 from ._contexts import Contexts
 from ._wiring import Core
 
@@ -37,6 +38,7 @@ class Providers:
         *,
         user_id: str | None,
         branch: str,
+        lock_token: int | None,
     ) -> MigrationResult:
         if not self._core.settings.enable_translation:
             raise ConfigurationError(
@@ -44,6 +46,7 @@ class Providers:
             )
         context_id = canonical_id(context_id)
         plan = parse_migration(from_provider, to_provider, options)
+        token = arg.lock_token(lock_token, arg.user(user_id))
         context = await self._contexts.get(
             context_id, user_id, messages=True, deleted=False, branch=branch
         )
@@ -58,7 +61,9 @@ class Providers:
             versioning,
             expected_revision=context.revision,  # what was translated is still current
         )
-        before = await writer.commit(context_id, checkpoint, user_id=user_id, branch=branch)
+        before = await writer.commit(
+            context_id, checkpoint, user_id=user_id, branch=branch, lock_token=token
+        )
         rows = None
         if outcome.messages is not None:
             bodies = self._core.bodies
@@ -76,7 +81,9 @@ class Providers:
             branch=branch,
             versioning=versioning,
         )
-        after = await writer.commit(context_id, rewrite, user_id=user_id, branch=branch)
+        after = await writer.commit(
+            context_id, rewrite, user_id=user_id, branch=branch, lock_token=token
+        )
         return outcome.result.model_copy(
             update={
                 "revision": after.record.revision,

@@ -54,20 +54,30 @@ class Versions:
         self._history = core.history
 
     async def create(
-        self, context_id: str, user_id: str | None, message: str, tags: Sequence[str], branch: str
+        self,
+        context_id: str,
+        user_id: str | None,
+        message: str,
+        tags: Sequence[str],
+        branch: str,
+        *,
+        lock_token: int | None,
     ) -> ContextVersion:
         request = VersionRequest(
             arg.user(user_id), arg.text(message, "message"), arg.listed(tags, "tags")
         )
-        return await self._checkpoint(canonical_id(context_id), request, branch)
+        token = arg.lock_token(lock_token, user_id)
+        return await self._checkpoint(canonical_id(context_id), request, branch, token)
 
     async def _checkpoint(
-        self, context_id: str, request: VersionRequest, branch: str
+        self, context_id: str, request: VersionRequest, branch: str, lock_token: int | None
     ) -> ContextVersion:
         """Commit a version of `branch` and describe it (from the commit itself: a
         cleanup may remove it as soon as it is committed)."""
         change = CreateVersion(request, branch, self._core.versioning)
-        done = await self._writer.commit(context_id, change, user_id=request.author, branch=branch)
+        done = await self._writer.commit(
+            context_id, change, user_id=request.author, branch=branch, lock_token=lock_token
+        )
         return version_model(done.version)
 
     async def history(
@@ -134,29 +144,45 @@ class Versions:
         )
 
     async def rollback(
-        self, context_id: str, version_id: str, user_id: str | None, branch: str
+        self,
+        context_id: str,
+        version_id: str,
+        user_id: str | None,
+        branch: str,
+        lock_token: int | None,
     ) -> Context:
         context_id = canonical_id(context_id)
         arg.text(version_id, "version_id")
+        token = arg.lock_token(lock_token, arg.user(user_id))
         await self._reader.readable(context_id, user_id)
         target, document = await self._history.version(context_id, version_id)
         change = Rollback(target, document, branch, self._core.versioning)
-        done = await self._writer.commit(context_id, change, user_id=user_id, branch=branch)
+        done = await self._writer.commit(
+            context_id, change, user_id=user_id, branch=branch, lock_token=token
+        )
         return context_from_record(done.record)
 
     async def create_branch(
-        self, context_id: str, name: str, from_version_id: str | None, user_id: str | None
+        self,
+        context_id: str,
+        name: str,
+        from_version_id: str | None,
+        user_id: str | None,
+        lock_token: int | None,
     ) -> Branch:
         context_id = canonical_id(context_id)
         arg.branch_name(name)
         if from_version_id is not None:
             arg.text(from_version_id, "from_version_id")
+        token = arg.lock_token(lock_token, arg.user(user_id))
         await self._reader.readable(context_id, user_id)
         fork = (
             None if from_version_id is None else await self._fork_point(context_id, from_version_id)
         )
         change = CreateBranch(name, fork, self._core.versioning)
-        record, row = await self._writer.create_branch(context_id, name, change, user_id=user_id)
+        record, row = await self._writer.create_branch(
+            context_id, name, change, user_id=user_id, lock_token=token
+        )
         return branch_model(record, row)
 
     async def _fork_point(self, context_id: str, version_id: str) -> ForkPoint:
@@ -183,6 +209,8 @@ class Versions:
         target: str,
         user_id: str | None,
         strategy: MergeStrategy,
+        *,
+        lock_token: int | None,
     ) -> MergeResult:
         context_id = canonical_id(context_id)
         if strategy not in _MERGE_STRATEGIES:
@@ -194,10 +222,13 @@ class Versions:
         arg.text(target, "target")
         if source == target:
             raise ValidationFailed("a branch cannot be merged into itself")
+        token = arg.lock_token(lock_token, arg.user(user_id))
         first: int | None = None  # the revision the first attempt was computed on
         for _ in range(_MERGE_ATTEMPTS):
             try:
-                result, revision = await self._merge(context_id, source, target, user_id, strategy)
+                result, revision = await self._merge(
+                    context_id, source, target, user_id, strategy, lock_token=token
+                )
             except RevisionConflict as moved:  # the context moved on while it was computed
                 result, revision = None, moved.expected_revision
             if result is not None:
@@ -213,6 +244,8 @@ class Versions:
         target: str,
         user_id: str | None,
         strategy: MergeStrategy,
+        *,
+        lock_token: int | None,
     ) -> tuple[MergeResult | None, int]:
         """The merge (None once it made a version of the source to record: then it is
         computed again), and the revision it was computed on: the row as storage has it,
@@ -232,7 +265,8 @@ class Versions:
             return outcome, record.revision
         if theirs.versioning.head is None or theirs.versioning.changes_since:
             # A merge records the source version it took in: make one of the source as it is.
-            await self._checkpoint(context_id, VersionRequest(user_id, "merge point"), source)
+            request = VersionRequest(user_id, "merge point")
+            await self._checkpoint(context_id, request, source, lock_token)
             return None, record.revision
         merged = merge.merged
         if strategy == "source":
@@ -259,7 +293,9 @@ class Versions:
             branch=target,
             versioning=self._core.versioning,
         )
-        done = await self._writer.commit(context_id, change, user_id=user_id, branch=target)
+        done = await self._writer.commit(
+            context_id, change, user_id=user_id, branch=target, lock_token=lock_token
+        )
         version = version_model(done.version)
         merged_result = outcome.model_copy(
             update={

@@ -74,20 +74,25 @@ class _Admission:
     write: Write
     provider: str | None
     guarded: bool
-    leases: Mapping[tuple[str, str], int]
+    tokens: Mapping[str, int | None]
+    """The fencing token each context's lease is checked against (None: the writer
+    believes it holds no lock there)."""
 
     def admit(self, current: ContextRecord, mutation: Mutation | None) -> Mutation | None:
-        if mutation is None:
-            return None
-        user_id = self.write.user_id
-        authorize_commit(current, mutation.record, user_id, op=mutation.event.op)
+        """The mutation to commit; a write with nothing to change passes the lock too, so
+        that a fenced-off writer learns it even then."""
+        if mutation is not None:
+            authorize_commit(current, mutation.record, self.write.user_id, op=mutation.event.op)
+        self.fence(current)
+        if mutation is None or self.provider is None:
+            return mutation
+        event = dataclasses.replace(mutation.event, provider=self.provider)
+        return dataclasses.replace(mutation, event=event)
+
+    def fence(self, current: ContextRecord) -> None:
+        """Refuse the write if it is `guarded` and the edit lock does not allow it."""
         if self.guarded:
-            token = None if user_id is None else self.leases.get((current.context_id, user_id))
-            check_lease(current, user_id, token)
-        if self.provider is not None:
-            event = dataclasses.replace(mutation.event, provider=self.provider)
-            mutation = dataclasses.replace(mutation, event=event)
-        return mutation
+            check_lease(current, self.write.user_id, self.tokens.get(current.context_id))
 
 
 class Writer(OnStorage):
@@ -112,7 +117,8 @@ class Writer(OnStorage):
         self._cache = cache
         self._live = live
         self.leases: dict[tuple[str, str], int] = {}
-        """Fencing tokens of the locks this manager took, by (context, holder)."""
+        """Fencing tokens of the locks this manager took, by (context, holder): what a
+        write is checked against when its caller gives no token."""
 
     def write(self, user_id: str | None) -> Write:
         """The circumstances of a commit by `user_id` (None: the system), checked."""
@@ -145,20 +151,25 @@ class Writer(OnStorage):
         provider: str | None = None,
         sync: bool = True,
         guarded: bool = True,
+        lock_token: int | None = None,
     ) -> Committed:
-        """Commit `change` on `branch` of one context."""
+        """Commit `change` on `branch` of one context; with `lock_token`, only under the
+        writer's live lease with that token."""
+        tokens = {context_id: lock_token}
         if text(branch, "branch") == "main":
             records, made = await self._commit_main(
-                {context_id: change}, user_id, provider=provider, sync=sync, guarded=guarded
+                {context_id: change}, user_id, tokens, provider=provider, sync=sync, guarded=guarded
             )
             return Committed(records[context_id], made.get(context_id))
-        admission = self._admission(user_id, provider, guarded=True)
+        admission = self._admission(user_id, tokens, provider=provider)
 
         def run(current: ContextRecord, row: BranchRecord | None) -> Mutation | None:
             mutation = self._versioning.on_branch(change, current, row, branch, admission.write)
             return admission.admit(current, mutation)
 
-        record, row, mutation = await self._commit_branch(context_id, branch, run, sync=sync)
+        record, row, mutation = await self._commit_branch(
+            context_id, branch, run, admission, sync=sync
+        )
         assert row is not None
         return Committed(branch_view(record, row), mutation)
 
@@ -168,44 +179,89 @@ class Writer(OnStorage):
         *,
         user_id: str | None,
         guarded: bool = True,
+        lock_tokens: Mapping[str, int] | None = None,
     ) -> dict[str, ContextRecord]:
-        """Commit a change on main of each context, all in one transaction."""
-        records, _ = await self._commit_main(changes, user_id, guarded=guarded)
+        """Commit a change on main of each context, all in one transaction; a context in
+        `lock_tokens` only under the writer's live lease with that token."""
+        given = lock_tokens or {}
+        tokens = {context_id: given.get(context_id) for context_id in changes}
+        records, _ = await self._commit_main(changes, user_id, tokens, guarded=guarded)
         return records
 
     async def create_branch(
-        self, context_id: str, name: str, change: BranchChange, *, user_id: str | None
+        self,
+        context_id: str,
+        name: str,
+        change: BranchChange,
+        *,
+        user_id: str | None,
+        lock_token: int | None = None,
     ) -> tuple[ContextRecord, BranchRecord]:
-        admission = self._admission(user_id, None, guarded=True)
+        admission = self._admission(user_id, {context_id: lock_token})
 
         def run(current: ContextRecord, row: BranchRecord | None) -> Mutation | None:
             return admission.admit(current, change.plan(current, row, admission.write))
 
-        record, row, _ = await self._commit_branch(context_id, name, run, sync=True)
+        record, row, _ = await self._commit_branch(context_id, name, run, admission)
         assert row is not None
         return record, row
 
-    async def remove(self, context_id: str, check: Callable[[ContextRecord], None]) -> None:
+    async def remove(
+        self,
+        context_id: str,
+        check: Callable[[ContextRecord], None],
+        *,
+        user_id: str | None = None,
+        lock_token: int | None = None,
+        guarded: bool = False,
+    ) -> None:
         """Remove a context for good (its messages, events, versions and branches), if
-        `check` allows: a hard delete, or retention's purge."""
-        await self._storage.delete_context(context_id, check)
+        `check` allows and (if `guarded`) the edit lock lets `user_id`: a hard delete, or
+        retention's purge."""
+        admission = self._admission(user_id, {context_id: lock_token}, guarded=guarded)
+
+        def allowed(current: ContextRecord) -> None:
+            check(current)
+            admission.fence(current)
+
+        with self._forgetting_lost_locks(admission):
+            await self._storage.delete_context(context_id, allowed)
         await self._forget([context_id])
 
     # -- the pipeline --------------------------------------------------------------------
 
-    def _admission(self, user_id: str | None, provider: str | None, *, guarded: bool) -> _Admission:
-        return _Admission(self.write(user_id), provider, guarded, self.leases)
+    def _admission(
+        self,
+        user_id: str | None,
+        given: Mapping[str, int | None],
+        *,
+        provider: str | None = None,
+        guarded: bool = True,
+    ) -> _Admission:
+        """The admission of a write by `user_id` to the contexts of `given`, each with the
+        fencing token its caller gave, if any."""
+        write = self.write(user_id)
+        tokens = {cid: self._token(cid, write.user_id, token) for cid, token in given.items()}
+        return _Admission(write, provider, guarded, tokens)
+
+    def _token(self, context_id: str, user_id: str | None, given: int | None) -> int | None:
+        """The token a write is checked against: the one its caller gave, else that of the
+        lock this manager took for the user, if any."""
+        if given is not None or user_id is None:
+            return given
+        return self.leases.get((context_id, user_id))
 
     async def _commit_main(
         self,
         changes: Mapping[str, Change],
         user_id: str | None,
+        tokens: Mapping[str, int | None],
         *,
         provider: str | None = None,
         sync: bool = True,
         guarded: bool = True,
     ) -> tuple[dict[str, ContextRecord], dict[str, Mutation]]:
-        admission = self._admission(user_id, provider, guarded=guarded)
+        admission = self._admission(user_id, tokens, provider=provider, guarded=guarded)
         made: dict[str, Mutation] = {}
 
         def plan_for(change: Change) -> Callable[[ContextRecord], Mutation | None]:
@@ -219,7 +275,7 @@ class Writer(OnStorage):
             return run
 
         plans = {context_id: plan_for(change) for context_id, change in changes.items()}
-        with self._forgetting_lost_locks():
+        with self._forgetting_lost_locks(admission):
             records = await self._storage.modify_contexts(plans)
         await self._after(records.values(), [m.event for m in made.values()], sync=sync)
         return records, made
@@ -229,8 +285,9 @@ class Writer(OnStorage):
         context_id: str,
         name: str,
         plan: Callable[[ContextRecord, BranchRecord | None], Mutation | None],
+        admission: _Admission,
         *,
-        sync: bool,
+        sync: bool = True,
     ) -> tuple[ContextRecord, BranchRecord | None, Mutation | None]:
         made: list[Mutation] = []
 
@@ -239,17 +296,21 @@ class Writer(OnStorage):
             made[:] = [] if mutation is None else [mutation]
             return mutation
 
-        with self._forgetting_lost_locks():
+        with self._forgetting_lost_locks(admission):
             record, row = await self._storage.modify_branch(context_id, name, run)
         await self._after([record], [m.event for m in made], sync=sync)
         return record, row, made[0] if made else None
 
     @contextlib.contextmanager
-    def _forgetting_lost_locks(self) -> Iterator[None]:
+    def _forgetting_lost_locks(self, admission: _Admission) -> Iterator[None]:
+        """Forget the lock this manager took when a write checked against its token finds
+        it lost (a token the caller gave may be an older one, proving nothing of it)."""
         try:
             yield
         except LockLost as exc:
-            self.leases.pop((exc.context_id, exc.holder), None)
+            key = (exc.context_id, exc.holder)
+            if self.leases.get(key) == admission.tokens.get(exc.context_id):
+                self.leases.pop(key, None)
             raise
 
     # -- after the commit ----------------------------------------------------------------

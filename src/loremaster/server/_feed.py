@@ -13,7 +13,7 @@ from ..manager import ContextManager
 from ..models import ContextEvent
 from ..sync import SNAPSHOT_OP, EventStream
 
-__all__ = ["Ended", "Feed", "event_fields", "open_feed"]
+__all__ = ["Ended", "Feed", "ended_by", "event_fields", "open_feed", "starting_revision"]
 
 log = logging.getLogger("loremaster.server")
 
@@ -103,7 +103,7 @@ class Feed:
         except StopAsyncIteration:
             raise Ended("shutdown") from None
         except LoremasterError as exc:
-            raise _ended_by(exc, self.context_id) from exc
+            raise ended_by(exc, self.context_id) from exc
         if self._user_id is not None and changes_access(event):
             await self._check_access(event.revision)
         return event
@@ -120,13 +120,14 @@ class Feed:
                     return
                 await asyncio.sleep(0.02)
         except LoremasterError as exc:
-            raise _ended_by(exc, self.context_id) from exc
+            raise ended_by(exc, self.context_id) from exc
 
     async def close(self) -> None:
         await self._stream.close()
 
 
-def _ended_by(exc: LoremasterError, context_id: str) -> Ended:
+def ended_by(exc: LoremasterError, context_id: str) -> Ended:
+    """Why a feed of `context_id` ends on a library error."""
     if isinstance(exc, ContextNotFound):
         return Ended("forbidden")
     if isinstance(exc, BackendUnavailable):

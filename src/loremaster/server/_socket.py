@@ -204,9 +204,11 @@ class Session:
         binary frame or one over the size limit is answered with an error."""
         while True:
             receiving = asyncio.ensure_future(self._socket.receive())
-            await asyncio.wait({receiving, ending}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait({receiving, ending}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                receiving.cancel()  # nothing, once it is done
             if not receiving.done():
-                receiving.cancel()
                 return None
             frame = receiving.result()
             if frame["type"] == "websocket.disconnect":
@@ -316,6 +318,7 @@ class Session:
                 branch=message.branch,
                 strategy=message.strategy,
                 settle=message.strategy is not None,
+                lock_token=message.lock_token,
             )
         except RevisionConflict as exc:
             if message.strategy is not None:
@@ -345,10 +348,16 @@ class Session:
                 if event.op in ("join", "leave"):
                     self._presence.poke(context_id)
         except Ended as end:
-            self._forget(context_id)
-            self._put({"type": "unsubscribed", "context_id": context_id, "reason": end.reason})
+            self._end_subscription(context_id, end.reason)
+        except Exception:
+            log.exception("following %s for a WebSocket failed", context_id)
+            self._end_subscription(context_id, "error")
         finally:
             await feed.close()
+
+    def _end_subscription(self, context_id: str, reason: str) -> None:
+        self._forget(context_id)
+        self._put({"type": "unsubscribed", "context_id": context_id, "reason": reason})
 
     def _on_members(self, context_id: str, members: list[PresenceEntry]) -> None:
         subscription = self._subscriptions.get(context_id)

@@ -12,8 +12,9 @@ import orjson
 from fastapi import APIRouter, Header, Query
 from starlette.responses import StreamingResponse
 
+from ..errors import LoremasterError
 from ..models import ContextEvent
-from ._feed import Ended, Feed, event_fields, open_feed, starting_revision
+from ._feed import Ended, Feed, ended_by, event_fields, open_feed, starting_revision
 from ._metrics import EVENTS_DELIVERED, SSE_CONNECTIONS
 from ._problems import ApiError
 from ._service import CallerDep, Service, ServiceDep
@@ -88,7 +89,11 @@ async def _changes(
 ) -> AsyncIterator[bytes]:
     SSE_CONNECTIONS.inc()
     try:
-        feed = await open_feed(service.manager, context_id, user_id, after)
+        try:
+            feed = await open_feed(service.manager, context_id, user_id, after)
+        except LoremasterError as exc:  # the context went away since the request was read
+            yield _end(ended_by(exc, context_id).reason)
+            return
         try:
             async for chunk in _follow(feed, service.closing, service.settings.sse_keepalive):
                 yield chunk
