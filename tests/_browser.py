@@ -62,8 +62,10 @@ EXPECT_SECONDS = 10
 """How long an expectation waits (a reconnect after a restart takes a few seconds)."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One browser per module: Playwright's synchronous API runs an event loop of its own
+    in this thread while it is open, which asyncio tests of later modules must not meet."""
     expect.set_options(timeout=EXPECT_SECONDS * 1000)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)

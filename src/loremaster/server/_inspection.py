@@ -1,6 +1,7 @@
-"""What the inspector reads beyond the resources: the models translation knows, a
-conversation's tokens per message for a model, and a conversation as a provider would
-receive it, with the translation report's changes placed on the payload."""
+"""What the inspector reads beyond the resources: who the caller is, the models
+translation knows, a conversation's tokens per message for a model, a conversation as a
+provider receives it (with the translation report's changes placed on the payload), the
+current edit lock, and the recorded provider calls' usage."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ from ..translation import CHANGE_CODES, Change, ContextTranslator
 from ._http import json_response
 from ._service import CallerDep, ManagerDep, ServiceDep
 
-__all__ = ["payload_entries", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["inspection"])
 
 Branch = Annotated[str, Query(min_length=1, max_length=200)]
 Model = Annotated[str | None, Query(min_length=1, max_length=200)]
 Reserve = Annotated[int | None, Query(ge=0, le=100_000_000)]
+
+USAGE_MESSAGES = 1000
+"""How far back `/v1/usage` reads each conversation."""
 
 
 async def _messages(
@@ -76,13 +80,10 @@ async def provider_usage(
     )
     totals: dict[str, dict[str, float]] = {}
     for context in page.items:
-        messages = await manager.get_messages(context.context_id, caller.user_id, _USAGE_MESSAGES)
+        messages = await manager.get_messages(context.context_id, caller.user_id, USAGE_MESSAGES)
         for message in messages:
             _add_call(totals, message.metadata.get("call"))
     return json_response({"contexts_scanned": len(page.items), "providers": totals})
-
-
-_USAGE_MESSAGES = 1000
 
 
 def _add_call(totals: dict[str, dict[str, float]], call: Any) -> None:
@@ -211,10 +212,9 @@ _LIST_KEY = {
     ProviderType.GOOGLE: "contents",
 }
 _SYSTEM_KEY = {ProviderType.ANTHROPIC: "system", ProviderType.GOOGLE: "system_instruction"}
-_SYSTEM_POINTERS = frozenset(f"/{key}" for key in _SYSTEM_KEY.values())
-_JOINS_RESULTS = {
+_JOINS = {
     ProviderType.ANTHROPIC: frozenset({MessageRole.TOOL}),
-    ProviderType.OPENAI: frozenset[MessageRole](),
+    ProviderType.OPENAI: frozenset[MessageRole](),  # one message per message
     ProviderType.GOOGLE: frozenset({MessageRole.TOOL, MessageRole.USER}),
 }
 
@@ -243,19 +243,19 @@ def _group(provider: ProviderType, sent: list[Message], index_of: dict[str, int]
     send a leading system message in a field of its own and consecutive tool results as
     one user turn, to which Gemini also adds the user messages that follow them."""
     entries: list[Entry] = []
-    key, grouping = _LIST_KEY[provider], provider is not ProviderType.OPENAI
-    joining = _JOINS_RESULTS[provider]
+    key, system, joining = _LIST_KEY[provider], _SYSTEM_KEY.get(provider), _JOINS[provider]
+    listed = 0
     in_results = False
     for position, message in enumerate(sent):
         source = index_of.get(message.id)
-        if grouping and position == 0 and message.role is MessageRole.SYSTEM:
-            entries.append(Entry(f"/{_SYSTEM_KEY[provider]}", [source], []))
-        elif grouping and in_results and message.role in joining:
+        if system and position == 0 and message.role is MessageRole.SYSTEM:
+            entries.append(Entry(f"/{system}", [source], []))
+        elif in_results and message.role in joining:
             entries[-1].sources.append(source)
         else:
-            in_results = grouping and message.role is MessageRole.TOOL
-            listed = len(entries) - (1 if entries and entries[0].pointer in _SYSTEM_POINTERS else 0)
+            in_results = message.role is MessageRole.TOOL
             entries.append(Entry(f"/{key}/{listed}", [source], []))
+            listed += 1
     return entries
 
 

@@ -60,11 +60,9 @@ export function fill(parent, ...children) {
 }
 
 const integer = new Intl.NumberFormat("en");
-const compact = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 1 });
 
 export const format = {
   int: (n) => (n === null || n === undefined ? "–" : integer.format(n)),
-  compact: (n) => (n === null || n === undefined ? "–" : compact.format(n)),
   ms: (n) => (n === null || n === undefined ? "–" : `${n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : Math.round(n)} ms`),
   pct: (x) => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(x >= 0.999 || x === 0 ? 0 : 1)}%`),
   usd: (n) => (n === null || n === undefined ? "–" : `$${n < 0.01 ? n.toFixed(5) : n.toFixed(n < 1 ? 4 : 2)}`),

@@ -6,9 +6,9 @@ import { h } from "./dom.js";
 
 const LONG_STRING = 240;
 
-export const escapeKey = (key) => String(key).replaceAll("~", "~0").replaceAll("/", "~1");
+const escapeKey = (key) => String(key).replaceAll("~", "~0").replaceAll("/", "~1");
 export const pointerOf = (parts) => parts.map((part) => `/${escapeKey(part)}`).join("");
-export const partsOf = (pointer) =>
+const partsOf = (pointer) =>
   pointer === "" ? [] : pointer.slice(1).split("/").map((part) => part.replaceAll("~1", "/").replaceAll("~0", "~"));
 
 function scalar(value) {

@@ -166,11 +166,6 @@ class Live extends EventTarget {
     };
   }
 
-  /** The revision last shown of a context followed (null if not followed). */
-  revisionOf(contextId) {
-    return this.followed.get(contextId)?.revision ?? null;
-  }
-
   /** Send a merge patch made at `expectedRevision`; resolves with the ack. */
   update(contextId, changes, expectedRevision, strategy) {
     const requestId = `r${(this.counter += 1)}`;

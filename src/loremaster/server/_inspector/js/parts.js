@@ -2,7 +2,7 @@
 // call with its arguments, tool result, thinking collapsed), its token count and the
 // provider call that produced it, when one was recorded.
 
-import { badge, format, h } from "./dom.js";
+import { ago, badge, format, h } from "./dom.js";
 import { jsonView } from "./json.js";
 
 function mediaSource(part) {
@@ -111,7 +111,7 @@ export function messageCard(message, tokens) {
       h("span", { class: "muted seq" }, message.seq ? `#${message.seq}` : ""),
       h("span", { class: "spacer" }),
       h("span", { class: "tokens", title: "tokens for the chosen model" }, tokens === undefined ? "" : `${format.int(tokens)} tok`),
-      h("time", { datetime: message.created_at, title: format.time(message.created_at), class: "muted ago" }, format.ago(message.created_at)),
+      ago(message.created_at),
     ),
     message.parts.map(renderPart),
     call ? callStrip(call) : null,

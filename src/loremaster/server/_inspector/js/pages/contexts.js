@@ -146,8 +146,10 @@ class LiveList {
       return;
     }
     const fresh = row(context);
+    const focused = document.activeElement === old;
     old.replaceWith(fresh);
     if (this.onTop) toTop(this.list, fresh);
+    if (focused) fresh.focus({ preventScroll: true });
   }
 
   /** Page one only: contexts that appeared since, at the top, the page kept its length. */
@@ -231,30 +233,30 @@ export async function show(main, route) {
     status,
   );
   fill(main, page);
-  list.append(loading("Loading contexts…", `${PAGE * 3.25}rem`));
-  const live_ = new LiveList(list, query);
+  list.append(loading("Loading contexts…", "9.75rem"));
+  const rows = new LiveList(list, query);
   let timer = null;
   try {
     if (query.q) {
       const found = await searchHits(query);
-      if (!route.isCurrent()) return () => live_.stop();
+      if (!route.isCurrent()) return () => rows.stop();
       fill(list, found.map(([context, hit]) => row(context, hit)));
-      found.forEach(([context]) => live_.follow(context));
+      found.forEach(([context]) => rows.follow(context));
       status.textContent = found.length ? `${found.length} found` : "Nothing found.";
     } else {
-      const result = await get("/v1/contexts", live_.params(query.cursor));
-      if (!route.isCurrent()) return () => live_.stop();
+      const result = await get("/v1/contexts", rows.params(query.cursor));
+      if (!route.isCurrent()) return () => rows.stop();
       fill(list, result.items.map((context) => row(context)));
-      result.items.forEach((context) => live_.follow(context));
+      result.items.forEach((context) => rows.follow(context));
       status.textContent = result.items.length ? "" : "No contexts yet.";
       page.append(pager(query, result.next_cursor));
-      if (live_.onTop) timer = setInterval(() => live_.poll().catch(() => {}), POLL_MS);
+      if (rows.onTop) timer = setInterval(() => rows.poll().catch(() => {}), POLL_MS);
     }
   } catch (error) {
     fill(list, failure(error));
   }
   return () => {
     clearInterval(timer);
-    live_.stop();
+    rows.stop();
   };
 }
