@@ -448,6 +448,7 @@ def test_a_lost_connection_shows_and_resumes_from_the_last_revision(
     )
     page = tab.page
     live(page)
+    expect(page.locator(".window-legend")).to_be_visible()  # the view has loaded
     server.stop()
     expect(page.locator("#connection")).to_have_attribute("data-state", "lost")
     expect(page.locator("#notice")).to_be_visible()

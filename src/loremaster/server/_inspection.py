@@ -5,20 +5,106 @@ current edit lock, and the recorded provider calls' usage."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from ..models import ConversationContext, Message, MessageRole, ProviderType
+from ..models import ContextLock, ConversationContext, Message, ProviderType
 from ..translation import CHANGE_CODES, Change, ContextTranslator
 from ._http import json_response
+from ._payload_entries import payload_entries
+from ._rest import ERRORS
 from ._service import CallerDep, ManagerDep, ServiceDep
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["inspection"])
+router = APIRouter(prefix="/v1", tags=["inspection"], responses=ERRORS)
+
+
+class Me(BaseModel):
+    user_id: str | None = Field(description="what authorization sees (null: trusted, local)")
+    name: str = Field(description="who holds locks, seats and presence")
+    local_mode: bool = Field(description="true when the server asks for no token")
+
+
+class ModelEntry(BaseModel):
+    name: str
+    provider: ProviderType
+    context_window: int
+    max_output: int
+
+
+class Models(BaseModel):
+    models: list[ModelEntry]
+    defaults: dict[str, str] = Field(description="each provider's stand-in for an unknown model")
+
+
+class ProviderUsage(BaseModel):
+    calls: float
+    input_tokens: float
+    output_tokens: float
+    cost_usd: float
+    latency_ms: float = Field(description="summed over the calls")
+
+
+class Usage(BaseModel):
+    contexts_scanned: int
+    providers: dict[str, ProviderUsage]
+
+
+class MessageTokens(BaseModel):
+    id: str
+    seq: int | None
+    tokens: int
+
+
+class Tokens(BaseModel):
+    provider: ProviderType
+    model: str
+    known_model: bool = Field(description="false: the provider's default limits stand in")
+    context_window: int
+    max_output: int
+    total: int = Field(description="the whole request, framing included")
+    exact: bool = Field(description="true only for OpenAI models and text alone")
+    messages: list[MessageTokens]
+
+
+class CurrentLock(BaseModel):
+    lock: ContextLock | None
+
+
+class ReportedChange(BaseModel):
+    code: str
+    action: str
+    lossless: bool
+    meaning: str
+    path: str = Field(description="a JSON pointer into the messages sent ('' for one added)")
+    detail: str
+
+
+class Report(BaseModel):
+    lossless: bool
+    warnings: list[str]
+    changes: list[ReportedChange]
+
+
+class Entry(BaseModel):
+    pointer: str = Field(description="a message of the payload (or its system field)")
+    changes: list[int] = Field(description="indexes into report.changes")
+
+
+class AsSent(BaseModel):
+    provider: ProviderType
+    model: str
+    context_window: int
+    tokens: int
+    removed_to_fit: int = Field(description="oldest messages left out to fit the window")
+    payload: dict[str, Any] = Field(description="what the export route answers")
+    report: Report
+    entries: list[Entry]
+
 
 Branch = Annotated[str, Query(min_length=1, max_length=200)]
 Model = Annotated[str | None, Query(min_length=1, max_length=200)]
@@ -35,38 +121,33 @@ async def _messages(
     return context.messages if isinstance(context, ConversationContext) else []
 
 
-@router.get("/me")
+@router.get("/me", response_model=Me)
 async def who_am_i(service: ServiceDep, caller: CallerDep) -> Response:
     """Who the server takes the caller for: ``name`` holds locks, seats and presence;
     ``local_mode`` is true when the server asks for no token."""
-    return json_response(
-        {
-            "user_id": caller.user_id,
-            "name": caller.name,
-            "local_mode": service.authenticator.local_mode,
-        }
-    )
+    local_mode = service.authenticator.local_mode
+    return json_response(Me(user_id=caller.user_id, name=caller.name, local_mode=local_mode))
 
 
-@router.get("/models")
+@router.get("/models", response_model=Models)
 async def list_models(manager: ManagerDep, caller: CallerDep) -> Response:
     """The models translation knows (built in, and ``CONTEXT_MODELS``): provider, context
     window and longest answer, and each provider's default."""
     registry = ContextTranslator(manager.settings).registry
     models = [
-        {
-            "name": info.name,
-            "provider": info.provider.value,
-            "context_window": info.context_window,
-            "max_output": info.max_output,
-        }
+        ModelEntry(
+            name=info.name,
+            provider=info.provider,
+            context_window=info.context_window,
+            max_output=info.max_output,
+        )
         for info in registry
     ]
     defaults = {provider.value: registry.get(provider).name for provider in ProviderType}
-    return json_response({"models": models, "defaults": defaults})
+    return json_response(Models(models=models, defaults=defaults))
 
 
-@router.get("/usage")
+@router.get("/usage", response_model=Usage)
 async def provider_usage(
     manager: ManagerDep,
     caller: CallerDep,
@@ -83,7 +164,8 @@ async def provider_usage(
         messages = await manager.get_messages(context.context_id, caller.user_id, USAGE_MESSAGES)
         for message in messages:
             _add_call(totals, message.metadata.get("call"))
-    return json_response({"contexts_scanned": len(page.items), "providers": totals})
+    providers = {name: ProviderUsage.model_validate(total) for name, total in totals.items()}
+    return json_response(Usage(contexts_scanned=len(page.items), providers=providers))
 
 
 def _add_call(totals: dict[str, dict[str, float]], call: Any) -> None:
@@ -106,7 +188,7 @@ def _add_call(totals: dict[str, dict[str, float]], call: Any) -> None:
             total[key] += value
 
 
-@router.get("/contexts/{context_id}/tokens")
+@router.get("/contexts/{context_id}/tokens", response_model=Tokens)
 async def count_tokens(
     context_id: str,
     manager: ManagerDep,
@@ -121,31 +203,33 @@ async def count_tokens(
     translator = ContextTranslator(manager.settings)
     info = translator.model(provider, model)
     count = translator.count_tokens(messages, provider, model)
+    counted = [
+        MessageTokens(id=message.id, seq=message.seq, tokens=tokens)
+        for message, tokens in zip(messages, count.messages, strict=True)
+    ]
     return json_response(
-        {
-            "provider": provider.value,
-            "model": info.name,
-            "known_model": info.known,
-            "context_window": info.context_window,
-            "max_output": info.max_output,
-            "total": count.total,
-            "exact": count.exact,
-            "messages": [
-                {"id": message.id, "seq": message.seq, "tokens": tokens}
-                for message, tokens in zip(messages, count.messages, strict=True)
-            ],
-        }
+        Tokens(
+            provider=provider,
+            model=info.name,
+            known_model=info.known,
+            context_window=info.context_window,
+            max_output=info.max_output,
+            total=count.total,
+            exact=count.exact,
+            messages=counted,
+        )
     )
 
 
-@router.get("/contexts/{context_id}/lock")
+@router.get("/contexts/{context_id}/lock", response_model=CurrentLock)
 async def current_lock(context_id: str, manager: ManagerDep, caller: CallerDep) -> Response:
     """Who holds the context's edit lock and until when: ``{"lock": {"holder", "token",
     "expires_at"}}``, or ``{"lock": null}`` when nobody holds a live one."""
-    return json_response({"lock": await manager.get_context_lock(context_id, caller.user_id)})
+    lock = await manager.get_context_lock(context_id, caller.user_id)
+    return json_response(CurrentLock(lock=lock))
 
 
-@router.get("/contexts/{context_id}/as-sent")
+@router.get("/contexts/{context_id}/as-sent", response_model=AsSent)
 async def as_sent(
     context_id: str,
     manager: ManagerDep,
@@ -167,112 +251,29 @@ async def as_sent(
     entries = payload_entries(provider, result.messages, fitted.messages, report.changes)
     info = translator.model(provider, model)
     return json_response(
-        {
-            "provider": provider.value,
-            "model": info.name,
-            "context_window": info.context_window,
-            "tokens": fitted.tokens,
-            "removed_to_fit": len(fitted.removed),
-            "payload": result.payload,
-            "report": {
-                "lossless": report.lossless,
-                "warnings": list(report.warnings),
-                "changes": [_change(change) for change in report.changes],
-            },
-            "entries": [{"pointer": e.pointer, "changes": e.changes} for e in entries],
-        }
+        AsSent(
+            provider=provider,
+            model=info.name,
+            context_window=info.context_window,
+            tokens=fitted.tokens,
+            removed_to_fit=len(fitted.removed),
+            payload=result.payload,
+            report=Report(
+                lossless=report.lossless,
+                warnings=list(report.warnings),
+                changes=[_reported(change) for change in report.changes],
+            ),
+            entries=[Entry(pointer=e.pointer, changes=e.changes) for e in entries],
+        )
     )
 
 
-def _change(change: Change) -> dict[str, Any]:
-    return {
-        "code": change.code,
-        "action": change.action.value,
-        "lossless": change.lossless,
-        "meaning": CHANGE_CODES[change.code].meaning,
-        "path": change.path,
-        "detail": change.detail,
-    }
-
-
-@dataclass
-class Entry:
-    """One message of a payload (or its system field): its JSON pointer, the input
-    messages it holds (their indexes; None for one translation added) and the indexes
-    of the report's changes that concern it."""
-
-    pointer: str
-    sources: list[int | None]
-    changes: list[int]
-
-
-_LIST_KEY = {
-    ProviderType.ANTHROPIC: "messages",
-    ProviderType.OPENAI: "messages",
-    ProviderType.GOOGLE: "contents",
-}
-_SYSTEM_KEY = {ProviderType.ANTHROPIC: "system", ProviderType.GOOGLE: "system_instruction"}
-_JOINS = {
-    ProviderType.ANTHROPIC: frozenset({MessageRole.TOOL}),
-    ProviderType.OPENAI: frozenset[MessageRole](),  # one message per message
-    ProviderType.GOOGLE: frozenset({MessageRole.TOOL, MessageRole.USER}),
-}
-
-
-def payload_entries(
-    provider: ProviderType,
-    sent: list[Message],
-    given: list[Message],
-    changes: tuple[Change, ...],
-) -> list[Entry]:
-    """Where the messages `sent` (the translation's own, in payload order, with the ids
-    of the messages `given`) land in the provider's payload, and which changes concern
-    each: a change at an input message goes to the entry holding it, or the one holding
-    the closest message before it (a dropped or merged message has none of its own)."""
-    index_of = {message.id: index for index, message in enumerate(given)}
-    entries = _group(provider, sent, index_of)
-    for number, change in enumerate(changes):
-        entry = _entry_of(entries, _input_index(change.path))
-        if entry is not None:
-            entry.changes.append(number)
-    return entries
-
-
-def _group(provider: ProviderType, sent: list[Message], index_of: dict[str, int]) -> list[Entry]:
-    """The payload's messages as the provider's format groups them: Anthropic and Gemini
-    send a leading system message in a field of its own and consecutive tool results as
-    one user turn, to which Gemini also adds the user messages that follow them."""
-    entries: list[Entry] = []
-    key, system, joining = _LIST_KEY[provider], _SYSTEM_KEY.get(provider), _JOINS[provider]
-    listed = 0
-    in_results = False
-    for position, message in enumerate(sent):
-        source = index_of.get(message.id)
-        if system and position == 0 and message.role is MessageRole.SYSTEM:
-            entries.append(Entry(f"/{system}", [source], []))
-        elif in_results and message.role in joining:
-            entries[-1].sources.append(source)
-        else:
-            in_results = message.role is MessageRole.TOOL
-            entries.append(Entry(f"/{key}/{listed}", [source], []))
-            listed += 1
-    return entries
-
-
-def _input_index(path: str) -> int | None:
-    """The input message a change's path points into (None: a message it added)."""
-    head = path.split("/", 2)[1] if path.startswith("/") else ""
-    return int(head) if head.isdigit() else None
-
-
-def _entry_of(entries: list[Entry], index: int | None) -> Entry | None:
-    """The entry holding input message `index`, or else the closest one before it;
-    for None, the entry holding a message translation added."""
-    if index is None:
-        return next((entry for entry in entries if None in entry.sources), None)
-    best: tuple[int, Entry] | None = None
-    for entry in entries:
-        for source in entry.sources:
-            if source is not None and source <= index and (best is None or source > best[0]):
-                best = (source, entry)
-    return None if best is None else best[1]
+def _reported(change: Change) -> ReportedChange:
+    return ReportedChange(
+        code=change.code,
+        action=change.action.value,
+        lossless=change.lossless,
+        meaning=CHANGE_CODES[change.code].meaning,
+        path=change.path,
+        detail=change.detail,
+    )

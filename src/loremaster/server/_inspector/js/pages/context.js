@@ -39,6 +39,19 @@ function tabName(route, type) {
 
 let shell = null; // {id, element, body, context, stop, cleanup}
 
+/** Show why a view failed, with a way to try again (by itself once the server is back). */
+function retryable(body, error) {
+  const retry = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
+  fill(body, failure(error), h("button", { type: "button", onClick: retry }, "Try again"));
+  if (error.code !== "unreachable") return;
+  const again = ({ detail }) => {
+    if (detail.state !== "open") return;
+    live.removeEventListener("state", again);
+    if (body.isConnected) retry();
+  };
+  live.addEventListener("state", again);
+}
+
 function headerOf(context) {
   return h(
     "div",
@@ -140,7 +153,7 @@ export async function show(main, route, again) {
   try {
     current.cleanup = await tab[2].show(body, { id, context: current.context, route });
   } catch (error) {
-    fill(body, failure(error));
+    retryable(body, error);
     current.cleanup = null;
   }
   return () => {
