@@ -36,7 +36,8 @@ from loremaster.storage._schema import available_migrations
 from test_migrations import OLD_CONTEXT, _bring_to_version
 
 LOREMASTER = [sys.executable, "-c", "from loremaster.cli import run; run()"]
-LATEST = max(m.version for m in available_migrations("sqlite"))
+VERSIONS = [m.version for m in available_migrations("sqlite")]
+LATEST, PREVIOUS = VERSIONS[-1], VERSIONS[-2]
 MISSING = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
 
 WRITE_COMMANDS = {
@@ -186,13 +187,13 @@ def _schema_version(url: str) -> int:
 def test_a_read_of_a_schema_behind_the_code_migrates_nothing(
     empty_db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    asyncio.run(_bring_to_version(empty_db_url, LATEST - 1))
+    asyncio.run(_bring_to_version(empty_db_url, PREVIOUS))
     for args in (("list",), ("show", OLD_CONTEXT), ("health",), ("stats",), ("export",)):
         _, err = _cli(*args, "--database-url", empty_db_url, capsys=capsys, code=1)
         line = _one_error_line(err)
-        assert f"is at version {LATEST - 1}, 1 migration(s) behind" in line, line
+        assert f"is at version {PREVIOUS}, 1 migration(s) behind" in line, line
         assert "run `loremaster db migrate` first" in line
-    assert _schema_version(empty_db_url) == LATEST - 1
+    assert _schema_version(empty_db_url) == PREVIOUS
     out, _ = _cli("db", "status", "--json", "--database-url", empty_db_url, capsys=capsys)
     assert [p["version"] for p in orjson.loads(out)["pending"]] == [LATEST]
 
@@ -202,7 +203,7 @@ def test_a_read_of_a_schema_behind_the_code_migrates_nothing(
 
 
 def test_a_write_still_migrates(empty_db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    asyncio.run(_bring_to_version(empty_db_url, LATEST - 1))
+    asyncio.run(_bring_to_version(empty_db_url, PREVIOUS))
     argv = ["append", OLD_CONTEXT, "--role", "user", "--content", "hi"]
     _cli(*argv, "--database-url", empty_db_url, capsys=capsys)
     assert _schema_version(empty_db_url) == LATEST

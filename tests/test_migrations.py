@@ -13,14 +13,17 @@ from loremaster.cli import main
 from loremaster.storage import open_storage
 from loremaster.storage._schema import available_migrations
 
-LATEST = max(m.version for m in available_migrations("sqlite"))
+VERSIONS = [m.version for m in available_migrations("sqlite")]
+LATEST = VERSIONS[-1]
 
 
 def test_both_backends_have_the_same_numbered_migrations() -> None:
     sqlite = [(m.version, m.name) for m in available_migrations("sqlite")]
     postgres = [(m.version, m.name) for m in available_migrations("postgres")]
     assert sqlite == postgres
-    assert [version for version, _ in sqlite] == list(range(1, len(sqlite) + 1))
+    # Increasing from 1; a number may be left out while another branch holds it.
+    assert sorted(set(VERSIONS)) == VERSIONS
+    assert VERSIONS[0] == 1
 
 
 async def test_initialize_applies_all_in_order(empty_db_url: str) -> None:
@@ -28,11 +31,11 @@ async def test_initialize_applies_all_in_order(empty_db_url: str) -> None:
     await cm.initialize(migrate=False)
     before = await cm.migration_status()
     assert before.applied == []
-    assert [v for v, _ in before.pending] == list(range(1, LATEST + 1))
+    assert [v for v, _ in before.pending] == VERSIONS
     await cm.close()
     async with ContextManager(database_url=empty_db_url) as cm:
         after = await cm.migration_status()
-        assert [v for v, _, _ in after.applied] == list(range(1, LATEST + 1))
+        assert [v for v, _, _ in after.applied] == VERSIONS
         assert after.pending == []
 
 
@@ -41,7 +44,7 @@ async def test_managers_starting_at_once_migrate_once(empty_db_url: str) -> None
     await asyncio.gather(*(m.initialize() for m in managers))
     statuses = [await m.migration_status() for m in managers]
     for status in statuses:
-        assert [v for v, _, _ in status.applied] == list(range(1, LATEST + 1))
+        assert [v for v, _, _ in status.applied] == VERSIONS
     context_id = await managers[0].create_context(ConversationContext(title="t"))
     assert (await managers[3].get_context(context_id)).title == "t"
     for manager in managers:
@@ -118,13 +121,13 @@ async def _bring_to_version(url: str, version: int) -> None:
     await storage.close()
 
 
-@pytest.mark.parametrize("version", range(1, LATEST))
+@pytest.mark.parametrize("version", VERSIONS[:-1])
 async def test_upgrading_keeps_the_data(empty_db_url: str, version: int) -> None:
     await _bring_to_version(empty_db_url, version)
     old = ContextManager(database_url=empty_db_url)
     await old.initialize(migrate=False)
     pending = [v for v, _ in (await old.migration_status()).pending]
-    assert pending == list(range(version + 1, LATEST + 1))
+    assert pending == [v for v in VERSIONS if v > version]
     await old.close()
 
     async with ContextManager(database_url=empty_db_url) as new:

@@ -4,10 +4,12 @@ lease that has expired and been taken over is refused in any process."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +17,8 @@ import pytest
 
 from _redis import redis_url  # noqa: F401
 from _server import ServerProcess, StartServer, local_server, start_server  # noqa: F401
+from loremaster.manager import ContextManager, StoredResponse
+from loremaster.server._idempotency import fingerprint
 
 CONVERSATION = {"context_type": "conversation", "title": "Session 1"}
 
@@ -79,7 +83,8 @@ def test_retried_appends_patches_and_versions_write_once(client: httpx.Client) -
         assert (again.status_code, again.content) == (first.status_code, first.content)
         assert client.get(url).json()["revision"] == revision
     assert message_count(client, context_id) == 1
-    assert len(client.get(f"{url}/versions", params={"tag": None}).json()["items"]) >= 1
+    versions = client.get(f"{url}/versions").json()["items"]
+    assert [v["message"] for v in versions].count("checkpoint") == 1
 
 
 def test_the_same_key_for_another_request_is_refused(client: httpx.Client) -> None:
@@ -126,13 +131,13 @@ def test_keys_are_per_user(client: httpx.Client) -> None:
     assert len(titled(client, title)) == 2
 
 
-@pytest.mark.parametrize("bad", ["x" * 256, "caf\u00e9", ""])
-def test_a_malformed_key_is_refused(client: httpx.Client, bad: str) -> None:
+@pytest.mark.parametrize("bad", [b"x" * 256, "caf\u00e9".encode(), b"", b"tab\there"])
+def test_a_malformed_key_is_refused(client: httpx.Client, bad: bytes) -> None:
     title = f"Bad key {uuid.uuid4().hex}"
     response = client.post(
         "/v1/contexts",
         json={**CONVERSATION, "title": title},
-        headers={"Idempotency-Key": bad.encode("utf-8").decode("latin-1")},
+        headers={"Idempotency-Key": bad},
     )
     assert error_of(response, 400) == "bad_idempotency_key"
     assert titled(client, title) == []
@@ -152,6 +157,30 @@ def test_the_key_is_documented_on_every_post_and_patch(client: httpx.Client) -> 
         for method, operation in operations.items():
             names = {parameter["name"] for parameter in operation.get("parameters", [])}
             assert ("Idempotency-Key" in names) == (method in {"post", "patch"}), (method, path)
+
+
+async def test_a_key_another_process_holds_is_409_until_it_finishes(
+    start_server: StartServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A process (here the library itself) claimed the key for this very request and
+    has not answered: the server says 409 and writes nothing; once that process has
+    finished the key, the server replays its answer."""
+    server = start_server()
+    body = json.dumps({**CONVERSATION, "title": "Claimed elsewhere"}).encode()
+    claimed = fingerprint("POST", b"/v1/contexts", b"", "application/json", body)
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "held"}
+    async with ContextManager(f"sqlite:///{tmp_path / 'server.db'}") as cm:
+        assert await cm.idempotency.claim("local", "held", claimed) is None
+        with httpx.Client(base_url=server.url) as http:
+            busy = http.post("/v1/contexts", content=body, headers=headers)
+            assert error_of(busy, 409) == "idempotency_in_progress"
+            assert titled(http, "Claimed elsewhere") == []
+            answer = StoredResponse(201, b'{"done": true}', {"content-type": "application/json"})
+            await cm.idempotency.finish("local", "held", answer)
+            replayed = http.post("/v1/contexts", content=body, headers=headers)
+            assert (replayed.status_code, replayed.json()) == (201, {"done": True})
+            assert titled(http, "Claimed elsewhere") == []
 
 
 # -- Lock-Token, one process ------------------------------------------------------------
@@ -177,6 +206,19 @@ def test_writes_under_a_lock_carry_its_token(client: httpx.Client) -> None:
         "bad_lock_token"
     )
     assert client.get(url, headers=alice).json()["data"] == {"hp": 1}
+
+
+def test_in_local_mode_a_fenced_write_is_the_local_users(client: httpx.Client) -> None:
+    created = client.post("/v1/contexts", json={**CONVERSATION, "owner_id": "local"})
+    url = f"/v1/contexts/{created.json()['context_id']}"
+    lock = client.post(f"{url}/lock").json()
+    assert lock["holder"] == "local"
+    fenced = {"Lock-Token": str(lock["token"])}
+    patched = client.patch(url, json={"data": {"hp": 1}}, headers=fenced)
+    assert patched.status_code == 200, patched.text
+    events = client.get(f"{url}/events", params={"since_revision": lock["token"]}).json()
+    assert events["items"][-1]["user_id"] == "local"
+    assert client.delete(f"{url}/lock", headers=fenced).status_code == 204
 
 
 # -- many processes on one database ------------------------------------------------------

@@ -184,6 +184,25 @@ def test_bodies_that_are_not_json_objects_of_the_right_type(gm: httpx.Client) ->
     assert gm.get(url).json()["items"] == []
 
 
+def test_a_body_over_the_limit_with_an_idempotency_key(gm: httpx.Client) -> None:
+    """Refused while it is read (the key is not claimed): the same key then runs."""
+    context_id = create(gm)
+    url = f"/v1/contexts/{context_id}/messages"
+    big = {"messages": [{"role": "user", "content": "x" * int(LIMIT_MB * 1_100_000)}]}
+    content = httpx.Request("POST", url, json=big).content
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "big-once"}
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(content), 16384):
+            yield content[start : start + 16384]
+
+    refused = gm.post(url, content=chunks(), headers=headers)
+    assert error_of(refused, 413) == "payload_too_large"
+    small = gm.post(url, json={"messages": [{"role": "user", "content": "x"}]}, headers=headers)
+    assert small.status_code == 201, small.text
+    assert len(gm.get(url).json()["items"]) == 1
+
+
 def test_appending_to_a_context_that_is_not_a_conversation(gm: httpx.Client) -> None:
     context_id = create(gm, context_type="generic")
     assert error_of(say(gm, context_id, "hello"), 422) == "validation_failed"
@@ -659,6 +678,40 @@ def test_a_writer_may(
             writer.post(f"/v1/contexts/{names['context']}/lock")
         response = writer.request(method, url, json=filled(body, names))
         assert response.status_code in {200, 201}, response.text
+
+
+FENCED = [route for route in WRITES if route[1] != "/lock"] + [("DELETE", "/lock", None)]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), FENCED)
+def test_every_write_under_a_lock_is_fenced_by_its_token(
+    gm: httpx.Client, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    names = shared_context(gm, "p1", "write")
+    base = f"/v1/contexts/{names['context']}"
+    token = gm.post(f"{base}/lock", json={"timeout": 60}).json()["token"]
+    url, sent = f"{base}{filled(path, names)}", filled(body, names)
+    before = everything_of(gm, names["context"])
+    stale = gm.request(method, url, json=sent, headers={"Lock-Token": str(token - 1)})
+    assert error_of(stale, 423) == "lock_lost"
+    assert everything_of(gm, names["context"]) == before
+    fenced = gm.request(method, url, json=sent, headers={"Lock-Token": str(token)})
+    assert fenced.status_code in {200, 201, 204}, fenced.text
+
+
+def test_deleting_and_restoring_under_a_lock(gm: httpx.Client) -> None:
+    context_id = create(gm)
+    url = f"/v1/contexts/{context_id}"
+    token = gm.post(f"{url}/lock").json()["token"]
+    stale = {"Lock-Token": str(token + 1)}
+    assert error_of(gm.delete(url, headers=stale), 423) == "lock_lost"
+    assert gm.delete(url, headers={"Lock-Token": str(token)}).status_code == 204
+    assert error_of(gm.post(f"{url}/restore", headers=stale), 423) == "lock_lost"
+    restored = gm.post(f"{url}/restore", headers={"Lock-Token": str(token)})
+    assert restored.json()["state"] == "active"
+    for bad in ("soon", "-1", "1" * 19):
+        refused = gm.patch(url, json={"title": "x"}, headers={"Lock-Token": bad})
+        assert error_of(refused, 400) == "bad_lock_token"
 
 
 def test_merge_and_conflict_strategies_respect_the_lock(gm: httpx.Client, p1: httpx.Client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -107,6 +108,81 @@ async def test_a_lease_whose_commit_answer_was_lost_is_still_taken(postgres_url:
         assert await storage.acquire_lease("retention", "first", ttl=60, every=0)
         assert cutter.cuts == 1, "the proxy did not cut the commit"
         assert not await storage.acquire_lease("retention", "second", ttl=60, every=0)
+    finally:
+        await storage.close()
+        await cutter.close()
+
+
+# -- idempotency keys ----------------------------------------------------------------------
+
+
+async def test_a_key_is_claimed_once_then_answers_with_its_response(storage: Storage) -> None:
+    first = await storage.claim_idempotency_key("ana", "k", "f1", ttl=60)
+    assert first.claimed
+    pending = await storage.claim_idempotency_key("ana", "k", "f2", ttl=60)
+    assert (pending.claimed, pending.fingerprint, pending.status) == (False, "f1", None)
+    headers = {"content-type": "application/json", "etag": '"3"'}
+    await storage.finish_idempotency_key("ana", "k", status=201, body=b"\x00{}", headers=headers)
+    await storage.finish_idempotency_key("ana", "k", status=500, body=b"no", headers={})
+    await storage.release_idempotency_key("ana", "k")  # a finished key keeps its answer
+    done = await storage.claim_idempotency_key("ana", "k", "f1", ttl=60)
+    assert (done.claimed, done.status, done.body, done.headers) == (False, 201, b"\x00{}", headers)
+    assert (await storage.claim_idempotency_key("bo", "k", "f1", ttl=60)).claimed  # per user
+
+
+async def test_a_released_or_expired_claim_is_claimed_afresh(storage: Storage) -> None:
+    assert (await storage.claim_idempotency_key("ana", "k", "f1", ttl=60)).claimed
+    await storage.release_idempotency_key("ana", "k")
+    assert (await storage.claim_idempotency_key("ana", "k", "f2", ttl=60)).claimed
+    await storage.finish_idempotency_key("ana", "k", status=200, body=b"", headers={})
+    await asyncio.sleep(0.01)
+    fresh = await storage.claim_idempotency_key("ana", "k", "f3", ttl=0.005)
+    assert (fresh.claimed, fresh.fingerprint, fresh.status) == (True, "f3", None)
+
+
+async def test_old_keys_are_purged_and_counted(storage: Storage) -> None:
+    for key in ("a", "b"):
+        await storage.claim_idempotency_key("ana", key, "f", ttl=60)
+    await storage.finish_idempotency_key("ana", "a", status=200, body=b"", headers={})
+    assert await storage.purge_idempotency_keys(3600, dry_run=False) == 0
+    await asyncio.sleep(0.01)
+    assert await storage.purge_idempotency_keys(0, dry_run=True) == 2
+    assert await storage.purge_idempotency_keys(0, dry_run=False) == 2
+    assert (await storage.claim_idempotency_key("ana", "a", "g", ttl=60)).claimed
+
+
+async def test_of_twenty_claims_at_once_exactly_one_owns_the_key(db_url: str) -> None:
+    storages = [open_storage(db_url, deadline=10) for _ in range(4)]
+    for storage in storages:
+        await storage.open()
+    await storages[0].migrate()
+    try:
+        claims = await asyncio.gather(
+            *(
+                storages[n % 4].claim_idempotency_key("ana", "race", f"f{n}", ttl=60)
+                for n in range(20)
+            )
+        )
+    finally:
+        for storage in storages:
+            await storage.close()
+    [owner] = [claim for claim in claims if claim.claimed]
+    assert {claim.fingerprint for claim in claims} == {owner.fingerprint}
+
+
+async def test_a_claim_whose_commit_answer_was_lost_still_owns_the_key(postgres_url: str) -> None:
+    parts = urlsplit(postgres_url)
+    cutter = CommitCutter(parts.hostname or "127.0.0.1", parts.port or 5432)
+    port = await cutter.start()
+    storage = open_storage(
+        urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}")), deadline=20
+    )
+    await storage.open()
+    try:
+        cutter.armed = True
+        assert (await storage.claim_idempotency_key("ana", "k", "f", ttl=60)).claimed
+        assert cutter.cuts == 1, "the proxy did not cut the commit"
+        assert not (await storage.claim_idempotency_key("ana", "k", "f", ttl=60)).claimed
     finally:
         await storage.close()
         await cutter.close()

@@ -15,6 +15,8 @@ from .errors import (
     ContextNotFound,
     DatabaseNotFound,
     DataCorrupted,
+    IdempotencyInProgress,
+    IdempotencyMismatch,
     Issue,
     LockHeld,
     LockLost,
@@ -30,7 +32,7 @@ from .errors import (
     ValidationFailed,
     VersionNotFound,
 )
-from .manager import ContextManager
+from .manager import ContextManager, StoredResponse
 from .models import (
     Branch,
     CollaborativeContext,
@@ -81,6 +83,8 @@ __all__ = [
     "DataCorrupted",
     "DatabaseNotFound",
     "DocumentPart",
+    "IdempotencyInProgress",
+    "IdempotencyMismatch",
     "ImagePart",
     "Issue",
     "LockHeld",
@@ -102,6 +106,7 @@ __all__ = [
     "SearchHit",
     "SessionContext",
     "Settings",
+    "StoredResponse",
     "TextPart",
     "ThinkingPart",
     "ToolCallPart",

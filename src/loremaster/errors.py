@@ -12,6 +12,8 @@ branch to one HTTP status and the CLI to a one-line message with exit code 1::
     ├── LockHeld                 423  another user holds the edit lock
     │   └── LockLost                      the caller's own lock expired or was taken over
     ├── ValidationFailed         422  the input is not a valid context, message or patch
+    ├── IdempotencyInProgress    409  another request holds the idempotency key, unfinished
+    ├── IdempotencyMismatch      422  the idempotency key was used for a different request
     ├── PayloadTooLarge          413  the write would exceed CONTEXT_MAX_SIZE_MB
     ├── UnsupportedFormat        415  a URL scheme, file or blob loremaster cannot read
     │   └── UntrustedPayload          a pickle without a valid signature: never loaded
@@ -42,6 +44,8 @@ __all__ = [
     "ContextNotFound",
     "DataCorrupted",
     "DatabaseNotFound",
+    "IdempotencyInProgress",
+    "IdempotencyMismatch",
     "Issue",
     "LockHeld",
     "LockLost",
@@ -151,6 +155,24 @@ class ValidationFailed(LoremasterError):
         details = "; ".join(f"{i.path or '/'}: {i.message}" for i in issues[:5])
         super().__init__(f"{message}: {details}" if details else message)
         self.issues: tuple[Issue, ...] = tuple(issues)
+
+
+class IdempotencyInProgress(LoremasterError):
+    """Another request claimed the idempotency key and has not finished: try again later.
+    A claim whose process died answers so until the key expires, so that a retry never
+    writes twice."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"a request with idempotency key {key!r} is still in progress")
+        self.key = key
+
+
+class IdempotencyMismatch(LoremasterError):
+    """The idempotency key was first used for a request with another fingerprint."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was used for a different request")
+        self.key = key
 
 
 class PayloadTooLarge(LoremasterError):

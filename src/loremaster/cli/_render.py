@@ -360,7 +360,8 @@ def show_cleanup(report: CleanupReport) -> None:
             f"Retention {verb}: archive {plural(len(report.archived), 'context')}, "
             f"purge {plural(len(report.purged), 'deleted context')}, "
             f"trim {plural(report.events_trimmed, 'event')}, "
-            f"prune {plural(report.versions_pruned, 'old version')}."
+            f"prune {plural(report.versions_pruned, 'old version')}, "
+            f"forget {plural(report.idempotency_keys_purged, 'expired idempotency key')}."
         )
     )
     for label, ids in (("archive", report.archived), ("purge", report.purged)):

@@ -3,6 +3,7 @@ writer, the reader, the operations each public method hands to, maintenance and 
 """
 
 from ._facade import ContextManager
+from ._idempotency import Idempotency, StoredResponse
 from ._versions import MergeStrategy
 
-__all__ = ["ContextManager", "MergeStrategy"]
+__all__ = ["ContextManager", "Idempotency", "MergeStrategy", "StoredResponse"]

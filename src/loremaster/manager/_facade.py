@@ -37,6 +37,7 @@ from ..validation import ContextValidator
 from ._admin import Admin
 from ._collaboration import Collaboration
 from ._contexts import Changes, Contexts, MessageInput
+from ._idempotency import Idempotency
 from ._metrics import measured
 from ._providers import Providers
 from ._running import Running
@@ -75,6 +76,13 @@ class ContextManager(Running):
         self._collaboration = Collaboration(core, self._contexts)
         self._providers = Providers(core, self._contexts)
         self._admin = Admin(core)
+
+    @property
+    def idempotency(self) -> Idempotency:
+        """Idempotency keys kept in the database, shared by every process using it: a
+        server claims a request's key before it writes and stores its response after
+        (docs/library.md#idempotency-keys)."""
+        return self._core.idempotency
 
     @measured
     async def create_context(

@@ -1,4 +1,5 @@
-"""Retention: archive idle contexts, purge old soft-deleted ones, trim old events.
+"""Retention: archive idle contexts, purge old soft-deleted ones, trim old events, forget
+expired idempotency keys.
 
 Run by `ContextManager.run_cleanup` and by the manager's background task, which holds a
 lease in the database so that one process at a time does it, once per interval. Archives
@@ -28,6 +29,7 @@ from ..errors import (
 )
 from ..models import CleanupReport, ContextState
 from ..storage import ContextRecord, Storage
+from ._idempotency import KEY_SECONDS
 from ._opened import OnStorage
 from ._writer import Writer
 
@@ -76,6 +78,9 @@ class Retention(OnStorage):
             purged=purged,
             events_trimmed=trimmed,
             versions_pruned=await self._prune_versions(dry_run),
+            idempotency_keys_purged=await self._storage.purge_idempotency_keys(
+                KEY_SECONDS, dry_run=dry_run
+            ),
         )
 
     async def _archive(self, now: int, dry_run: bool) -> list[str]:

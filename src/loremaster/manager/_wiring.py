@@ -15,6 +15,7 @@ from ..translation import ContextTranslator, ExportCache
 from ..validation import ContextValidator
 from ..versioning import History, Versioning, VersionPolicy
 from ._fallback import Fallback
+from ._idempotency import Idempotency
 from ._maintenance import Retention, maintenance_loop, new_holder
 from ._metrics import Metrics
 from ._reader import Reader
@@ -76,6 +77,7 @@ class Core:
             fallback=self.fallback,
         )
         self.retention = Retention(lambda: self.storage, settings, self.writer)
+        self.idempotency = Idempotency(lambda: self.storage)
         self.holder = new_holder()
         self._initialized = False
         self._maintenance: asyncio.Task[None] | None = None

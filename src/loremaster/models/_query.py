@@ -152,3 +152,4 @@ class CleanupReport(BaseModel):
     purged: list[str] = Field(default_factory=list)
     events_trimmed: int = 0
     versions_pruned: int = 0
+    idempotency_keys_purged: int = 0

@@ -12,6 +12,7 @@ from ..manager import ContextManager
 from . import _contexts, _inspection, _inspector, _operations, _routes, _socket, _stream
 from ._auth import Authenticator
 from ._body_limit import BodyLimit
+from ._idempotency import install_idempotency
 from ._problems import install_error_handlers
 from ._service import Service
 from ._settings import ServerSettings, load_server_settings
@@ -60,5 +61,6 @@ def create_app(
     install_error_handlers(app)
     for module in (_operations, _contexts, _routes, _stream, _socket, _inspection, _inspector):
         app.include_router(module.router)
+    install_idempotency(app)
     app.add_middleware(BodyLimit, max_bytes=manager.settings.max_size_bytes)
     return app

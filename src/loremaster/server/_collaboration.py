@@ -11,6 +11,7 @@ from starlette.responses import Response
 from ..models import CollaborativeContext, ContextConflict, ContextLock
 from ..sync import PresenceEntry
 from ._contexts import context_response
+from ._fencing import FenceDep
 from ._http import json_response
 from ._problems import ApiError
 from ._rest import ERRORS, RequestBody, created, documented, read
@@ -71,17 +72,24 @@ async def acquire_lock(
 
 @router.post("/lock/renew", response_model=ContextLock, openapi_extra=documented(LockRequest))
 async def renew_lock(
-    request: Request, context_id: str, manager: ManagerDep, caller: CallerDep
+    request: Request, context_id: str, manager: ManagerDep, caller: CallerDep, fence: FenceDep
 ) -> Response:
-    """Extend the lock the caller holds (423 ``lock_lost`` if it has expired)."""
+    """Extend the lock the caller holds (423 ``lock_lost`` if it has lapsed, or with
+    ``Lock-Token``, if it is not that token's lock)."""
     given = await read(request, LockRequest)
-    return json_response(await manager.renew_context_lock(context_id, caller.name, given.timeout))
+    renewed = await manager.renew_context_lock(
+        context_id, caller.name, given.timeout, lock_token=fence.lock_token
+    )
+    return json_response(renewed)
 
 
 @router.delete("/lock", status_code=204)
-async def release_lock(context_id: str, manager: ManagerDep, caller: CallerDep) -> Response:
-    """Give the lock up (nothing happens if the caller does not hold it)."""
-    await manager.release_context_lock(context_id, caller.name)
+async def release_lock(
+    context_id: str, manager: ManagerDep, caller: CallerDep, fence: FenceDep
+) -> Response:
+    """Give the lock up (nothing happens if the caller does not hold it; with
+    ``Lock-Token``, 423 ``lock_lost`` unless it is that token's lock, live)."""
+    await manager.release_context_lock(context_id, caller.name, lock_token=fence.lock_token)
     return Response(status_code=204)
 
 
@@ -141,7 +149,12 @@ async def list_conflicts(context_id: str, manager: ManagerDep, caller: CallerDep
 
 @router.post("/conflicts/{conflict_id}/resolve", openapi_extra=documented(Resolution))
 async def resolve_conflict(
-    request: Request, context_id: str, conflict_id: str, manager: ManagerDep, caller: CallerDep
+    request: Request,
+    context_id: str,
+    conflict_id: str,
+    manager: ManagerDep,
+    caller: CallerDep,
+    fence: FenceDep,
 ) -> Response:
     """Settle a conflict of this context: each of its paths takes the side given.
     Answers the context, its revision as ``ETag``."""
@@ -151,5 +164,7 @@ async def resolve_conflict(
         raise ApiError(
             404, "conflict_not_found", f"context {context_id} has no conflict {conflict_id}"
         )
-    context = await manager.resolve_conflict(conflict_id, given.resolution, caller.user_id)
+    context = await manager.resolve_conflict(
+        conflict_id, given.resolution, fence.user_id, lock_token=fence.lock_token
+    )
     return context_response(context)

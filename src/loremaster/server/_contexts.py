@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from ..errors import RevisionConflict
 from ..models import ConflictStrategy, Context, ContextState, ContextType, OrderBy, ProviderType
+from ._fencing import FenceDep
 from ._http import (
     JSON_PATCH,
     etag,
@@ -88,7 +89,7 @@ async def update_context(
     request: Request,
     context_id: str,
     manager: ManagerDep,
-    caller: CallerDep,
+    fence: FenceDep,
     branch: Branch = "main",
     strategy: ConflictStrategy | None = None,
 ) -> Response:
@@ -105,11 +106,12 @@ async def update_context(
         context = await manager.update_context(
             context_id,
             changes,
-            caller.user_id,
+            fence.user_id,
             expected,
             branch=branch,
             strategy=strategy,
             settle=strategy is not None,
+            lock_token=fence.lock_token,
         )
     except RevisionConflict as exc:
         if strategy is not None:
@@ -125,17 +127,20 @@ async def update_context(
 
 @router.delete("/contexts/{context_id}", status_code=204)
 async def delete_context(
-    context_id: str, manager: ManagerDep, caller: CallerDep, hard: bool = False
+    context_id: str, manager: ManagerDep, fence: FenceDep, hard: bool = False
 ) -> Response:
     """Soft delete (restorable), or with ``hard=true`` remove it for good."""
-    await manager.delete_context(context_id, caller.user_id, hard_delete=hard)
+    await manager.delete_context(
+        context_id, fence.user_id, hard_delete=hard, lock_token=fence.lock_token
+    )
     return Response(status_code=204)
 
 
 @router.post("/contexts/{context_id}/restore")
-async def restore_context(context_id: str, manager: ManagerDep, caller: CallerDep) -> Response:
+async def restore_context(context_id: str, manager: ManagerDep, fence: FenceDep) -> Response:
     """Bring a soft-deleted context back."""
-    return context_response(await manager.restore_context(context_id, caller.user_id))
+    restored = await manager.restore_context(context_id, fence.user_id, lock_token=fence.lock_token)
+    return context_response(restored)
 
 
 @router.get("/contexts")

@@ -22,11 +22,13 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import LoremasterError
+from ..manager import Idempotency as KeyStore
 from ..manager import StoredResponse
+from ._http import JSON
 from ._problems import ApiError, error_response, from_library
 from ._service import caller_of, service_of
 
-__all__ = ["IDEMPOTENCY_HEADER", "REPLAYED_HEADER", "install_idempotency"]
+__all__ = ["IDEMPOTENCY_HEADER", "REPLAYED_HEADER", "fingerprint", "install_idempotency"]
 
 log = logging.getLogger("loremaster.server")
 
@@ -45,17 +47,24 @@ def _valid_key(key: str) -> bool:
     return 0 < len(key) <= _LONGEST_KEY and key.isascii() and key.isprintable()
 
 
-def _fingerprint(scope: Scope, headers: Headers, body: bytes) -> str:
+def fingerprint(method: str, path: bytes, query: bytes, media_type: str, body: bytes) -> str:
+    """What makes two requests the same one: SHA-256 over method, raw path, query string,
+    ``Content-Type`` and body."""
     digest = hashlib.sha256()
-    for part in (
-        scope["method"].encode(),
-        scope.get("raw_path") or scope["path"].encode(),
-        scope.get("query_string", b""),
-        headers.get("content-type", "").encode("latin-1"),
-    ):
+    for part in (method.encode(), path, query, media_type.encode("latin-1")):
         digest.update(len(part).to_bytes(8, "big") + part)
     digest.update(body)
     return digest.hexdigest()
+
+
+def _fingerprint_of(scope: Scope, body: bytes) -> str:
+    return fingerprint(
+        scope["method"],
+        scope.get("raw_path") or scope["path"].encode(),
+        scope.get("query_string", b""),
+        Headers(scope=scope).get("content-type", ""),
+        body,
+    )
 
 
 async def _send_error(error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,11 +72,16 @@ async def _send_error(error: ApiError, scope: Scope, receive: Receive, send: Sen
 
 
 async def _whole_body(receive: Receive) -> bytes:
+    """The request's body (`ApiError` 413 once it passes the body limit, which counts
+    what is received; 400 if the client goes away first)."""
     chunks = []
     while True:
-        message = await receive()
+        try:
+            message = await receive()
+        except HTTPException as exc:
+            raise ApiError(413, "payload_too_large", exc.detail, headers=exc.headers) from exc
         if message["type"] == "http.disconnect":
-            raise HTTPException(400, "the client went away before sending the whole body")
+            raise ApiError(400, "incomplete_body", "the client went away before the whole body")
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -146,16 +160,12 @@ class Idempotency:
     async def _once(self, scope: Scope, receive: Receive, send: Send, user: str, key: str) -> None:
         try:
             body = await _whole_body(receive)
-        except HTTPException as exc:
-            error = ApiError(exc.status_code, "payload_too_large", exc.detail, headers=exc.headers)
-            if exc.status_code != 413:
-                error = ApiError(400, "incomplete_body", exc.detail)
+        except ApiError as error:
             await _send_error(error, scope, receive, send)
             return
         store = service_of(HTTPConnection(scope)).manager.idempotency
-        fingerprint = _fingerprint(scope, Headers(scope=scope), body)
         try:
-            stored = await store.claim(user, key, fingerprint)
+            stored = await store.claim(user, key, _fingerprint_of(scope, body))
         except LoremasterError as exc:
             await _send_error(from_library(exc), scope, receive, send)
             return
@@ -167,12 +177,13 @@ class Idempotency:
             await self.app(scope, _replaying(body, receive), recorder.send)
         except Exception:
             crashed = error_response(ApiError(500, "internal_error", "internal server error"))
-            await _settle(store, user, key, StoredResponse(500, bytes(crashed.body), {}))
+            answer = StoredResponse(500, bytes(crashed.body), {"content-type": JSON})
+            await _settle(store, user, key, answer)
             raise
         await _settle(store, user, key, recorder.response())
 
 
-async def _settle(store: Any, user: str, key: str, response: StoredResponse) -> None:
+async def _settle(store: KeyStore, user: str, key: str, response: StoredResponse) -> None:
     """Keep the answer for replays, or give the key back if nothing was written; a
     failure here is logged (the answer is sent already)."""
     try:

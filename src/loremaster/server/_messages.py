@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from ..models import ContextEvent, Message, MessageRole, ProviderType
 from ._contexts import STALE_HEADER, Branch
+from ._fencing import FenceDep
 from ._http import etag, json_response
 from ._rest import ERRORS, RequestBody, created, documented, read
 from ._service import CallerDep, ManagerDep
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/v1/contexts/{context_id}", tags=["messages"], respon
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
-_SHORTHAND = {
+_SHORTHAND: dict[str, Any] = {
     "type": "object",
     "properties": {
         "role": {"enum": [role.value for role in MessageRole]},
@@ -71,7 +72,7 @@ async def append_messages(
     request: Request,
     context_id: str,
     manager: ManagerDep,
-    caller: CallerDep,
+    fence: FenceDep,
     source: ProviderType | None = None,
     branch: Branch = "main",
 ) -> Response:
@@ -82,9 +83,10 @@ async def append_messages(
     revision = await manager.append_messages(
         context_id,
         given.messages,
-        caller.user_id,
+        fence.user_id,
         branch=branch,
         source=source,
+        lock_token=fence.lock_token,
     )
     appended = Appended(context_id=context_id, branch=branch, revision=revision)
     location = f"/v1/contexts/{context_id}/messages?branch={quote(branch, safe='')}"

@@ -29,6 +29,8 @@ _STATUSES: tuple[tuple[type[errors.LoremasterError], int, str], ...] = (
     (errors.ContextNotFound, 404, "not_found"),
     (errors.PermissionDenied, 403, "permission_denied"),
     (errors.RevisionConflict, 409, "revision_conflict"),
+    (errors.IdempotencyInProgress, 409, "idempotency_in_progress"),
+    (errors.IdempotencyMismatch, 422, "idempotency_mismatch"),
     (errors.LockLost, 423, "lock_lost"),
     (errors.LockHeld, 423, "lock_held"),
     (errors.ValidationFailed, 422, "validation_failed"),

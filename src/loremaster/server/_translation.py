@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from ..models import MigrationResult, ProviderType
 from ._contexts import Branch
+from ._fencing import FenceDep
 from ._http import json_response
 from ._rest import ERRORS, RequestBody, documented, read
 from ._service import CallerDep, ManagerDep
@@ -76,7 +77,7 @@ async def export_for_provider(
 
 @router.post("/migrate", response_model=MigrationResult, openapi_extra=documented(Migration))
 async def migrate(
-    request: Request, context_id: str, manager: ManagerDep, caller: CallerDep
+    request: Request, context_id: str, manager: ManagerDep, fence: FenceDep
 ) -> Response:
     """Convert the conversation to another provider's format in one change (a version
     before and after; never half-migrated). With ``migrated: false`` nothing changed and
@@ -87,7 +88,8 @@ async def migrate(
         given.from_provider,
         given.to_provider,
         given.options.model_dump(exclude_unset=True),
-        caller.user_id,
+        fence.user_id,
         branch=given.branch,
+        lock_token=fence.lock_token,
     )
     return json_response(result)

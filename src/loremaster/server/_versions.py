@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from ..models import Branch, ContextVersion, MergeResult, VersionDiff
 from ._contexts import context_response
+from ._fencing import FenceDep
 from ._http import json_response
 from ._problems import ApiError
 from ._rest import ERRORS, RequestBody, created, documented, read
@@ -75,13 +76,18 @@ def _branch_url(context_id: str, name: str) -> str:
     openapi_extra=documented(NewVersion),
 )
 async def create_version(
-    request: Request, context_id: str, manager: ManagerDep, caller: CallerDep
+    request: Request, context_id: str, manager: ManagerDep, fence: FenceDep
 ) -> Response:
     """Record the context (fields and messages) as it is now on ``branch``: a
     checkpoint to list, diff, branch from or roll back to."""
     given = await read(request, NewVersion)
     version = await manager.create_version(
-        context_id, caller.user_id, given.message, given.tags, branch=given.branch
+        context_id,
+        fence.user_id,
+        given.message,
+        given.tags,
+        branch=given.branch,
+        lock_token=fence.lock_token,
     )
     return created(version, f"/v1/contexts/{context_id}/versions/{version.version_id}")
 
@@ -130,13 +136,17 @@ async def diff_versions(
 
 @router.post("/rollback", openapi_extra=documented(Rollback))
 async def rollback(
-    request: Request, context_id: str, manager: ManagerDep, caller: CallerDep
+    request: Request, context_id: str, manager: ManagerDep, fence: FenceDep
 ) -> Response:
     """Bring ``branch`` back to a version's fields and messages, as a new revision and a
     new version (nothing is deleted); answers the context, its revision as ``ETag``."""
     given = await read(request, Rollback)
     context = await manager.rollback_to_version(
-        context_id, given.version_id, caller.user_id, branch=given.branch
+        context_id,
+        given.version_id,
+        fence.user_id,
+        branch=given.branch,
+        lock_token=fence.lock_token,
     )
     return context_response(context)
 
@@ -145,13 +155,13 @@ async def rollback(
     "/branches", status_code=201, response_model=Branch, openapi_extra=documented(NewBranch)
 )
 async def create_branch(
-    request: Request, context_id: str, manager: ManagerDep, caller: CallerDep
+    request: Request, context_id: str, manager: ManagerDep, fence: FenceDep
 ) -> Response:
     """Start a branch at a version (default: main as it is now); nothing is copied.
     ``Location`` is the context as the branch has it."""
     given = await read(request, NewBranch)
     branch = await manager.create_branch(
-        context_id, given.name, given.from_version_id, caller.user_id
+        context_id, given.name, given.from_version_id, fence.user_id, lock_token=fence.lock_token
     )
     return created(branch, _branch_url(context_id, branch.name))
 
@@ -166,7 +176,7 @@ async def list_branches(context_id: str, manager: ManagerDep, caller: CallerDep)
     "/branches/{name:path}/merge", response_model=MergeResult, openapi_extra=documented(Merge)
 )
 async def merge_branch(
-    request: Request, context_id: str, name: str, manager: ManagerDep, caller: CallerDep
+    request: Request, context_id: str, name: str, manager: ManagerDep, fence: FenceDep
 ) -> Response:
     """Merge branch ``name`` into ``target``: a three-way merge of the fields and the
     branch's new messages appended. A path both sides changed differently is a
@@ -174,7 +184,7 @@ async def merge_branch(
     ``merge_conflict`` listing them; ``source`` or ``target`` says which side wins."""
     given = await read(request, Merge)
     result = await manager.merge_branch(
-        context_id, name, given.target, caller.user_id, given.strategy
+        context_id, name, given.target, fence.user_id, given.strategy, lock_token=fence.lock_token
     )
     if not result.merged:
         conflicts = [conflict.model_dump(mode="json") for conflict in result.conflicts]

@@ -12,6 +12,7 @@ from ._types import (
     ContextRecord,
     ContextRows,
     EventRecord,
+    IdempotencyRecord,
     MessageRecord,
     NewContext,
     NotModified,
@@ -136,6 +137,26 @@ class Storage(Protocol):
 
     async def trim_events(self, before: int, *, dry_run: bool) -> int:
         """Delete events older than `before`, keeping each context's latest; the count."""
+
+    # -- idempotency keys ----------------------------------------------------------------
+
+    async def claim_idempotency_key(
+        self, user_id: str, key: str, fingerprint: str, *, ttl: float
+    ) -> IdempotencyRecord:
+        """Claim `user_id`'s `key` for a request with `fingerprint`, atomically: of any
+        number of claims at once, exactly one is `claimed`; the others get the row as it
+        is. A row claimed more than `ttl` seconds ago is claimed afresh."""
+
+    async def finish_idempotency_key(
+        self, user_id: str, key: str, *, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> None:
+        """Store the response of a claimed key that is not finished yet (else nothing)."""
+
+    async def release_idempotency_key(self, user_id: str, key: str) -> None:
+        """Forget a claimed key that is not finished (a finished one stays)."""
+
+    async def purge_idempotency_keys(self, older_than: float, *, dry_run: bool) -> int:
+        """Delete keys claimed more than `older_than` seconds ago; the count."""
 
     # -- versions and branches -----------------------------------------------------------
 

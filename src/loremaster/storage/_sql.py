@@ -104,6 +104,26 @@ class Statements:
             "ORDER BY dictionary_id"
         )
 
+        by_key = f"WHERE user_id = {p(1)} AND idempotency_key = {p(2)}"
+        self.claim_key = (
+            "INSERT INTO idempotency_keys (user_id, idempotency_key, fingerprint, claim_id, "
+            f"created_at) VALUES ({_placeholders(dialect, 5)}) "
+            "ON CONFLICT (user_id, idempotency_key) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint, claim_id = excluded.claim_id, "
+            "created_at = excluded.created_at, status = NULL, body = NULL, headers = NULL "
+            f"WHERE idempotency_keys.created_at < {p(6)}"
+        )
+        self.select_key = (
+            f"SELECT claim_id, fingerprint, status, body, headers FROM idempotency_keys {by_key}"
+        )
+        self.finish_key = (
+            f"UPDATE idempotency_keys SET status = {p(3)}, body = {p(4)}, headers = {p(5)} "
+            f"{by_key} AND status IS NULL"
+        )
+        self.release_key = f"DELETE FROM idempotency_keys {by_key} AND status IS NULL"
+        self.count_old_keys = f"SELECT count(*) FROM idempotency_keys WHERE created_at < {p(1)}"
+        self.purge_old_keys = f"DELETE FROM idempotency_keys WHERE created_at < {p(1)}"
+
     def list_versions(
         self,
         key: object,

@@ -21,6 +21,7 @@ __all__ = [
     "ContextRows",
     "Coordination",
     "EventRecord",
+    "IdempotencyRecord",
     "Lease",
     "MessageRecord",
     "Mutation",
@@ -351,6 +352,32 @@ class SearchRecord:
     segment: str | None = None
     versioning: VersionState = VersionState()
     message_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """An idempotency key as a claim left it: `claimed` by that claim (the caller owns it
+    now), or held already, with the fingerprint of the request that claimed it and, once
+    that request finished, its response (`status` None until then)."""
+
+    claimed: bool
+    fingerprint: str
+    status: int | None = None
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any], claim_id: str) -> IdempotencyRecord:
+        """The record of a row (claim id, fingerprint, status, body, headers as JSON text)
+        read after the claim `claim_id` tried it."""
+        claimed_by, fingerprint, status, body, headers = row
+        return cls(
+            claimed=claimed_by == claim_id,
+            fingerprint=fingerprint,
+            status=status,
+            body=b"" if body is None else bytes(body),
+            headers={} if headers is None else orjson.loads(headers),
+        )
 
 
 @dataclass(frozen=True, slots=True)

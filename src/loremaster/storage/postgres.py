@@ -60,6 +60,7 @@ from ._types import (
     ContextRecord,
     ContextRows,
     EventRecord,
+    IdempotencyRecord,
     MessageRecord,
     NewContext,
     NotModified,
@@ -644,6 +645,49 @@ class PostgresStorage:
             return int(count)
         status = await self._write(
             "trim events", lambda conn, *_: conn.execute(f"DELETE {where}", from_micros(before))
+        )
+        return int(status.split()[-1])
+
+    # -- idempotency keys ----------------------------------------------------------------
+
+    async def claim_idempotency_key(
+        self, user_id: str, key: str, fingerprint: str, *, ttl: float
+    ) -> IdempotencyRecord:
+        # The claim id is the same in every attempt: one whose COMMIT's answer was lost
+        # finds its own claim in the row and still owns the key.
+        claim_id = uuid.uuid4().hex
+        now = time.time_ns() // 1000
+        expired = now - int(ttl * 1e6)
+        params = (user_id, key, fingerprint, claim_id, from_micros(now), from_micros(expired))
+
+        async def claim(conn: Connection, *_: Any) -> IdempotencyRecord:
+            await conn.execute(SQL.claim_key, *params)
+            row = await conn.fetchrow(SQL.select_key, user_id, key)
+            assert row is not None
+            return IdempotencyRecord.from_row(tuple(row), claim_id)
+
+        return await self._write("claim idempotency key", claim)
+
+    async def finish_idempotency_key(
+        self, user_id: str, key: str, *, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> None:
+        params = (user_id, key, status, body, orjson.dumps(dict(headers)).decode())
+        await self._write(
+            "finish idempotency key", lambda conn, *_: conn.execute(SQL.finish_key, *params)
+        )
+
+    async def release_idempotency_key(self, user_id: str, key: str) -> None:
+        await self._write(
+            "release idempotency key",
+            lambda conn, *_: conn.execute(SQL.release_key, user_id, key),
+        )
+
+    async def purge_idempotency_keys(self, older_than: float, *, dry_run: bool) -> int:
+        before = from_micros(time.time_ns() // 1000 - int(older_than * 1e6))
+        if dry_run:
+            return int(await self._read(lambda conn: conn.fetchval(SQL.count_old_keys, before)))
+        status = await self._write(
+            "purge idempotency keys", lambda conn, *_: conn.execute(SQL.purge_old_keys, before)
         )
         return int(status.split()[-1])
 

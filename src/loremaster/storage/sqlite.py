@@ -17,6 +17,7 @@ import os
 import random
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -61,6 +62,7 @@ from ._types import (
     ContextRecord,
     ContextRows,
     EventRecord,
+    IdempotencyRecord,
     MessageRecord,
     NewContext,
     NotModified,
@@ -534,6 +536,36 @@ class SQLiteStorage:
         return await self._write(
             lambda conn: conn.execute(f"DELETE FROM events {where}", (before,)).rowcount
         )
+
+    # -- idempotency keys ----------------------------------------------------------------
+
+    async def claim_idempotency_key(
+        self, user_id: str, key: str, fingerprint: str, *, ttl: float
+    ) -> IdempotencyRecord:
+        claim_id = uuid.uuid4().hex
+        now = time.time_ns() // 1000
+        params = (user_id, key, fingerprint, claim_id, now, now - int(ttl * 1e6))
+
+        def claim(conn: sqlite3.Connection) -> IdempotencyRecord:
+            conn.execute(SQL.claim_key, params)
+            return IdempotencyRecord.from_row(one(conn, SQL.select_key, (user_id, key)), claim_id)
+
+        return await self._write(claim)
+
+    async def finish_idempotency_key(
+        self, user_id: str, key: str, *, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> None:
+        params = (user_id, key, status, body, dumps(dict(headers)))
+        await self._write(lambda conn: conn.execute(SQL.finish_key, params))
+
+    async def release_idempotency_key(self, user_id: str, key: str) -> None:
+        await self._write(lambda conn: conn.execute(SQL.release_key, (user_id, key)))
+
+    async def purge_idempotency_keys(self, older_than: float, *, dry_run: bool) -> int:
+        before = (time.time_ns() // 1000 - int(older_than * 1e6),)
+        if dry_run:
+            return int((await self._read(lambda conn: one(conn, SQL.count_old_keys, before)))[0])
+        return await self._write(lambda conn: conn.execute(SQL.purge_old_keys, before).rowcount)
 
     # -- codec dictionaries --------------------------------------------------------------
 
