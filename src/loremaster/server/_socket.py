@@ -115,6 +115,7 @@ class Session:
         self._close: tuple[int, str] | None = None
         """The close code and reason, once the server decided to close."""
         self._disconnected = False
+        self._overflowed = False
         self._handlers: dict[type[ClientMessage], Callable[[Any], Awaitable[None]]] = {
             Auth: self._on_auth,
             Subscribe: self._on_subscribe,
@@ -149,11 +150,15 @@ class Session:
             self._ending.set()
 
     def _put(self, message: Message) -> None:
-        if self._ending.is_set():
+        """Queue a message. Once the server decided to close, what is queued still goes
+        out first (the answer to a write that was in flight at a shutdown, say), unless
+        the client is gone or does not read."""
+        if self._disconnected or self._overflowed:
             return
         try:
             self._outbox.put_nowait(message)
         except asyncio.QueueFull:
+            self._overflowed = True
             log.warning("closing a WebSocket that does not read (%d queued)", self._outbox.qsize())
             self.end(TRY_AGAIN_LATER, "too many messages queued: the client is not reading")
 
@@ -180,8 +185,7 @@ class Session:
     async def _flush(self, sender: asyncio.Task[None]) -> None:
         """Let the writer send what is queued (an error explaining the close, events
         committed before a shutdown), unless the client is gone or does not read."""
-        overflowed = self._close is not None and self._close[0] == TRY_AGAIN_LATER
-        if not (self._disconnected or overflowed):
+        if not (self._disconnected or self._overflowed):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CLOSE_SECONDS):
                     await self._outbox.join()
