@@ -19,7 +19,7 @@ route("/contexts/:id/versions/:version", contextPage);
 route("/contexts/:id/:tab", contextPage);
 
 const main = document.getElementById("main");
-let shown = null; // {page, cleanup}
+let shown = null; // {page, cleanup(nextRoute)}
 let generation = 0;
 
 async function render() {
@@ -30,17 +30,17 @@ async function render() {
     const section = next.path.startsWith("/stats") ? "stats" : "contexts";
     link.toggleAttribute("aria-current", link.dataset.section === section);
   }
+  shown?.cleanup?.(next); // the page left stops what it follows (it may keep what `next` reuses)
+  shown = null;
   if (!next.page) {
-    shown?.cleanup?.();
-    shown = null;
     fill(main, h("section", { class: "page" }, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the contexts"))));
     return;
   }
-  if (shown && shown.page !== next.page) {
-    shown.cleanup?.();
-    shown = null;
+  const cleanup = await next.page.show(main, next);
+  if (!next.isCurrent()) {
+    cleanup?.(current()); // another route came while this one loaded
+    return;
   }
-  const cleanup = await next.page.show(main, next, shown?.page === next.page);
   shown = { page: next.page, cleanup };
 }
 

@@ -127,15 +127,16 @@ async function open(main, id, route) {
   return current;
 }
 
-export async function show(main, route, again) {
+export async function show(main, route) {
   const id = route.params.id;
   try {
-    if (!again || !shell || shell.id !== id || !main.contains(shell.element)) {
-      shell?.stop?.();
-      shell?.cleanup?.();
-      shell = await open(main, id, route);
-    } else {
-      shell.cleanup?.();
+    if (!shell || shell.id !== id || !main.contains(shell.element)) {
+      const opened = await open(main, id, route);
+      if (!route.isCurrent()) {
+        opened.stop();
+        return () => {};
+      }
+      shell = opened;
     }
   } catch (error) {
     fill(main, h("section", { class: "page" }, failure(error), h("p", {}, h("a", { href: "#/" }, "Back to the contexts"))));
@@ -150,14 +151,22 @@ export async function show(main, route, again) {
   const body = h("div", { class: "tab-body", role: "tabpanel" }, loading());
   current.body.replaceWith(body);
   current.body = body;
+  let cleanup = null;
   try {
-    current.cleanup = await tab[2].show(body, { id, context: current.context, route });
+    cleanup = await tab[2].show(body, { id, context: current.context, route });
   } catch (error) {
     retryable(body, error);
-    current.cleanup = null;
   }
-  return () => {
+  if (!route.isCurrent()) {
+    cleanup?.(); // another route came while this view loaded
+    return () => {};
+  }
+  current.cleanup = cleanup;
+  // Leaving the view stops it; leaving the context stops the header's following too.
+  return (next) => {
     current.cleanup?.();
+    current.cleanup = null;
+    if (next?.page?.show === show && next.params.id === id) return;
     current.stop?.();
     if (shell === current) shell = null;
   };
