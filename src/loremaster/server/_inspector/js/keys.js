@@ -8,7 +8,7 @@ const SHORTCUTS = [
   ["k / ↑", "previous row"],
   ["Enter", "open the row"],
   ["/", "search"],
-  ["1 – 6", "switch tab on a context"],
+  ["1 – 4", "switch tab on a context"],
   ["[ / ]", "previous / next page"],
   ["g c", "contexts"],
   ["g s", "health and stats"],
