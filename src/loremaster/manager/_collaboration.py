@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from ..bus import ALL, Subscription
 from ..document import canonical_id, context_from_record
 from ..errors import BackendUnavailable
-from ..models import Context, ContextConflict, ContextEvent, ContextLock
+from ..models import Context, ContextConflict, ContextEvent, ContextLock, to_micros, utc_now
 from ..sync import (
     EventStream,
     Join,
@@ -114,6 +114,13 @@ class Collaboration:
             context_id, Release(), user_id=user_id, guarded=token is not None, lock_token=token
         )
         self._writer.leases.pop((context_id, user_id), None)
+
+    async def current_lock(self, context_id: str, user_id: str | None) -> ContextLock | None:
+        record = await self._reader.readable(canonical_id(context_id), user_id)
+        lease = record.coordination.lease
+        if lease is None or lease.expires_at <= to_micros(utc_now()):
+            return None
+        return lock_model(record)
 
     async def join(self, context_id: str, user_id: str) -> Context:
         context_id = canonical_id(context_id)

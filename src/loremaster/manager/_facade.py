@@ -492,6 +492,15 @@ class ContextManager(Running):
         await self._collaboration.release(context_id, user_id, lock_token)
 
     @measured
+    async def get_context_lock(
+        self, context_id: str, user_id: str | None = None
+    ) -> ContextLock | None:
+        """The context's edit lock while its lease lasts (holder, fencing token, expiry),
+        or None when nobody holds a live one. Expiry is judged by this process's clock
+        here; writes judge it by the database's."""
+        return await self._collaboration.current_lock(context_id, user_id)
+
+    @measured
     async def join_collaborative_session(self, context_id: str, user_id: str) -> Context:
         """Sit `user_id` at a collaborative room's table: a participant (a change, event
         op ``join``) and a member who may read and write, and present. Open rooms take

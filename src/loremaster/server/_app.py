@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from ..__about__ import __version__
 from ..manager import ContextManager
-from . import _contexts, _operations, _routes, _socket, _stream
+from . import _contexts, _inspection, _inspector, _operations, _routes, _socket, _stream
 from ._auth import Authenticator
 from ._body_limit import BodyLimit
 from ._idempotency import install_idempotency
@@ -60,7 +60,7 @@ def create_app(
     )
     app.state.service = service
     install_error_handlers(app)
-    for module in (_operations, _contexts, _routes, _stream, _socket):
+    for module in (_operations, _contexts, _routes, _stream, _socket, _inspection, _inspector):
         app.include_router(module.router)
     install_idempotency(app)
     app.add_middleware(BodyLimit, max_bytes=manager.settings.max_size_bytes)
