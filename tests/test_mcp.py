@@ -30,7 +30,7 @@ from _mcp import (
     stdio_session,
     whole_suite,
 )
-from loremaster import Context, ContextManager, SessionContext
+from loremaster import Context, ContextManager, LockLost, SessionContext
 from loremaster.mcp import asgi_app, build_server
 from loremaster.mcp._resources import PAGE
 
@@ -285,11 +285,14 @@ async def test_the_asgi_app_mounts_in_a_fastapi_app(sqlite_url: str) -> None:
 
 
 def test_the_error_codes_are_the_servers() -> None:
-    """The bridge reports each library error under the code the server gives it."""
-    from loremaster.server._problems import _STATUSES
+    """The bridge reports each library error under the code the server gives it: the
+    error's own, distinct for every error the server gives a status."""
+    from loremaster.server._problems import _STATUSES, from_library
 
-    for kind, _, code in _STATUSES:
-        assert kind.code == code, kind
+    for kind, _ in _STATUSES:
+        assert "code" in vars(kind), kind
+    assert len({kind.code for kind, _ in _STATUSES}) == len(_STATUSES)
+    assert from_library(LockLost("c", "dm", 3)).code == LockLost.code == "lock_lost"
 
 
 async def test_resources_are_listed_a_page_at_a_time(sqlite_url: str) -> None:

@@ -23,25 +23,27 @@ __all__ = ["ApiError", "error_response", "install_error_handlers", "status_of"]
 
 log = logging.getLogger("loremaster.server")
 
-_STATUSES: tuple[tuple[type[errors.LoremasterError], int, str], ...] = (
-    (errors.VersionNotFound, 404, "version_not_found"),
-    (errors.BranchNotFound, 404, "branch_not_found"),
-    (errors.ContextNotFound, 404, "not_found"),
-    (errors.PermissionDenied, 403, "permission_denied"),
-    (errors.RevisionConflict, 409, "revision_conflict"),
-    (errors.IdempotencyInProgress, 409, "idempotency_in_progress"),
-    (errors.IdempotencyMismatch, 422, "idempotency_mismatch"),
-    (errors.LockLost, 423, "lock_lost"),
-    (errors.LockHeld, 423, "lock_held"),
-    (errors.ValidationFailed, 422, "validation_failed"),
-    (errors.PayloadTooLarge, 413, "payload_too_large"),
-    (errors.UntrustedPayload, 415, "untrusted_payload"),
-    (errors.UnsupportedFormat, 415, "unsupported_format"),
-    (errors.DataCorrupted, 422, "data_corrupted"),
-    (errors.BackendUnavailable, 503, "backend_unavailable"),
-    (errors.ReadOnlyDatabase, 403, "read_only_database"),
-    (errors.ConfigurationError, 400, "configuration_error"),
+_STATUSES: tuple[tuple[type[errors.LoremasterError], int], ...] = (
+    (errors.VersionNotFound, 404),
+    (errors.BranchNotFound, 404),
+    (errors.ContextNotFound, 404),
+    (errors.PermissionDenied, 403),
+    (errors.RevisionConflict, 409),
+    (errors.IdempotencyInProgress, 409),
+    (errors.IdempotencyMismatch, 422),
+    (errors.LockLost, 423),
+    (errors.LockHeld, 423),
+    (errors.ValidationFailed, 422),
+    (errors.PayloadTooLarge, 413),
+    (errors.UntrustedPayload, 415),
+    (errors.UnsupportedFormat, 415),
+    (errors.DataCorrupted, 422),
+    (errors.BackendUnavailable, 503),
+    (errors.ReadOnlyDatabase, 403),
+    (errors.ConfigurationError, 400),
 )
+"""The status of each library error, most specific first; its code is the error's own
+(`LoremasterError.code`, which the MCP bridge reports too)."""
 
 
 class ApiError(Exception):
@@ -63,35 +65,17 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
-def status_of(exc: errors.LoremasterError) -> tuple[int, str]:
-    for kind, status, code in _STATUSES:
+def status_of(exc: errors.LoremasterError) -> int:
+    for kind, status in _STATUSES:
         if isinstance(exc, kind):
-            return status, code
-    return 400, "bad_request"
-
-
-def _details(exc: errors.LoremasterError) -> dict[str, Any]:
-    if isinstance(exc, errors.ValidationFailed):
-        return {
-            "issues": [{"path": i.path, "message": i.message, "code": i.code} for i in exc.issues]
-        }
-    if isinstance(exc, errors.RevisionConflict):
-        return {
-            "expected_revision": exc.expected_revision,
-            "actual_revision": exc.actual_revision,
-            "paths": list(exc.paths),
-        }
-    if isinstance(exc, errors.LockHeld):
-        return {"holder": exc.holder}
-    if isinstance(exc, errors.PayloadTooLarge):
-        return {"size_bytes": exc.size_bytes, "limit_bytes": exc.limit_bytes}
-    return {}
+            return status
+    return 400
 
 
 def from_library(exc: errors.LoremasterError) -> ApiError:
-    status, code = status_of(exc)
+    status = status_of(exc)
     headers = {"Retry-After": "1"} if status == 503 else None
-    return ApiError(status, code, exc.message, _details(exc), headers)
+    return ApiError(status, exc.code, exc.message, exc.details, headers)
 
 
 def error_response(error: ApiError) -> Response:
